@@ -1,0 +1,350 @@
+"""The ``meshcore`` command line.
+
+Exit codes (also in docs/cli.md):
+
+== ==========================================================================
+0  success
+1  the command ran but something failed (a tenant, a preflight check)
+2  invalid config or usage
+3  a plugin needed by the config is missing, broken or misbehaved
+4  another runner holds the state store's apply lease
+5  the state store cannot be opened
+== ==========================================================================
+
+Heavy modules are imported inside the commands that need them, so that
+``meshcore --help`` and ``meshcore plugins`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PLUGIN, EXIT_LOCKED, EXIT_STATE = 0, 1, 2, 3, 4, 5
+
+app = typer.Typer(
+    name="meshcore",
+    help="Replicate workspaces, projects, landing zones and role bindings into cloud platforms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+ConfigOpt = typer.Option(
+    Path("meshcore.yaml"), "--config", "-c", envvar="MESHCORE_CONFIG",
+    help="Config file, or a directory of YAML files.",
+)
+StateOpt = typer.Option(
+    None, "--state", envvar="MESHCORE_STATE",
+    help="State store: a SQLAlchemy URL or a SQLite file path [default: sqlite:///.meshcore/state.db].",
+)
+OutputOpt = typer.Option(Output.table, "--output", "-o", help="Output format.")
+
+
+def _emit_json(data: Any) -> None:
+    from meshcore.redaction import redact
+
+    console.print_json(redact(json.dumps(data, default=str)))
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    from meshcore.redaction import redact
+
+    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def _registry():
+    from meshcore.plugins import PluginRegistry
+
+    return PluginRegistry.discover()
+
+
+def _load(config: Path, registry: Any = None):
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError
+
+    registry = registry or _registry()
+    try:
+        return load_config(config, registry), registry
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {config}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _store(state: str | None):
+    from meshcore.errors import MeshcoreError
+    from meshcore.state import DEFAULT_STATE_URL, StateStore
+
+    try:
+        return StateStore.open(state or DEFAULT_STATE_URL)
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_STATE) from None
+
+
+@app.command()
+def plugins(output: Output = OutputOpt) -> None:
+    """List installed platform plugins with version and status."""
+    registry = _registry()
+    infos = [i.as_dict() for i in sorted(registry.infos.values(), key=lambda i: i.name)]
+    if output == Output.json:
+        _emit_json(infos)
+        return
+    from meshcore.cli.render import plugins_table
+
+    console.print(plugins_table(infos))
+
+
+@app.command()
+def validate(config: Path = ConfigOpt, output: Output = OutputOpt) -> None:
+    """Check the config and report every problem with file, line and key path."""
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError
+
+    try:
+        loaded = load_config(config, _registry())
+    except ConfigError as exc:
+        if output == Output.json:
+            _emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+            raise typer.Exit(EXIT_CONFIG) from None
+        for problem in exc.problems:
+            err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {config}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    doc = loaded.document
+    n_tenants = sum(len(p.tenants) for w in doc.workspaces for p in w.projects)
+    if output == Output.json:
+        _emit_json({"valid": True, "files": loaded.files, "platforms": len(doc.platforms),
+                    "workspaces": len(doc.workspaces), "tenants": n_tenants})
+        return
+    console.print(f"[green]✓[/] {config} is valid: {len(doc.platforms)} platform(s), "
+                  f"{len(doc.landing_zones)} landing zone(s), {len(doc.workspaces)} workspace(s), {n_tenants} tenant(s)")
+
+
+@app.command()
+def schema(
+    platform_type: str = typer.Option(None, "--platform-type", help="Print the config schema of one platform type instead."),
+) -> None:
+    """Print the JSON Schema of the config file (for editors)."""
+    if platform_type:
+        from meshcore.errors import MeshcoreError
+
+        try:
+            ptype = _registry().platform_type(platform_type)
+        except MeshcoreError as exc:
+            raise _fail(str(exc), EXIT_PLUGIN) from None
+        data = {"platform": ptype.config_model.model_json_schema()}
+        if ptype.landing_zone_model is not None:
+            data["landing_zone"] = ptype.landing_zone_model.model_json_schema()
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    from meshcore.models import ConfigDocument
+
+    sys.stdout.write(json.dumps(ConfigDocument.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def plan(config: Path = ConfigOpt, state: str = StateOpt, output: Output = OutputOpt) -> None:
+    """Show, per tenant, what apply would create, change or delete (no cloud writes)."""
+    from meshcore.reconciler import Reconciler
+
+    loaded, registry = _load(config)
+    store = _store(state)
+    report = Reconciler(loaded, store, registry).plan()
+    if output == Output.json:
+        _emit_json([i.as_dict() for i in report.plan])
+    else:
+        from meshcore.cli.render import plan_view
+
+        console.print(plan_view(report.plan))
+    if any(i.error for i in report.plan):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def apply(
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+    output: Output = OutputOpt,
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another runner's lease."),
+) -> None:
+    """Converge every tenant: provision, update, revoke, delete. Tenants fail independently."""
+    from meshcore.errors import LockHeldError, MeshcoreError
+    from meshcore.reconciler import Reconciler
+
+    loaded, registry = _load(config)
+    store = _store(state)
+    try:
+        if output == Output.json:
+            report = Reconciler(loaded, store, registry).apply(wait=wait)
+        else:
+            from meshcore.cli.render import apply_progress
+
+            with apply_progress(console) as on_progress:
+                report = Reconciler(loaded, store, registry, on_progress=on_progress).apply(wait=wait)
+    except LockHeldError as exc:
+        raise _fail(str(exc), EXIT_LOCKED) from None
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    if output == Output.json:
+        _emit_json({"run": report.run_id, "counts": report.counts(), "tenants": [r.as_dict() for r in report.results]})
+    else:
+        from meshcore.cli.render import apply_view
+
+        console.print(apply_view(report))
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(state: str = StateOpt, output: Output = OutputOpt,
+           all_: bool = typer.Option(False, "--all", help="Include deleted tenants.")) -> None:
+    """Show recorded tenants, the last run and failures."""
+    store = _store(state)
+    tenants = store.tenants(include_deleted=all_)
+    runs = store.runs(limit=1)
+    last = runs[0] if runs else None
+    failures = [s for s in store.steps(run_id=last.id) if s.status == "failed"] if last else []
+    if output == Output.json:
+        _emit_json({
+            "tenants": [{"tenant": t.key, "status": t.status, "platform_tenant_id": t.platform_tenant_id,
+                         "landing_zone": t.landing_zone, "provisioning": t.provisioning,
+                         "attributes": t.attributes, "last_error": t.last_error} for t in tenants],
+            "last_run": {"id": last.id, "command": last.command, "status": last.status,
+                         "started_at": last.started_at, "finished_at": last.finished_at,
+                         "summary": last.summary} if last else None,
+            "failures": [{"tenant": f.tenant_key, "step": f.name, "message": f.message} for f in failures],
+        })
+        return
+    from meshcore.cli.render import status_view
+
+    console.print(status_view(tenants, last, failures))
+
+
+@app.command()
+def history(state: str = StateOpt, tenant: str = typer.Option(None, "--tenant", help="Steps of one tenant."),
+            limit: int = typer.Option(10, "--limit"), output: Output = OutputOpt) -> None:
+    """Show past runs, or the step history and audit trail of one tenant."""
+    store = _store(state)
+    if tenant:
+        steps = store.steps(tenant_key=tenant)[-limit * 10:]
+        trail = store.audit_trail(tenant)
+        if output == Output.json:
+            _emit_json({"steps": [{"run": s.run_id, "step": s.name, "status": s.status, "message": s.message,
+                                   "at": s.started_at, "ms": s.duration_ms} for s in steps],
+                        "audit": [{"at": a.at, "action": a.action, "actor": a.actor, "details": a.details} for a in trail]})
+            return
+        from meshcore.cli.render import tenant_history_view
+
+        console.print(tenant_history_view(tenant, steps, trail))
+        return
+    runs = store.runs(limit)
+    if output == Output.json:
+        _emit_json([{"id": r.id, "command": r.command, "status": r.status, "runner": r.runner,
+                     "started_at": r.started_at, "finished_at": r.finished_at, "summary": r.summary} for r in runs])
+        return
+    from meshcore.cli.render import runs_view
+
+    console.print(runs_view(runs))
+
+
+@app.command()
+def approve(tenant: str = typer.Argument(..., help="Tenant key: workspace/project@platform."), state: str = StateOpt) -> None:
+    """Approve the deletion of a tenant marked for deletion."""
+    from meshcore.errors import MeshcoreError
+    from meshcore.reconciler import approve_deletion
+
+    try:
+        console.print(approve_deletion(_store(state), tenant))
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+
+
+@app.command()
+def preflight(config: Path = ConfigOpt, state: str = StateOpt, output: Output = OutputOpt) -> None:
+    """Check each platform's credentials and permissions."""
+    from meshcore.context import HookContext
+    from meshcore.errors import MeshcoreError
+    from meshcore.results import Capability
+
+    loaded, registry = _load(config)
+    store = _store(state)
+    run = store.start_run("preflight", "cli")
+    rows, ok = [], True
+    for pid, platform in loaded.platforms.items():
+        if not registry.has_capability(platform.type, Capability.PREFLIGHT):
+            rows.append({"platform": pid, "check": "-", "ok": True, "message": "no preflight for this type"})
+            continue
+        ctx = HookContext(backend=store, platform_id=pid, run_id=run.id)
+        try:
+            report = registry.call("meshplatform_preflight", platform, ctx=ctx)
+        except MeshcoreError as exc:
+            rows.append({"platform": pid, "check": "preflight", "ok": False, "message": str(exc)})
+            ok = False
+            continue
+        for c in report.checks:
+            rows.append({"platform": pid, "check": c.name, "ok": c.ok, "message": c.message, "scope": c.scope})
+            ok = ok and c.ok
+    store.finish_run(run.id, "ok" if ok else "failed", {"checks": len(rows)})
+    if output == Output.json:
+        _emit_json(rows)
+    else:
+        from meshcore.cli.render import preflight_table
+
+        console.print(preflight_table(rows))
+    if not ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def discover(platform_id: str = typer.Argument(..., help="Platform id from the config."),
+             config: Path = ConfigOpt, state: str = StateOpt, output: Output = OutputOpt) -> None:
+    """List tenants on a platform that no tenant manages (candidates for import_id)."""
+    from meshcore.context import HookContext
+    from meshcore.errors import MeshcoreError
+
+    loaded, registry = _load(config)
+    if platform_id not in loaded.platforms:
+        raise _fail(f"platform {platform_id!r} is not in the config", EXIT_CONFIG)
+    store = _store(state)
+    run = store.start_run("discover", "cli")
+    platform = loaded.platforms[platform_id]
+    try:
+        found = registry.call("meshplatform_discover_tenants", platform,
+                              ctx=HookContext(backend=store, platform_id=platform_id, run_id=run.id))
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    managed = {t.platform_tenant_id for t in store.tenants(platform_id, include_deleted=True)}
+    unmanaged = [d for d in found if d.platform_tenant_id not in managed]
+    store.finish_run(run.id, "ok", {"found": len(found), "unmanaged": len(unmanaged)})
+    if output == Output.json:
+        _emit_json([d.model_dump(mode="json") for d in unmanaged])
+        return
+    from meshcore.cli.render import discovered_table
+
+    console.print(discovered_table(platform_id, unmanaged))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,346 @@
+"""Load and validate the declarative config: every problem at once, each with file, line and key path.
+
+Validation runs in three passes, collecting problems instead of stopping:
+
+1. each file against :class:`~meshcore.models.ConfigDocument` (types, unknown keys, identifiers);
+2. the merged documents: duplicate ids, references to undefined platforms,
+   landing zones, users, groups and roles, tag definitions;
+3. each platform's and landing zone's ``config`` against the owning plugin's
+   models, then the plugin's own ``meshplatform_validate`` hook.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from meshcore.errors import ConfigError, ConfigProblem, MeshcoreError
+from meshcore.models import ConfigDocument
+from meshcore.plugins import PluginRegistry
+from meshcore.redaction import register_secret
+from meshcore.specs import LandingZoneSpec, PlatformSpec
+from meshcore.yamlsource import Loc, SourceFile, config_files, format_loc, interpolate, read_yaml
+
+_LIST_KEYS = ("platforms", "landing_zones", "tag_definitions", "users", "groups", "workspaces")
+
+
+@dataclass
+class Origin:
+    """Where a merged item came from."""
+
+    src: SourceFile
+    loc: Loc
+
+    def problem(self, sub: Loc, message: str) -> ConfigProblem:
+        return self.src.problem((*self.loc, *sub), message)
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config, with platform and landing-zone configs parsed by their plugins."""
+
+    document: ConfigDocument
+    files: list[str]
+    platforms: dict[str, PlatformSpec] = field(default_factory=dict)
+    landing_zones: dict[str, LandingZoneSpec] = field(default_factory=dict)
+
+
+def load_config(path: str | Path, registry: PluginRegistry, *, check_plugins: bool = True) -> LoadedConfig:
+    """Load ``path`` (a file or a directory of YAML files); raise :class:`ConfigError` with every problem."""
+    path = Path(path)
+    problems: list[ConfigProblem] = []
+    if not path.exists():
+        raise ConfigError([ConfigProblem(str(path), "", "config file or directory does not exist")])
+    files = config_files(path)
+    if not files:
+        raise ConfigError([ConfigProblem(str(path), "", "no *.yaml or *.yml files in this directory")])
+
+    documents: list[tuple[SourceFile, ConfigDocument]] = []
+    for file in files:
+        src = read_yaml(file, problems)
+        if src is None:
+            continue
+        if not isinstance(src.data, dict):
+            problems.append(src.problem((), "the top level must be a mapping of keys like 'platforms', 'workspaces'"))
+            continue
+        interpolate(src, problems)
+        try:
+            documents.append((src, ConfigDocument.model_validate(src.data)))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(src, (), exc, ConfigDocument))
+    if problems:
+        raise ConfigError(problems)
+
+    merged, origins = _merge(documents, problems)
+    _check_references(merged, origins, problems)
+    loaded = LoadedConfig(merged, [str(f) for f in files])
+    if check_plugins:
+        _check_platforms(merged, origins, registry, loaded, problems)
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+# -- pass 1 helpers -----------------------------------------------------------------
+
+
+def _pydantic_problems(src: SourceFile, base: Loc, exc: ValidationError, model: type[BaseModel]) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors():
+        loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
+        full = (*base, *loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1]) if loc else ""
+            known = _fields_at(model, loc[:-1])
+            hint = difflib.get_close_matches(name, known, n=1)
+            msg = f"unknown key {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            msg += f"; allowed: {', '.join(sorted(known))}" if known and not hint else ""
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind in ("value_error", "assertion_error"):
+            msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        elif kind == "literal_error":
+            msg = f"{err['msg']} (got {err.get('input')!r})"
+        else:
+            given = err.get("input")
+            shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+            msg = f"{err['msg']}{shown}"
+        out.append(src.problem(full, msg))
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """From a field annotation, the model its items are (if any)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            inner = _unwrap(arg)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+        return None
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return _unwrap(args[0]) if args else None
+    if typing.get_origin(tp) is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    return tp
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = _unwrap(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+# -- pass 2: merge and references -------------------------------------------------
+
+
+def _merge(documents: list[tuple[SourceFile, ConfigDocument]], problems: list[ConfigProblem]):
+    origins: dict[str, list[Origin]] = {k: [] for k in _LIST_KEYS}
+    lists: dict[str, list[Any]] = {k: [] for k in _LIST_KEYS}
+    settings = None
+    for src, doc in documents:
+        if "settings" in src.data:
+            if settings is not None:
+                problems.append(src.problem(("settings",), f"settings are already given in {settings[0].name}"))
+            else:
+                settings = (src, doc.settings)
+        for key in _LIST_KEYS:
+            for i, item in enumerate(getattr(doc, key)):
+                lists[key].append(item)
+                origins[key].append(Origin(src, (key, i)))
+    merged = ConfigDocument.model_construct(
+        version=1,
+        settings=settings[1] if settings else ConfigDocument().settings,
+        **{k: tuple(v) for k, v in lists.items()},
+    )
+    return merged, origins
+
+
+def _duplicates(items: list[Any], origins: list[Origin], what: str, problems: list[ConfigProblem]) -> None:
+    counts = Counter(i.id for i in items)
+    first: dict[str, Origin] = {}
+    for item, origin in zip(items, origins, strict=True):
+        if counts[item.id] > 1:
+            if item.id in first:
+                prev = first[item.id]
+                problems.append(origin.problem(("id",), f"duplicate {what} id {item.id!r} (first defined at {prev.src.name}:{prev.src.line_of(prev.loc)})"))
+            else:
+                first[item.id] = origin
+
+
+def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], problems: list[ConfigProblem]) -> None:
+    for key, what in (("platforms", "platform"), ("landing_zones", "landing zone"), ("users", "user"),
+                      ("groups", "group"), ("workspaces", "workspace")):
+        _duplicates(list(getattr(doc, key)), origins[key], what, problems)
+    tag_keys = [t.key for t in doc.tag_definitions]
+    for (t, o), n in zip(zip(doc.tag_definitions, origins["tag_definitions"], strict=True), range(len(tag_keys)), strict=True):
+        if t.key in tag_keys[:n]:
+            problems.append(o.problem(("key",), f"duplicate tag definition {t.key!r}"))
+
+    platforms = {p.id for p in doc.platforms}
+    lz_platform = {lz.id: lz.platform for lz in doc.landing_zones}
+    users = {u.id for u in doc.users}
+    groups = {g.id for g in doc.groups}
+    roles = set(doc.settings.project_roles)
+    tags = {t.key: t for t in doc.tag_definitions}
+
+    def ref(origin: Origin, sub: Loc, value: str, known: set[str], what: str) -> None:
+        if value not in known:
+            hint = difflib.get_close_matches(value, sorted(known), n=1)
+            problems.append(origin.problem(sub, f"{what} {value!r} is not defined" + (f" (did you mean {hint[0]!r}?)" if hint else "")))
+
+    for lz, o in zip(doc.landing_zones, origins["landing_zones"], strict=True):
+        ref(o, ("platform",), lz.platform, platforms, "platform")
+    for g, o in zip(doc.groups, origins["groups"], strict=True):
+        for i, member in enumerate(g.members):
+            ref(o, ("members", i), member, users, "user")
+
+    def check_tags(origin: Origin, sub: Loc, values: dict[str, str], scope: str) -> None:
+        for k, v in values.items():
+            if len(v) > 256:
+                problems.append(origin.problem((*sub, k), "tag values are limited to 256 characters"))
+            if not tags:
+                continue
+            if k not in tags:
+                problems.append(origin.problem((*sub, k), f"tag {k!r} has no tag definition"))
+            elif scope not in tags[k].applies_to:
+                problems.append(origin.problem((*sub, k), f"tag {k!r} does not apply to a {scope}"))
+            elif tags[k].allowed_values is not None and v not in tags[k].allowed_values:
+                problems.append(origin.problem((*sub, k), f"value {v!r} is not allowed (allowed: {', '.join(tags[k].allowed_values)})"))
+        for t in tags.values():
+            if t.required and scope in t.applies_to and t.key not in values:
+                problems.append(origin.problem(sub, f"required tag {t.key!r} is missing"))
+
+    for ws, o in zip(doc.workspaces, origins["workspaces"], strict=True):
+        check_tags(o, ("tags",), ws.tags, "workspace")
+        for i, m in enumerate(ws.members):
+            ref(o, ("members", i, "user"), m.user, users, "user")
+        seen_projects: set[str] = set()
+        for pi, project in enumerate(ws.projects):
+            ploc = ("projects", pi)
+            if project.id in seen_projects:
+                problems.append(o.problem((*ploc, "id"), f"duplicate project id {project.id!r} in workspace {ws.id!r}"))
+            seen_projects.add(project.id)
+            check_tags(o, (*ploc, "tags"), project.tags, "project")
+            for bi, b in enumerate(project.bindings):
+                bloc = (*ploc, "bindings", bi)
+                if b.user:
+                    ref(o, (*bloc, "user"), b.user, users, "user")
+                if b.group:
+                    ref(o, (*bloc, "group"), b.group, groups, "group")
+                if b.role not in roles:
+                    problems.append(o.problem((*bloc, "role"), f"role {b.role!r} is not a project role (roles: {', '.join(sorted(roles))})"))
+            seen_platforms: set[str] = set()
+            for ti, t in enumerate(project.tenants):
+                tloc = (*ploc, "tenants", ti)
+                ref(o, (*tloc, "platform"), t.platform, platforms, "platform")
+                if t.platform in seen_platforms:
+                    problems.append(o.problem((*tloc, "platform"), f"project already has a tenant on platform {t.platform!r} (at most one per platform)"))
+                seen_platforms.add(t.platform)
+                ref(o, (*tloc, "landing_zone"), t.landing_zone, set(lz_platform), "landing zone")
+                if t.landing_zone in lz_platform and t.platform in platforms and lz_platform[t.landing_zone] != t.platform:
+                    problems.append(o.problem((*tloc, "landing_zone"), f"landing zone {t.landing_zone!r} belongs to platform {lz_platform[t.landing_zone]!r}, not {t.platform!r}"))
+
+    imports: dict[tuple[str, str], str] = {}
+    for ws, o in zip(doc.workspaces, origins["workspaces"], strict=True):
+        for pi, project in enumerate(ws.projects):
+            for ti, t in enumerate(project.tenants):
+                if t.import_id:
+                    k = (t.platform, t.import_id)
+                    if k in imports:
+                        problems.append(o.problem(("projects", pi, "tenants", ti, "import_id"), f"{t.import_id!r} is already imported by {imports[k]}"))
+                    imports[k] = f"{ws.id}/{project.id}"
+
+
+# -- pass 3: platform plugins -------------------------------------------------------------
+
+
+def _register_secrets(model: BaseModel) -> None:
+    for value in model.__dict__.values():
+        if isinstance(value, SecretStr):
+            register_secret(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            _register_secrets(value)
+
+
+def _check_platforms(doc: ConfigDocument, origins: dict[str, list[Origin]], registry: PluginRegistry,
+                     loaded: LoadedConfig, problems: list[ConfigProblem]) -> None:
+    for p, o in zip(doc.platforms, origins["platforms"], strict=True):
+        try:
+            ptype = registry.platform_type(p.type)
+        except MeshcoreError as exc:
+            problems.append(o.problem(("type",), str(exc)))
+            continue
+        try:
+            cfg = ptype.config_model.model_validate(p.config)
+            _register_secrets(cfg)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(o.src, (*o.loc, "config"), exc, ptype.config_model))
+            continue
+        loaded.platforms[p.id] = PlatformSpec(id=p.id, type=p.type, name=p.name or p.id, config=cfg)
+
+    lz_origin: dict[str, Origin] = {}
+    for lz, o in zip(doc.landing_zones, origins["landing_zones"], strict=True):
+        lz_origin[lz.id] = o
+        platform = loaded.platforms.get(lz.platform)
+        if platform is None:
+            continue
+        model = registry.platform_type(platform.type).landing_zone_model
+        cfg: Any = lz.config
+        if model is not None:
+            try:
+                cfg = model.model_validate(lz.config)
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(o.src, (*o.loc, "config"), exc, model))
+                continue
+        elif lz.config:
+            problems.append(o.problem(("config",), f"platform type {platform.type!r} takes no landing-zone config"))
+            continue
+        loaded.landing_zones[lz.id] = LandingZoneSpec(
+            id=lz.id, platform=lz.platform, name=lz.name or lz.id,
+            auto_approve_deletion=lz.deletion.auto_approve, config=cfg,
+        )
+
+    if problems:
+        return
+    for p, o in zip(doc.platforms, origins["platforms"], strict=True):
+        platform = loaded.platforms[p.id]
+        lzs = [lz for lz in loaded.landing_zones.values() if lz.platform == p.id]
+        try:
+            found = registry.call("meshplatform_validate", platform, landing_zones=lzs)
+        except MeshcoreError as exc:
+            problems.append(o.problem(("type",), str(exc)))
+            continue
+        for prob in found:
+            if prob.landing_zone and prob.landing_zone in lz_origin:
+                origin, base = lz_origin[prob.landing_zone], ("config",)
+            else:
+                origin, base = o, ("config",)
+            sub = tuple(int(x) if x.isdigit() else x for x in prob.path.split(".") if x)
+            problems.append(origin.problem((*base, *sub), prob.message))
+
+
+def describe_problems(problems: list[ConfigProblem]) -> str:
+    return "\n".join(str(p) for p in problems)
+
+
+__all__ = ["ConfigError", "LoadedConfig", "describe_problems", "format_loc", "load_config"]

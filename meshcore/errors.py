@@ -1,0 +1,68 @@
+"""Exceptions of the public contract.
+
+Plugins raise :class:`PlatformError` (a clear, final failure of one tenant's
+step) or :class:`RetryableError` (transient: the core retries the hook with
+bounded, jittered backoff). Anything else a hook raises is treated as a plugin
+bug: recorded as a failed step that names the plugin, and the run goes on with
+the other tenants.
+"""
+
+from __future__ import annotations
+
+
+class MeshcoreError(Exception):
+    """Base of every error meshcore reports to users without a traceback."""
+
+
+class ConfigError(MeshcoreError):
+    """The config is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the configuration")
+
+
+class ConfigProblem:
+    """One config problem: which file, which key path, what is wrong."""
+
+    __slots__ = ("file", "line", "message", "path")
+
+    def __init__(self, file: str, path: str, message: str, line: int | None = None):
+        self.file = file
+        self.path = path
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path or '<top>'}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"ConfigProblem({self!s})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message}
+
+
+class PluginError(MeshcoreError):
+    """A plugin failed to load, misbehaved or returned a malformed result."""
+
+    def __init__(self, plugin: str, message: str):
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class PlatformError(MeshcoreError):
+    """A platform operation failed for a reason the user must act on (not retried)."""
+
+
+class ConflictError(PlatformError):
+    """The platform holds something that contradicts the desired state (e.g. an account owned elsewhere)."""
+
+
+class RetryableError(MeshcoreError):
+    """A transient failure: the core retries the hook call with backoff."""
+
+
+class LockHeldError(MeshcoreError):
+    """Another runner holds the state store's lease."""

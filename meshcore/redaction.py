@@ -1,0 +1,39 @@
+"""Keep secrets out of state, logs and output.
+
+Every value that came from ``${ENV_VAR}`` interpolation or a pydantic
+``SecretStr`` is registered here; every message the core stores, logs or prints
+passes through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_MIN_LEN = 4
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` so that it never leaves the process in a message."""
+    if value and len(value) >= _MIN_LEN:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in ``text`` with ``***``."""
+    if not text or not _secrets:
+        return text
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def clear_secrets() -> None:
+    """Forget all registered secrets (tests)."""
+    with _lock:
+        _secrets.clear()

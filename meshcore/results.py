@@ -1,0 +1,173 @@
+"""What platform plugins return to the core.
+
+Every hook result is validated against these models by the core
+(:mod:`meshcore.plugins.dispatch`); a malformed result is reported as an error
+that names the plugin, never passed on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Capability(StrEnum):
+    """What a platform type can do; the core only calls hooks for declared capabilities."""
+
+    TENANTS = "tenants"
+    LANDING_ZONES = "landing_zones"
+    ACCESS = "access"
+    COSTS = "costs"
+    DISCOVERY = "discovery"
+    PREFLIGHT = "preflight"
+
+
+class PlatformType(Result):
+    """Registration of one platform type by a plugin.
+
+    ``config_model`` validates ``platforms[].config``; ``landing_zone_model``
+    (optional) validates ``landing_zones[].config`` for landing zones on
+    platforms of this type.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
+    description: str = ""
+    config_model: type[BaseModel]
+    landing_zone_model: type[BaseModel] | None = None
+    capabilities: frozenset[Capability] = frozenset({Capability.TENANTS})
+
+
+class PreflightCheck(Result):
+    """One check of a preflight: e.g. 'assume MeshfedServiceRole' or 'organizations:ListRoots'."""
+
+    name: str
+    ok: bool
+    message: str = ""
+    scope: str = ""
+
+
+class PreflightReport(Result):
+    checks: tuple[PreflightCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+class ValidationProblem(Result):
+    """A semantic problem in a platform's or landing zone's config found by the plugin.
+
+    ``path`` is a dotted key path relative to the section the plugin was given
+    (e.g. ``role_mappings.admin``); ``landing_zone`` names the landing zone when
+    the problem is in one.
+    """
+
+    path: str
+    message: str
+    landing_zone: str | None = None
+
+
+class ChangeAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Change(Result):
+    """One planned change to a tenant (what ``plan`` prints, what ``apply`` would do)."""
+
+    action: ChangeAction
+    resource: str
+    detail: str = ""
+    before: str | None = None
+    after: str | None = None
+
+
+class ProvisionStatus(StrEnum):
+    READY = "ready"
+    IN_PROGRESS = "in_progress"
+
+
+class ProvisionResult(Result):
+    """Outcome of provisioning or updating a tenant.
+
+    ``IN_PROGRESS`` means an asynchronous operation is still running; the core
+    keeps the tenant and calls the hook again on the next run. ``attributes`` are
+    shown by ``meshcore status`` (e.g. account e-mail, OU).
+    """
+
+    status: ProvisionStatus = ProvisionStatus.READY
+    platform_tenant_id: str | None = Field(default=None, min_length=1, max_length=256)
+    attributes: dict[str, str] = {}
+    changed: bool = False
+    message: str = ""
+
+    @field_validator("platform_tenant_id")
+    @classmethod
+    def _no_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+
+class DeprovisionStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    DELETED = "deleted"
+    BLOCKED = "blocked"
+
+
+class DeprovisionResult(Result):
+    """Outcome of one deprovision attempt; ``BLOCKED`` (e.g. closure quota used up) is retried next run."""
+
+    status: DeprovisionStatus
+    message: str = ""
+
+
+class StepOutcome(Result):
+    """What an access or landing-zone hook did, when it reports more than its recorded steps."""
+
+    changed: bool = False
+    message: str = ""
+
+
+class CostRecord(Result):
+    """One cost line: an amount for one platform tenant, day or month, seller and product."""
+
+    platform_tenant_id: str
+    usage_start: dt.date
+    usage_end: dt.date
+    seller: str = ""
+    product: str = ""
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount: Decimal
+
+
+class CostCollection(Result):
+    """Costs for one period, plus what collecting them cost (requests and their price)."""
+
+    records: tuple[CostRecord, ...] = ()
+    requests: int = Field(default=0, ge=0)
+    request_cost: Decimal = Decimal("0")
+    request_cost_currency: str = "USD"
+    complete: bool = True
+    message: str = ""
+
+
+class DiscoveredTenant(Result):
+    """An existing tenant on the platform (e.g. an AWS account) that could be imported."""
+
+    platform_tenant_id: str
+    name: str = ""
+    status: str = ""
+    attributes: dict[str, str] = {}
+
+
+StepStatus = Literal["ok", "changed", "failed", "skipped"]

@@ -1,0 +1,344 @@
+"""The state store: tenants, operations journal, runs and steps, audit trail, leases.
+
+Backed by SQLAlchemy 2: a SQLite file by default, any SQLAlchemy URL (e.g.
+PostgreSQL) when several runners share one state. The schema is migrated to
+the newest revision on open. Access is thread-safe: the reconciler records
+steps from several worker threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from meshcore.errors import LockHeldError, MeshcoreError
+from meshcore.state.tables import (
+    AuditRow,
+    JournalRow,
+    LeaseRow,
+    RunRow,
+    StepRow,
+    TenantRow,
+    utcnow,
+)
+
+DEFAULT_STATE_URL = "sqlite:///.meshcore/state.db"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def normalize_url(url: str) -> str:
+    """Accept a plain file path as well as a SQLAlchemy URL."""
+    if "://" in url:
+        return url
+    return f"sqlite:///{url}"
+
+
+class StateStore:
+    """Durable record of what meshcore did. Open with :meth:`open`."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._lock = threading.RLock()
+
+    # -- opening and schema ---------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_STATE_URL) -> StateStore:
+        url = normalize_url(url)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        try:
+            engine = create_engine(url, **kwargs)
+        except Exception as exc:  # bad URL or missing driver
+            raise MeshcoreError(f"cannot open state store: {exc}") from None
+        if url.startswith("sqlite"):
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        store.migrate()
+        return store
+
+    def migrate(self) -> str:
+        """Bring the schema to the newest revision; return that revision."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self._lock:
+            try:
+                with self.engine.begin() as conn:
+                    current = MigrationContext.configure(conn).get_current_revision()
+                    if current == head:
+                        return current or ""
+                    known = {s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()}
+                    if current is not None and current not in known:
+                        raise MeshcoreError(
+                            f"state store schema revision {current!r} is newer than this "
+                            "meshcore; upgrade meshcore"
+                        )
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+            except OperationalError as exc:
+                raise MeshcoreError(f"cannot open state store: {exc.orig}") from None
+        return head or ""
+
+    def schema_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction; commits on success. Serialised across threads."""
+        with self._lock, self._sessions.begin() as s:
+            yield s
+
+    # -- tenants ----------------------------------------------------------------
+
+    def tenants(self, platform: str | None = None, include_deleted: bool = False) -> list[TenantRow]:
+        with self.session() as s:
+            q = select(TenantRow).order_by(TenantRow.workspace, TenantRow.project, TenantRow.platform)
+            if platform:
+                q = q.where(TenantRow.platform == platform)
+            if not include_deleted:
+                q = q.where(TenantRow.status != "DELETED")
+            return list(s.scalars(q))
+
+    def find_tenant(self, workspace: str, project: str, platform: str) -> TenantRow | None:
+        """The live (not DELETED) tenant of a project on a platform, if any."""
+        with self.session() as s:
+            return s.scalars(
+                select(TenantRow).where(
+                    TenantRow.workspace == workspace,
+                    TenantRow.project == project,
+                    TenantRow.platform == platform,
+                    TenantRow.status != "DELETED",
+                )
+            ).first()
+
+    def create_tenant(self, workspace: str, project: str, platform: str, landing_zone: str) -> TenantRow:
+        row = TenantRow(
+            workspace=workspace,
+            project=project,
+            platform=platform,
+            landing_zone=landing_zone,
+            status="ACTIVE",
+            provisioning="pending",
+            attributes={},
+            spec_hash="",
+            last_error="",
+        )
+        with self.session() as s:
+            s.add(row)
+        return row
+
+    def update_tenant(self, tenant_id: int, **fields: Any) -> TenantRow:
+        """Update fields of a tenant. Binding a platform id owned by another tenant is refused."""
+        with self.session() as s:
+            row = s.get(TenantRow, tenant_id)
+            if row is None:
+                raise MeshcoreError(f"tenant #{tenant_id} not found in state store")
+            ptid = fields.get("platform_tenant_id")
+            if ptid is not None and ptid != row.platform_tenant_id:
+                other = s.scalars(
+                    select(TenantRow).where(
+                        TenantRow.platform == row.platform,
+                        TenantRow.platform_tenant_id == ptid,
+                        TenantRow.id != row.id,
+                    )
+                ).first()
+                if other is not None:
+                    raise MeshcoreError(
+                        f"platform tenant {ptid!r} already belongs to {other.key}; "
+                        "a platform tenant id is never bound to two tenants"
+                    )
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.updated_at = utcnow()
+        return row
+
+    def owner_of(self, platform: str, platform_tenant_id: str) -> str | None:
+        """Key of the tenant (live or deleted) bound to a platform tenant id, if any."""
+        with self.session() as s:
+            row = s.scalars(
+                select(TenantRow).where(
+                    TenantRow.platform == platform, TenantRow.platform_tenant_id == platform_tenant_id
+                )
+            ).first()
+            return row.key if row else None
+
+    # -- journal ----------------------------------------------------------------
+
+    def journal_begin(
+        self, platform: str, tenant_key: str, kind: str, key: str, intent: dict[str, Any]
+    ) -> JournalRow:
+        row = JournalRow(
+            platform=platform, tenant_key=tenant_key, kind=kind, key=key, intent=intent,
+            status="open", result={}, message="",
+        )
+        with self.session() as s:
+            s.add(row)
+        return row
+
+    def journal_find(self, platform: str, kind: str, key: str) -> JournalRow | None:
+        with self.session() as s:
+            return s.scalars(
+                select(JournalRow)
+                .where(
+                    JournalRow.platform == platform,
+                    JournalRow.kind == kind,
+                    JournalRow.key == key,
+                    JournalRow.status == "open",
+                )
+                .order_by(JournalRow.id.desc())
+            ).first()
+
+    def journal_update(self, entry_id: int, **fields: Any) -> None:
+        with self.session() as s:
+            s.execute(
+                update(JournalRow)
+                .where(JournalRow.id == entry_id)
+                .values(updated_at=utcnow(), **fields)
+            )
+
+    def journal_entries(self, platform: str | None = None, status: str | None = None) -> list[JournalRow]:
+        with self.session() as s:
+            q = select(JournalRow).order_by(JournalRow.id)
+            if platform:
+                q = q.where(JournalRow.platform == platform)
+            if status:
+                q = q.where(JournalRow.status == status)
+            return list(s.scalars(q))
+
+    # -- runs, steps, audit -----------------------------------------------------
+
+    def start_run(self, command: str, runner: str) -> RunRow:
+        row = RunRow(command=command, runner=runner, status="running", summary={})
+        with self.session() as s:
+            s.add(row)
+        return row
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        with self.session() as s:
+            s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(status=status, summary=summary, finished_at=utcnow())
+            )
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        with self.session() as s:
+            return list(s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)))
+
+    def record_step(
+        self, run_id: int, tenant_key: str, platform: str, name: str, status: str,
+        message: str, started_at: dt.datetime, duration_ms: int,
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                StepRow(
+                    run_id=run_id, tenant_key=tenant_key, platform=platform, name=name,
+                    status=status, message=message, started_at=started_at, duration_ms=duration_ms,
+                )
+            )
+
+    def steps(self, run_id: int | None = None, tenant_key: str | None = None) -> list[StepRow]:
+        with self.session() as s:
+            q = select(StepRow).order_by(StepRow.id)
+            if run_id is not None:
+                q = q.where(StepRow.run_id == run_id)
+            if tenant_key is not None:
+                q = q.where(StepRow.tenant_key == tenant_key)
+            return list(s.scalars(q))
+
+    def audit(self, action: str, subject: str, details: dict[str, Any] | None = None, actor: str = "") -> None:
+        with self.session() as s:
+            s.add(AuditRow(action=action, subject=subject, details=details or {}, actor=actor or _actor()))
+
+    def audit_trail(self, subject: str | None = None) -> list[AuditRow]:
+        with self.session() as s:
+            q = select(AuditRow).order_by(AuditRow.id)
+            if subject:
+                q = q.where(AuditRow.subject == subject)
+            return list(s.scalars(q))
+
+    # -- leases -----------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> None:
+        """Take the named lease, or raise :class:`LockHeldError` if a live holder has it.
+
+        Atomic on every backend: an UPDATE of an expired (or own) lease, else an
+        INSERT that the primary key makes fail when someone else got there first.
+        """
+        now = utcnow()
+        expires = now + dt.timedelta(seconds=ttl_seconds)
+        with self.session() as s:
+            res = s.execute(
+                update(LeaseRow)
+                .where(LeaseRow.name == name)
+                .where((LeaseRow.expires_at < now) | (LeaseRow.holder == holder))
+                .values(holder=holder, expires_at=expires)
+            )
+            if res.rowcount == 1:
+                return
+        try:
+            with self.session() as s:
+                s.add(LeaseRow(name=name, holder=holder, expires_at=expires))
+        except IntegrityError:
+            current = self.lease_holder(name)
+            raise LockHeldError(
+                f"another runner ({current[0] if current else 'unknown'}) is applying this state "
+                f"until {current[1].isoformat(timespec='seconds') if current else '?'}; "
+                "wait for it to finish or retry with --wait"
+            ) from None
+
+    def lease_holder(self, name: str) -> tuple[str, dt.datetime] | None:
+        with self.session() as s:
+            row = s.get(LeaseRow, name)
+            return (row.holder, _aware(row.expires_at)) if row else None  # type: ignore[return-value]
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.session() as s:
+            row = s.get(LeaseRow, name)
+            if row is not None and row.holder == holder:
+                s.delete(row)
+
+
+def _actor() -> str:
+    return os.environ.get("MESHCORE_ACTOR") or os.environ.get("USER") or "meshcore"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

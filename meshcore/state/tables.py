@@ -1,0 +1,171 @@
+"""Tables of the state store (SQLAlchemy 2 declarative models).
+
+The schema is versioned by the migrations in ``migrations/versions``; change a
+table here only together with a new migration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class TenantRow(Base):
+    """A tenant: a project's presence on one platform, and its platform id once known."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_tenant_id", name="uq_tenant_platform_id"),
+        Index("ix_tenant_identity", "workspace", "project", "platform"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(64))
+    landing_zone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    platform_tenant_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    provisioning: Mapped[str] = mapped_column(String(32), default="pending")
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    spec_hash: Mapped[str] = mapped_column(String(64), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    marked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+    @property
+    def key(self) -> str:
+        return f"{self.workspace}/{self.project}@{self.platform}"
+
+
+class JournalRow(Base):
+    """An intent recorded before a non-idempotent cloud call, and its operation id after."""
+
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_lookup", "platform", "kind", "key", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    tenant_key: Mapped[str] = mapped_column(String(256), default="")
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(512))
+    intent: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    operation_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RunRow(Base):
+    """One invocation of plan/apply/collect: when, by whom, how it ended."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    command: Mapped[str] = mapped_column(String(32))
+    runner: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class StepRow(Base):
+    """The outcome of one step of one tenant in one run."""
+
+    __tablename__ = "steps"
+    __table_args__ = (Index("ix_steps_run", "run_id"), Index("ix_steps_tenant", "tenant_key"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    tenant_key: Mapped[str] = mapped_column(String(256), default="")
+    platform: Mapped[str] = mapped_column(String(64), default="")
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditRow(Base):
+    """Append-only trail of lifecycle decisions (marked, approved, deleted, imported, ...)."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(256), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LeaseRow(Base):
+    """A named lease so that two runners never apply the same state at once."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class UsageRow(Base):
+    """One usage line of a tenant usage report (platform tenant x month x seller x product x currency)."""
+
+    __tablename__ = "usage_lines"
+    __table_args__ = (
+        Index("ix_usage_period", "period", "platform"),
+        UniqueConstraint(
+            "platform", "platform_tenant_id", "period", "seller", "product", "currency",
+            name="uq_usage_line",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    platform_tenant_id: Mapped[str] = mapped_column(String(256))
+    tenant_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    period: Mapped[str] = mapped_column(String(7))
+    seller: Mapped[str] = mapped_column(String(256), default="")
+    product: Mapped[str] = mapped_column(String(256), default="")
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[str] = mapped_column(String(64))
+    collected_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StatementRow(Base):
+    """A versioned chargeback statement of one project for one month."""
+
+    __tablename__ = "chargeback_statements"
+    __table_args__ = (
+        UniqueConstraint("workspace", "project", "period", "version", name="uq_statement_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(7))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    totals: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lines: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    payment_method: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
