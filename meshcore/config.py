@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from meshcore.errors import ConfigError, ConfigProblem, MeshcoreError
-from meshcore.models import ConfigDocument
+from meshcore.models import ConfigDocument, Settings
 from meshcore.plugins import PluginRegistry
 from meshcore.redaction import register_secret
 from meshcore.specs import LandingZoneSpec, PlatformSpec
@@ -62,24 +62,21 @@ def load_config(path: str | Path, registry: PluginRegistry, *, check_plugins: bo
     if not files:
         raise ConfigError([ConfigProblem(str(path), "", "no *.yaml or *.yml files in this directory")])
 
-    documents: list[tuple[SourceFile, ConfigDocument]] = []
+    sources = []
     for file in files:
         src = read_yaml(file, problems)
         if src is None:
             continue
         if not isinstance(src.data, dict):
-            problems.append(src.problem((), "the top level must be a mapping of keys like 'platforms', 'workspaces'"))
+            problems.append(
+                src.problem((), "the top level must be a mapping of keys like 'platforms', 'workspaces'")
+            )
             continue
         interpolate(src, problems)
-        try:
-            documents.append((src, ConfigDocument.model_validate(src.data)))
-        except ValidationError as exc:
-            problems.extend(_pydantic_problems(src, (), exc, ConfigDocument))
-    if problems:
-        raise ConfigError(problems)
+        sources.append(src)
 
-    merged, origins = _merge(documents, problems)
-    _check_references(merged, origins, problems)
+    merged, origins, invalid = _merge(sources, problems)
+    _check_references(merged, origins, invalid, problems)
     loaded = LoadedConfig(merged, [str(f) for f in files])
     if check_plugins:
         _check_platforms(merged, origins, registry, loaded, problems)
@@ -91,7 +88,9 @@ def load_config(path: str | Path, registry: PluginRegistry, *, check_plugins: bo
 # -- pass 1 helpers -----------------------------------------------------------------
 
 
-def _pydantic_problems(src: SourceFile, base: Loc, exc: ValidationError, model: type[BaseModel]) -> list[ConfigProblem]:
+def _pydantic_problems(
+    src: SourceFile, base: Loc, exc: ValidationError, model: type[BaseModel]
+) -> list[ConfigProblem]:
     out = []
     for err in exc.errors():
         loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
@@ -153,26 +152,77 @@ def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
 # -- pass 2: merge and references -------------------------------------------------
 
 
-def _merge(documents: list[tuple[SourceFile, ConfigDocument]], problems: list[ConfigProblem]):
+_ITEM_MODELS: dict[str, type[BaseModel]] = {
+    key: _unwrap(ConfigDocument.model_fields[key].annotation) for key in _LIST_KEYS
+}
+
+
+def _merge(sources: list[SourceFile], problems: list[ConfigProblem]):
+    """Validate item by item and merge all files.
+
+    An invalid item is reported and left out; its id is remembered so that
+    references to it do not produce a second, misleading problem.
+    """
     origins: dict[str, list[Origin]] = {k: [] for k in _LIST_KEYS}
     lists: dict[str, list[Any]] = {k: [] for k in _LIST_KEYS}
-    settings = None
-    for src, doc in documents:
+    invalid: dict[str, set[str]] = {k: set() for k in _LIST_KEYS}
+    settings: tuple[SourceFile, Any] | None = None
+    top_keys = set(ConfigDocument.model_fields)
+    for src in sources:
+        for key in src.data:
+            if key not in top_keys:
+                hint = difflib.get_close_matches(str(key), sorted(top_keys), n=1)
+                problems.append(
+                    src.problem(
+                        (key,),
+                        f"unknown key {key!r}"
+                        + (
+                            f" (did you mean {hint[0]!r}?)"
+                            if hint
+                            else f"; allowed: {', '.join(sorted(top_keys))}"
+                        ),
+                    )
+                )
+        if src.data.get("version", 1) != 1:
+            problems.append(
+                src.problem(
+                    ("version",), f"unsupported config version {src.data['version']!r} (supported: 1)"
+                )
+            )
         if "settings" in src.data:
             if settings is not None:
-                problems.append(src.problem(("settings",), f"settings are already given in {settings[0].name}"))
+                problems.append(
+                    src.problem(("settings",), f"settings are already given in {settings[0].name}")
+                )
             else:
-                settings = (src, doc.settings)
+                try:
+                    settings = (src, Settings.model_validate(src.data["settings"] or {}))
+                except ValidationError as exc:
+                    problems.extend(_pydantic_problems(src, ("settings",), exc, Settings))
         for key in _LIST_KEYS:
-            for i, item in enumerate(getattr(doc, key)):
+            items = src.data.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                problems.append(src.problem((key,), f"must be a list, got {type(items).__name__}"))
+                continue
+            model = _ITEM_MODELS[key]
+            for i, raw in enumerate(items):
+                try:
+                    item = model.model_validate(raw)
+                except ValidationError as exc:
+                    problems.extend(_pydantic_problems(src, (key, i), exc, model))
+                    if isinstance(raw, dict) and isinstance(raw.get("id", raw.get("key")), str):
+                        invalid[key].add(raw.get("id", raw.get("key")))
+                    continue
                 lists[key].append(item)
                 origins[key].append(Origin(src, (key, i)))
     merged = ConfigDocument.model_construct(
         version=1,
-        settings=settings[1] if settings else ConfigDocument().settings,
+        settings=settings[1] if settings else Settings(),
         **{k: tuple(v) for k, v in lists.items()},
     )
-    return merged, origins
+    return merged, origins, invalid
 
 
 def _duplicates(items: list[Any], origins: list[Origin], what: str, problems: list[ConfigProblem]) -> None:
@@ -182,17 +232,34 @@ def _duplicates(items: list[Any], origins: list[Origin], what: str, problems: li
         if counts[item.id] > 1:
             if item.id in first:
                 prev = first[item.id]
-                problems.append(origin.problem(("id",), f"duplicate {what} id {item.id!r} (first defined at {prev.src.name}:{prev.src.line_of(prev.loc)})"))
+                problems.append(
+                    origin.problem(
+                        ("id",),
+                        f"duplicate {what} id {item.id!r} (first defined at {prev.src.name}:{prev.src.line_of(prev.loc)})",
+                    )
+                )
             else:
                 first[item.id] = origin
 
 
-def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], problems: list[ConfigProblem]) -> None:
-    for key, what in (("platforms", "platform"), ("landing_zones", "landing zone"), ("users", "user"),
-                      ("groups", "group"), ("workspaces", "workspace")):
+def _check_references(
+    doc: ConfigDocument,
+    origins: dict[str, list[Origin]],
+    invalid: dict[str, set[str]],
+    problems: list[ConfigProblem],
+) -> None:
+    for key, what in (
+        ("platforms", "platform"),
+        ("landing_zones", "landing zone"),
+        ("users", "user"),
+        ("groups", "group"),
+        ("workspaces", "workspace"),
+    ):
         _duplicates(list(getattr(doc, key)), origins[key], what, problems)
     tag_keys = [t.key for t in doc.tag_definitions]
-    for (t, o), n in zip(zip(doc.tag_definitions, origins["tag_definitions"], strict=True), range(len(tag_keys)), strict=True):
+    for (t, o), n in zip(
+        zip(doc.tag_definitions, origins["tag_definitions"], strict=True), range(len(tag_keys)), strict=True
+    ):
         if t.key in tag_keys[:n]:
             problems.append(o.problem(("key",), f"duplicate tag definition {t.key!r}"))
 
@@ -203,10 +270,22 @@ def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], pro
     roles = set(doc.settings.project_roles)
     tags = {t.key: t for t in doc.tag_definitions}
 
+    skip = {
+        "platform": invalid["platforms"],
+        "landing zone": invalid["landing_zones"],
+        "user": invalid["users"],
+        "group": invalid["groups"],
+    }
+
     def ref(origin: Origin, sub: Loc, value: str, known: set[str], what: str) -> None:
-        if value not in known:
+        if value not in known and value not in skip.get(what, set()):
             hint = difflib.get_close_matches(value, sorted(known), n=1)
-            problems.append(origin.problem(sub, f"{what} {value!r} is not defined" + (f" (did you mean {hint[0]!r}?)" if hint else "")))
+            problems.append(
+                origin.problem(
+                    sub,
+                    f"{what} {value!r} is not defined" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                )
+            )
 
     for lz, o in zip(doc.landing_zones, origins["landing_zones"], strict=True):
         ref(o, ("platform",), lz.platform, platforms, "platform")
@@ -225,7 +304,12 @@ def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], pro
             elif scope not in tags[k].applies_to:
                 problems.append(origin.problem((*sub, k), f"tag {k!r} does not apply to a {scope}"))
             elif tags[k].allowed_values is not None and v not in tags[k].allowed_values:
-                problems.append(origin.problem((*sub, k), f"value {v!r} is not allowed (allowed: {', '.join(tags[k].allowed_values)})"))
+                problems.append(
+                    origin.problem(
+                        (*sub, k),
+                        f"value {v!r} is not allowed (allowed: {', '.join(tags[k].allowed_values)})",
+                    )
+                )
         for t in tags.values():
             if t.required and scope in t.applies_to and t.key not in values:
                 problems.append(origin.problem(sub, f"required tag {t.key!r} is missing"))
@@ -238,7 +322,9 @@ def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], pro
         for pi, project in enumerate(ws.projects):
             ploc = ("projects", pi)
             if project.id in seen_projects:
-                problems.append(o.problem((*ploc, "id"), f"duplicate project id {project.id!r} in workspace {ws.id!r}"))
+                problems.append(
+                    o.problem((*ploc, "id"), f"duplicate project id {project.id!r} in workspace {ws.id!r}")
+                )
             seen_projects.add(project.id)
             check_tags(o, (*ploc, "tags"), project.tags, "project")
             for bi, b in enumerate(project.bindings):
@@ -248,17 +334,37 @@ def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], pro
                 if b.group:
                     ref(o, (*bloc, "group"), b.group, groups, "group")
                 if b.role not in roles:
-                    problems.append(o.problem((*bloc, "role"), f"role {b.role!r} is not a project role (roles: {', '.join(sorted(roles))})"))
+                    problems.append(
+                        o.problem(
+                            (*bloc, "role"),
+                            f"role {b.role!r} is not a project role (roles: {', '.join(sorted(roles))})",
+                        )
+                    )
             seen_platforms: set[str] = set()
             for ti, t in enumerate(project.tenants):
                 tloc = (*ploc, "tenants", ti)
                 ref(o, (*tloc, "platform"), t.platform, platforms, "platform")
                 if t.platform in seen_platforms:
-                    problems.append(o.problem((*tloc, "platform"), f"project already has a tenant on platform {t.platform!r} (at most one per platform)"))
+                    problems.append(
+                        o.problem(
+                            (*tloc, "platform"),
+                            f"project already has a tenant on platform {t.platform!r} (at most one per platform)",
+                        )
+                    )
                 seen_platforms.add(t.platform)
                 ref(o, (*tloc, "landing_zone"), t.landing_zone, set(lz_platform), "landing zone")
-                if t.landing_zone in lz_platform and t.platform in platforms and lz_platform[t.landing_zone] != t.platform:
-                    problems.append(o.problem((*tloc, "landing_zone"), f"landing zone {t.landing_zone!r} belongs to platform {lz_platform[t.landing_zone]!r}, not {t.platform!r}"))
+                if (
+                    t.landing_zone in lz_platform
+                    and t.platform in platforms
+                    and lz_platform[t.landing_zone] in platforms
+                    and lz_platform[t.landing_zone] != t.platform
+                ):
+                    problems.append(
+                        o.problem(
+                            (*tloc, "landing_zone"),
+                            f"landing zone {t.landing_zone!r} belongs to platform {lz_platform[t.landing_zone]!r}, not {t.platform!r}",
+                        )
+                    )
 
     imports: dict[tuple[str, str], str] = {}
     for ws, o in zip(doc.workspaces, origins["workspaces"], strict=True):
@@ -267,7 +373,12 @@ def _check_references(doc: ConfigDocument, origins: dict[str, list[Origin]], pro
                 if t.import_id:
                     k = (t.platform, t.import_id)
                     if k in imports:
-                        problems.append(o.problem(("projects", pi, "tenants", ti, "import_id"), f"{t.import_id!r} is already imported by {imports[k]}"))
+                        problems.append(
+                            o.problem(
+                                ("projects", pi, "tenants", ti, "import_id"),
+                                f"{t.import_id!r} is already imported by {imports[k]}",
+                            )
+                        )
                     imports[k] = f"{ws.id}/{project.id}"
 
 
@@ -282,11 +393,17 @@ def _register_secrets(model: BaseModel) -> None:
             _register_secrets(value)
 
 
-def _check_platforms(doc: ConfigDocument, origins: dict[str, list[Origin]], registry: PluginRegistry,
-                     loaded: LoadedConfig, problems: list[ConfigProblem]) -> None:
+def _check_platforms(
+    doc: ConfigDocument,
+    origins: dict[str, list[Origin]],
+    registry: PluginRegistry,
+    loaded: LoadedConfig,
+    problems: list[ConfigProblem],
+) -> None:
+    types: dict[str, Any] = {}
     for p, o in zip(doc.platforms, origins["platforms"], strict=True):
         try:
-            ptype = registry.platform_type(p.type)
+            ptype = types[p.id] = registry.platform_type(p.type)
         except MeshcoreError as exc:
             problems.append(o.problem(("type",), str(exc)))
             continue
@@ -301,10 +418,10 @@ def _check_platforms(doc: ConfigDocument, origins: dict[str, list[Origin]], regi
     lz_origin: dict[str, Origin] = {}
     for lz, o in zip(doc.landing_zones, origins["landing_zones"], strict=True):
         lz_origin[lz.id] = o
-        platform = loaded.platforms.get(lz.platform)
-        if platform is None:
+        ptype = types.get(lz.platform)
+        if ptype is None:
             continue
-        model = registry.platform_type(platform.type).landing_zone_model
+        model = ptype.landing_zone_model
         cfg: Any = lz.config
         if model is not None:
             try:
@@ -313,11 +430,16 @@ def _check_platforms(doc: ConfigDocument, origins: dict[str, list[Origin]], regi
                 problems.extend(_pydantic_problems(o.src, (*o.loc, "config"), exc, model))
                 continue
         elif lz.config:
-            problems.append(o.problem(("config",), f"platform type {platform.type!r} takes no landing-zone config"))
+            problems.append(
+                o.problem(("config",), f"platform type {ptype.name!r} takes no landing-zone config")
+            )
             continue
         loaded.landing_zones[lz.id] = LandingZoneSpec(
-            id=lz.id, platform=lz.platform, name=lz.name or lz.id,
-            auto_approve_deletion=lz.deletion.auto_approve, config=cfg,
+            id=lz.id,
+            platform=lz.platform,
+            name=lz.name or lz.id,
+            auto_approve_deletion=lz.deletion.auto_approve,
+            config=cfg,
         )
 
     if problems:

@@ -33,11 +33,22 @@ log = logging.getLogger("meshcore")
 class StateBackend(Protocol):
     """The part of :class:`meshcore.state.StateStore` a context needs."""
 
-    def journal_begin(self, platform: str, tenant_key: str, kind: str, key: str, intent: dict[str, Any]) -> Any: ...
+    def journal_begin(
+        self, platform: str, tenant_key: str, kind: str, key: str, intent: dict[str, Any]
+    ) -> Any: ...
     def journal_find(self, platform: str, kind: str, key: str) -> Any: ...
     def journal_update(self, entry_id: int, **fields: Any) -> None: ...
-    def record_step(self, run_id: int, tenant_key: str, platform: str, name: str, status: str,
-                    message: str, started_at: Any, duration_ms: int) -> None: ...
+    def record_step(
+        self,
+        run_id: int,
+        tenant_key: str,
+        platform: str,
+        name: str,
+        status: str,
+        message: str,
+        started_at: Any,
+        duration_ms: int,
+    ) -> None: ...
     def owner_of(self, platform: str, platform_tenant_id: str) -> str | None: ...
 
 
@@ -168,9 +179,14 @@ class HookContext:
     def for_tenant(self, tenant_key: str) -> HookContext:
         """A context for one tenant sharing this one's cache and limiters."""
         ctx = HookContext(
-            backend=self._backend, platform_id=self.platform_id, run_id=self.run_id,
-            cache=self.cache, limiters=self._limiters, tenant_key=tenant_key,
-            dry_run=self.dry_run, sleep=self._sleep,
+            backend=self._backend,
+            platform_id=self.platform_id,
+            run_id=self.run_id,
+            cache=self.cache,
+            limiters=self._limiters,
+            tenant_key=tenant_key,
+            dry_run=self.dry_run,
+            sleep=self._sleep,
         )
         ctx._limiters_lock = self._limiters_lock
         return ctx
@@ -195,8 +211,14 @@ class HookContext:
         if status == "failed":
             self.failed_steps.append(name)
         self._backend.record_step(
-            self.run_id, self.tenant_key, self.platform_id, name, status, redact(message),
-            started, int((time.perf_counter() - t0) * 1000),
+            self.run_id,
+            self.tenant_key,
+            self.platform_id,
+            name,
+            status,
+            redact(message),
+            started,
+            int((time.perf_counter() - t0) * 1000),
         )
 
     def limiter(self, name: str, limit: int) -> threading.BoundedSemaphore:

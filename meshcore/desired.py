@@ -42,9 +42,7 @@ def merged_tags(workspace: Workspace, project: Project) -> dict[str, str]:
 
 def replicated_tags(doc: ConfigDocument, tags: dict[str, str]) -> dict[str, str]:
     return {
-        d.replication_key: tags[d.key]
-        for d in doc.tag_definitions
-        if d.replication_key and d.key in tags
+        d.replication_key: tags[d.key] for d in doc.tag_definitions if d.replication_key and d.key in tags
     }
 
 
@@ -57,7 +55,9 @@ def desired_tenants(config: LoadedConfig, on: dt.date | None = None) -> list[Ten
         wref = WorkspaceRef(id=ws.id, name=ws.name or ws.id, tags=dict(ws.tags))
         for project in ws.projects:
             pref = ProjectRef(
-                id=project.id, name=project.name or project.id, tags=dict(project.tags),
+                id=project.id,
+                name=project.name or project.id,
+                tags=dict(project.tags),
                 payment_method=project.payment_method,
             )
             tags = merged_tags(ws, project)
@@ -65,10 +65,15 @@ def desired_tenants(config: LoadedConfig, on: dt.date | None = None) -> list[Ten
             for t in project.tenants:
                 out.append(
                     TenantSpec(
-                        workspace=wref, project=pref, platform_id=t.platform,
+                        workspace=wref,
+                        project=pref,
+                        platform_id=t.platform,
                         landing_zone=config.landing_zones[t.landing_zone],
-                        import_id=t.import_id, platform_tenant_id=None, tags=tags,
-                        replicated_tags=replicated_tags(doc, tags), bindings=bindings,
+                        import_id=t.import_id,
+                        platform_tenant_id=None,
+                        tags=tags,
+                        replicated_tags=replicated_tags(doc, tags),
+                        bindings=bindings,
                     )
                 )
     return out

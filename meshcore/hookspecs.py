@@ -368,9 +368,7 @@ def meshplatform_collect_costs(
 
 
 @hookspec(firstresult=True)
-def meshplatform_discover_tenants(
-    platform: PlatformSpec, ctx: HookContext
-) -> list[DiscoveredTenant] | None:
+def meshplatform_discover_tenants(platform: PlatformSpec, ctx: HookContext) -> list[DiscoveredTenant] | None:
     """List the tenants that exist on the platform (for import).
 
     The core removes those a tenant already manages; the plugin should leave

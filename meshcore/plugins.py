@@ -14,8 +14,11 @@ for one name are a *duplicate*: an error for that type.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,20 +117,23 @@ class PluginRegistry:
 
         registry = cls()
         disabled = disabled_plugins()
-        entry_points = ExtensionManager(ENTRY_POINT_GROUP).list_entry_points()
+        ExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
         targets: dict[str, set[str]] = {}
-        for ep in entry_points:
-            targets.setdefault(ep.name, set()).add(ep.value)
+        owners: dict[tuple[str, str], tuple[str, str]] = {}
+        for name, value, dist, version in scan_entry_points():
+            targets.setdefault(name, set()).add(value)
+            owners.setdefault((name, value), (dist, version))
+        registry._owners = owners
         wanted = []
         for name, values in sorted(targets.items()):
             target = ", ".join(sorted(values))
             if name in disabled:
-                registry.infos[name] = PluginInfo(
-                    name, target, "disabled", f"disabled by {DISABLE_ENV}"
-                )
+                registry.infos[name] = PluginInfo(name, target, "disabled", f"disabled by {DISABLE_ENV}")
             elif len(values) > 1:
                 registry.infos[name] = PluginInfo(
-                    name, target, "duplicate",
+                    name,
+                    target,
+                    "duplicate",
                     f"platform type {name!r} is provided by {len(values)} different entry "
                     f"points ({target}); uninstall all but one",
                 )
@@ -140,7 +146,9 @@ class PluginRegistry:
             )
 
         mgr = NamedExtensionManager(
-            ENTRY_POINT_GROUP, names=wanted, on_load_failure_callback=on_failure,
+            ENTRY_POINT_GROUP,
+            names=wanted,
+            on_load_failure_callback=on_failure,
             propagate_map_exceptions=False,
         )
         seen: set[str] = set()
@@ -151,13 +159,17 @@ class PluginRegistry:
             registry.register(ext.name, ext.plugin, target=ext.entry_point.value)
         return registry
 
+    def _dist_of(self, name: str, target: str, plugin: Any) -> tuple[str | None, str | None]:
+        found = getattr(self, "_owners", {}).get((name, target))
+        return found if found else _distribution_of(plugin)
+
     def register(self, name: str, plugin: Any, target: str = "") -> PluginInfo:
         """Register a plugin object as the provider of platform type ``name``.
 
         Never raises: problems make the plugin *broken* and are kept in its info.
         """
         info = PluginInfo(name, target or _describe(plugin))
-        info.distribution, info.version = _distribution_of(plugin)
+        info.distribution, info.version = self._dist_of(name, info.target, plugin)
         self.infos[name] = info
         self._callers.clear()
         try:
@@ -201,12 +213,9 @@ class PluginRegistry:
         return info
 
     def _forget(self, name: str) -> None:
-        plugin = self.pm.get_plugin(name)
-        if plugin is not None:
-            try:
+        if self.pm.get_plugin(name) is not None:
+            with contextlib.suppress(Exception):  # partially registered: drop what pluggy kept
                 self.pm.unregister(name=name)
-            except Exception:  # partially registered: drop what pluggy kept
-                pass
 
     def _others(self, name: str) -> list[Any]:
         return [p for n, p in self.pm.list_name_plugin() if n != name]
@@ -221,7 +230,9 @@ class PluginRegistry:
         info = self.infos.get(name)
         if info is None:
             installed = ", ".join(sorted(self.types())) or "none"
-            raise PluginError(name, f"no installed plugin provides platform type {name!r} (installed: {installed})")
+            raise PluginError(
+                name, f"no installed plugin provides platform type {name!r} (installed: {installed})"
+            )
         if not info.ok or info.platform_type is None:
             raise PluginError(name, f"is {info.status}: {info.error}")
         return info.platform_type
@@ -260,11 +271,15 @@ class PluginRegistry:
         try:
             if is_list:
                 if not isinstance(result, list | tuple):
-                    raise PluginError(plugin, f"{hook} must return a list of {model.__name__}, got {type(result).__name__}")
+                    raise PluginError(
+                        plugin, f"{hook} must return a list of {model.__name__}, got {type(result).__name__}"
+                    )
                 return [r if isinstance(r, model) else model.model_validate(r) for r in result]
             return result if isinstance(result, model) else model.model_validate(result)
         except ValidationError as exc:
-            raise PluginError(plugin, f"{hook} returned a malformed {model.__name__}: {_brief(exc)}") from None
+            raise PluginError(
+                plugin, f"{hook} returned a malformed {model.__name__}: {_brief(exc)}"
+            ) from None
 
 
 def _brief(exc: ValidationError) -> str:
@@ -280,11 +295,34 @@ def _describe(plugin: Any) -> str:
     return f"{mod}:{getattr(plugin, '__qualname__', type(plugin).__name__)}" if mod else repr(plugin)
 
 
+def scan_entry_points() -> list[tuple[str, str, str, str]]:
+    """Every (name, target, distribution, version) in the group, one row per distribution.
+
+    ``importlib.metadata.entry_points()`` keeps only one entry point per name,
+    which would hide a second plugin claiming the same platform type.
+    """
+    rows, seen = [], set()
+    for dist in importlib.metadata.distributions():
+        dist_name = dist.metadata["Name"] or "?"
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                key = (ep.name, ep.value, dist_name)
+                if key not in seen:  # editable installs can list a distribution twice
+                    seen.add(key)
+                    rows.append((ep.name, ep.value, dist_name, dist.version))
+    return rows
+
+
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
 def _distribution_of(plugin: Any) -> tuple[str | None, str | None]:
     module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", "") or ""
     top = module.split(".")[0]
     try:
-        dists = importlib.metadata.packages_distributions().get(top, [])
+        dists = _packages_distributions().get(top, [])
         if dists:
             return dists[0], importlib.metadata.version(dists[0])
     except Exception:

@@ -51,7 +51,10 @@ class PlanItem:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "tenant": self.key, "action": self.action, "note": self.note, "error": self.error,
+            "tenant": self.key,
+            "action": self.action,
+            "note": self.note,
+            "error": self.error,
             "changes": [c.model_dump(mode="json") for c in self.changes],
         }
 
@@ -89,6 +92,21 @@ def runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Reconciler:
     """Reconciles one validated config against one state store through the registry's plugins."""
 
@@ -119,14 +137,24 @@ class Reconciler:
 
     def _contexts(self, run_id: int) -> dict[str, HookContext]:
         return {
-            pid: HookContext(backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep)
+            pid: HookContext(
+                backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep
+            )
             for pid in self.config.platforms
         }
 
     def _call(self, hook: str, tenant: TenantSpec, ctx: HookContext) -> Any:
         platform = self.config.platforms[tenant.platform_id]
+        mark = len(ctx.failed_steps)
+
+        def attempt() -> Any:
+            # Steps that failed in an attempt that is then retried stay in the history,
+            # but only the last attempt decides the tenant's outcome.
+            del ctx.failed_steps[mark:]
+            return self.registry.call(hook, platform, tenant=tenant, ctx=ctx)
+
         return call_with_retries(
-            lambda: self.registry.call(hook, platform, tenant=tenant, ctx=ctx),
+            attempt,
             retry_on=lambda exc: isinstance(exc, RetryableError),
             backoff=self.backoff,
             sleep=self.sleep,
@@ -150,13 +178,27 @@ class Reconciler:
                 return item
             ctx = contexts[task.tenant.platform_id].for_tenant(task.key)
             lifecycle = {
-                Action.MARK_FOR_DELETION: Change(action=ChangeAction.UPDATE, resource="tenant",
-                                                 detail="mark for deletion and revoke all access",
-                                                 before="ACTIVE", after="MARKED_FOR_DELETION"),
-                Action.RESTORE: Change(action=ChangeAction.UPDATE, resource="tenant",
-                                       detail="cancel the pending deletion", before="MARKED_FOR_DELETION", after="ACTIVE"),
-                Action.DEPROVISION: Change(action=ChangeAction.DELETE, resource="tenant",
-                                           detail="deletion approved" if task.row and task.row.approved_at else "deletion auto-approved by the landing zone"),
+                Action.MARK_FOR_DELETION: Change(
+                    action=ChangeAction.UPDATE,
+                    resource="tenant",
+                    detail="mark for deletion and revoke all access",
+                    before="ACTIVE",
+                    after="MARKED_FOR_DELETION",
+                ),
+                Action.RESTORE: Change(
+                    action=ChangeAction.UPDATE,
+                    resource="tenant",
+                    detail="cancel the pending deletion",
+                    before="MARKED_FOR_DELETION",
+                    after="ACTIVE",
+                ),
+                Action.DEPROVISION: Change(
+                    action=ChangeAction.DELETE,
+                    resource="tenant",
+                    detail="deletion approved"
+                    if task.row and task.row.approved_at
+                    else "deletion auto-approved by the landing zone",
+                ),
             }.get(task.action)
             if lifecycle is not None:
                 item.changes.append(lifecycle)
@@ -185,6 +227,15 @@ class Reconciler:
                 self.store.acquire_lease(LEASE_NAME, holder, LEASE_TTL)
                 break
             except MeshcoreError:
+                current = self.store.lease_holder(LEASE_NAME)
+                # A runner on this host that was killed holds a void lease: take it over.
+                if (
+                    current
+                    and _holder_is_dead(current[0])
+                    and self.store.take_over_lease(LEASE_NAME, current[0], holder, LEASE_TTL)
+                ):
+                    self.store.audit("lease.taken_over", LEASE_NAME, {"from": current[0]})
+                    break
                 if time.monotonic() >= deadline:
                     raise
                 self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
@@ -249,9 +300,13 @@ class Reconciler:
         except Exception as exc:  # a core bug must not stop the other tenants either
             result.status, result.message = "failed", redact(f"internal error: {type(exc).__name__}: {exc}")
         if task.row is not None or result.status == "failed":
-            row = task.row or self.store.find_tenant(task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id)
+            row = task.row or self.store.find_tenant(
+                task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
+            )
             if row is not None:
-                self.store.update_tenant(row.id, last_error=result.message if result.status == "failed" else "")
+                self.store.update_tenant(
+                    row.id, last_error=result.message if result.status == "failed" else ""
+                )
         return result
 
     @contextmanager
@@ -264,27 +319,40 @@ class Reconciler:
         assert tenant is not None
         row = task.row
         if row is None:
-            row = self.store.create_tenant(tenant.workspace.id, tenant.project.id, tenant.platform_id, tenant.landing_zone.id)
+            row = self.store.create_tenant(
+                tenant.workspace.id, tenant.project.id, tenant.platform_id, tenant.landing_zone.id
+            )
             self.store.audit("tenant.created", tenant.key, {"landing_zone": tenant.landing_zone.id})
         with self._step(ctx, "provision") as step:
             outcome = self._call("meshplatform_provision_tenant", tenant, ctx)
             if outcome.status == ProvisionStatus.IN_PROGRESS:
                 step.note(outcome.message or "in progress")
-                self.store.update_tenant(row.id, provisioning="in_progress", attributes={**row.attributes, **outcome.attributes})
+                self.store.update_tenant(
+                    row.id, provisioning="in_progress", attributes={**row.attributes, **outcome.attributes}
+                )
                 result.status, result.message = "in_progress", outcome.message or "provisioning in progress"
                 return
             if not outcome.platform_tenant_id:
                 raise MeshcoreError("the plugin reported the tenant ready without a platform tenant id")
-            step.changed(f"provisioned {outcome.platform_tenant_id}" + (f": {outcome.message}" if outcome.message else ""))
+            step.changed(
+                f"provisioned {outcome.platform_tenant_id}"
+                + (f": {outcome.message}" if outcome.message else "")
+            )
             self.store.update_tenant(
-                row.id, platform_tenant_id=outcome.platform_tenant_id, provisioning="ready",
-                attributes=dict(outcome.attributes), spec_hash=spec_hash(tenant), landing_zone=tenant.landing_zone.id,
+                row.id,
+                platform_tenant_id=outcome.platform_tenant_id,
+                provisioning="ready",
+                attributes=dict(outcome.attributes),
+                spec_hash=spec_hash(tenant),
+                landing_zone=tenant.landing_zone.id,
             )
             action = "tenant.imported" if tenant.import_id else "tenant.provisioned"
             self.store.audit(action, tenant.key, {"platform_tenant_id": outcome.platform_tenant_id})
         result.platform_tenant_id = outcome.platform_tenant_id
         result.status = "changed"
-        live = tenant.model_copy(update={"platform_tenant_id": outcome.platform_tenant_id, "attributes": dict(outcome.attributes)})
+        live = tenant.model_copy(
+            update={"platform_tenant_id": outcome.platform_tenant_id, "attributes": dict(outcome.attributes)}
+        )
         self._converge_rest(live, ctx, result)
 
     def _update(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
@@ -306,8 +374,11 @@ class Reconciler:
             fields["spec_hash"] = new_hash
         if task.row.landing_zone != tenant.landing_zone.id:
             fields["landing_zone"] = tenant.landing_zone.id
-            self.store.audit("tenant.landing_zone_changed", tenant.key,
-                             {"from": task.row.landing_zone, "to": tenant.landing_zone.id})
+            self.store.audit(
+                "tenant.landing_zone_changed",
+                tenant.key,
+                {"from": task.row.landing_zone, "to": tenant.landing_zone.id},
+            )
         if fields:
             self.store.update_tenant(task.row.id, **fields)
         self._converge_rest(tenant, ctx, result)

@@ -105,7 +105,9 @@ def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProbl
             key = key_node.value
             if key in seen:
                 problems.append(
-                    ConfigProblem(src.name, format_loc((*loc, key)), "duplicate key", key_node.start_mark.line + 1)
+                    ConfigProblem(
+                        src.name, format_loc((*loc, key)), "duplicate key", key_node.start_mark.line + 1
+                    )
                 )
             seen.add(key)
             child = (*loc, key)
@@ -116,7 +118,9 @@ def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProbl
             _walk(item, (*loc, i), src, problems)
 
 
-def interpolate(src: SourceFile, problems: list[ConfigProblem], environ: dict[str, str] | None = None) -> None:
+def interpolate(
+    src: SourceFile, problems: list[ConfigProblem], environ: dict[str, str] | None = None
+) -> None:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value; ``$${`` is a literal ``${``.
 
     Values taken from the environment are registered as secrets, so they are

@@ -45,11 +45,16 @@ class Output(StrEnum):
 
 
 ConfigOpt = typer.Option(
-    Path("meshcore.yaml"), "--config", "-c", envvar="MESHCORE_CONFIG",
+    Path("meshcore.yaml"),
+    "--config",
+    "-c",
+    envvar="MESHCORE_CONFIG",
     help="Config file, or a directory of YAML files.",
 )
 StateOpt = typer.Option(
-    None, "--state", envvar="MESHCORE_STATE",
+    None,
+    "--state",
+    envvar="MESHCORE_STATE",
     help="State store: a SQLAlchemy URL or a SQLite file path [default: sqlite:///.meshcore/state.db].",
 )
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="Output format.")
@@ -130,16 +135,27 @@ def validate(config: Path = ConfigOpt, output: Output = OutputOpt) -> None:
     doc = loaded.document
     n_tenants = sum(len(p.tenants) for w in doc.workspaces for p in w.projects)
     if output == Output.json:
-        _emit_json({"valid": True, "files": loaded.files, "platforms": len(doc.platforms),
-                    "workspaces": len(doc.workspaces), "tenants": n_tenants})
+        _emit_json(
+            {
+                "valid": True,
+                "files": loaded.files,
+                "platforms": len(doc.platforms),
+                "workspaces": len(doc.workspaces),
+                "tenants": n_tenants,
+            }
+        )
         return
-    console.print(f"[green]✓[/] {config} is valid: {len(doc.platforms)} platform(s), "
-                  f"{len(doc.landing_zones)} landing zone(s), {len(doc.workspaces)} workspace(s), {n_tenants} tenant(s)")
+    console.print(
+        f"[green]✓[/] {config} is valid: {len(doc.platforms)} platform(s), "
+        f"{len(doc.landing_zones)} landing zone(s), {len(doc.workspaces)} workspace(s), {n_tenants} tenant(s)"
+    )
 
 
 @app.command()
 def schema(
-    platform_type: str = typer.Option(None, "--platform-type", help="Print the config schema of one platform type instead."),
+    platform_type: str = typer.Option(
+        None, "--platform-type", help="Print the config schema of one platform type instead."
+    ),
 ) -> None:
     """Print the JSON Schema of the config file (for editors)."""
     if platform_type:
@@ -203,7 +219,13 @@ def apply(
     except MeshcoreError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     if output == Output.json:
-        _emit_json({"run": report.run_id, "counts": report.counts(), "tenants": [r.as_dict() for r in report.results]})
+        _emit_json(
+            {
+                "run": report.run_id,
+                "counts": report.counts(),
+                "tenants": [r.as_dict() for r in report.results],
+            }
+        )
     else:
         from meshcore.cli.render import apply_view
 
@@ -213,8 +235,11 @@ def apply(
 
 
 @app.command()
-def status(state: str = StateOpt, output: Output = OutputOpt,
-           all_: bool = typer.Option(False, "--all", help="Include deleted tenants.")) -> None:
+def status(
+    state: str = StateOpt,
+    output: Output = OutputOpt,
+    all_: bool = typer.Option(False, "--all", help="Include deleted tenants."),
+) -> None:
     """Show recorded tenants, the last run and failures."""
     store = _store(state)
     tenants = store.tenants(include_deleted=all_)
@@ -222,15 +247,35 @@ def status(state: str = StateOpt, output: Output = OutputOpt,
     last = runs[0] if runs else None
     failures = [s for s in store.steps(run_id=last.id) if s.status == "failed"] if last else []
     if output == Output.json:
-        _emit_json({
-            "tenants": [{"tenant": t.key, "status": t.status, "platform_tenant_id": t.platform_tenant_id,
-                         "landing_zone": t.landing_zone, "provisioning": t.provisioning,
-                         "attributes": t.attributes, "last_error": t.last_error} for t in tenants],
-            "last_run": {"id": last.id, "command": last.command, "status": last.status,
-                         "started_at": last.started_at, "finished_at": last.finished_at,
-                         "summary": last.summary} if last else None,
-            "failures": [{"tenant": f.tenant_key, "step": f.name, "message": f.message} for f in failures],
-        })
+        _emit_json(
+            {
+                "tenants": [
+                    {
+                        "tenant": t.key,
+                        "status": t.status,
+                        "platform_tenant_id": t.platform_tenant_id,
+                        "landing_zone": t.landing_zone,
+                        "provisioning": t.provisioning,
+                        "attributes": t.attributes,
+                        "last_error": t.last_error,
+                    }
+                    for t in tenants
+                ],
+                "last_run": {
+                    "id": last.id,
+                    "command": last.command,
+                    "status": last.status,
+                    "started_at": last.started_at,
+                    "finished_at": last.finished_at,
+                    "summary": last.summary,
+                }
+                if last
+                else None,
+                "failures": [
+                    {"tenant": f.tenant_key, "step": f.name, "message": f.message} for f in failures
+                ],
+            }
+        )
         return
     from meshcore.cli.render import status_view
 
@@ -238,17 +283,37 @@ def status(state: str = StateOpt, output: Output = OutputOpt,
 
 
 @app.command()
-def history(state: str = StateOpt, tenant: str = typer.Option(None, "--tenant", help="Steps of one tenant."),
-            limit: int = typer.Option(10, "--limit"), output: Output = OutputOpt) -> None:
+def history(
+    state: str = StateOpt,
+    tenant: str = typer.Option(None, "--tenant", help="Steps of one tenant."),
+    limit: int = typer.Option(10, "--limit"),
+    output: Output = OutputOpt,
+) -> None:
     """Show past runs, or the step history and audit trail of one tenant."""
     store = _store(state)
     if tenant:
-        steps = store.steps(tenant_key=tenant)[-limit * 10:]
+        steps = store.steps(tenant_key=tenant)[-limit * 10 :]
         trail = store.audit_trail(tenant)
         if output == Output.json:
-            _emit_json({"steps": [{"run": s.run_id, "step": s.name, "status": s.status, "message": s.message,
-                                   "at": s.started_at, "ms": s.duration_ms} for s in steps],
-                        "audit": [{"at": a.at, "action": a.action, "actor": a.actor, "details": a.details} for a in trail]})
+            _emit_json(
+                {
+                    "steps": [
+                        {
+                            "run": s.run_id,
+                            "step": s.name,
+                            "status": s.status,
+                            "message": s.message,
+                            "at": s.started_at,
+                            "ms": s.duration_ms,
+                        }
+                        for s in steps
+                    ],
+                    "audit": [
+                        {"at": a.at, "action": a.action, "actor": a.actor, "details": a.details}
+                        for a in trail
+                    ],
+                }
+            )
             return
         from meshcore.cli.render import tenant_history_view
 
@@ -256,8 +321,20 @@ def history(state: str = StateOpt, tenant: str = typer.Option(None, "--tenant", 
         return
     runs = store.runs(limit)
     if output == Output.json:
-        _emit_json([{"id": r.id, "command": r.command, "status": r.status, "runner": r.runner,
-                     "started_at": r.started_at, "finished_at": r.finished_at, "summary": r.summary} for r in runs])
+        _emit_json(
+            [
+                {
+                    "id": r.id,
+                    "command": r.command,
+                    "status": r.status,
+                    "runner": r.runner,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "summary": r.summary,
+                }
+                for r in runs
+            ]
+        )
         return
     from meshcore.cli.render import runs_view
 
@@ -265,7 +342,9 @@ def history(state: str = StateOpt, tenant: str = typer.Option(None, "--tenant", 
 
 
 @app.command()
-def approve(tenant: str = typer.Argument(..., help="Tenant key: workspace/project@platform."), state: str = StateOpt) -> None:
+def approve(
+    tenant: str = typer.Argument(..., help="Tenant key: workspace/project@platform."), state: str = StateOpt
+) -> None:
     """Approve the deletion of a tenant marked for deletion."""
     from meshcore.errors import MeshcoreError
     from meshcore.reconciler import approve_deletion
@@ -299,7 +378,9 @@ def preflight(config: Path = ConfigOpt, state: str = StateOpt, output: Output = 
             ok = False
             continue
         for c in report.checks:
-            rows.append({"platform": pid, "check": c.name, "ok": c.ok, "message": c.message, "scope": c.scope})
+            rows.append(
+                {"platform": pid, "check": c.name, "ok": c.ok, "message": c.message, "scope": c.scope}
+            )
             ok = ok and c.ok
     store.finish_run(run.id, "ok" if ok else "failed", {"checks": len(rows)})
     if output == Output.json:
@@ -313,8 +394,12 @@ def preflight(config: Path = ConfigOpt, state: str = StateOpt, output: Output = 
 
 
 @app.command()
-def discover(platform_id: str = typer.Argument(..., help="Platform id from the config."),
-             config: Path = ConfigOpt, state: str = StateOpt, output: Output = OutputOpt) -> None:
+def discover(
+    platform_id: str = typer.Argument(..., help="Platform id from the config."),
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+    output: Output = OutputOpt,
+) -> None:
     """List tenants on a platform that no tenant manages (candidates for import_id)."""
     from meshcore.context import HookContext
     from meshcore.errors import MeshcoreError
@@ -326,8 +411,11 @@ def discover(platform_id: str = typer.Argument(..., help="Platform id from the c
     run = store.start_run("discover", "cli")
     platform = loaded.platforms[platform_id]
     try:
-        found = registry.call("meshplatform_discover_tenants", platform,
-                              ctx=HookContext(backend=store, platform_id=platform_id, run_id=run.id))
+        found = registry.call(
+            "meshplatform_discover_tenants",
+            platform,
+            ctx=HookContext(backend=store, platform_id=platform_id, run_id=run.id),
+        )
     except MeshcoreError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     managed = {t.platform_tenant_id for t in store.tenants(platform_id, include_deleted=True)}

@@ -13,9 +13,18 @@ from rich.text import Text
 
 from meshcore.redaction import redact
 
-_STATUS_STYLE = {"ok": "green", "changed": "cyan", "failed": "bold red", "in_progress": "yellow",
-                 "waiting": "yellow", "skipped": "dim", "loaded": "green", "broken": "bold red",
-                 "duplicate": "bold red", "disabled": "dim"}
+_STATUS_STYLE = {
+    "ok": "green",
+    "changed": "cyan",
+    "failed": "bold red",
+    "in_progress": "yellow",
+    "waiting": "yellow",
+    "skipped": "dim",
+    "loaded": "green",
+    "broken": "bold red",
+    "duplicate": "bold red",
+    "disabled": "dim",
+}
 _ACTION_SIGN = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
 
 
@@ -29,8 +38,13 @@ def plugins_table(infos: list[dict[str, Any]]) -> Table:
         table.add_column(col)
     for i in infos:
         version = f"{i['distribution']} {i['version']}" if i["distribution"] else "-"
-        table.add_row(i["name"], _status(i["status"]), version, ", ".join(i["capabilities"]),
-                      i["error"] or i["description"])
+        table.add_row(
+            i["name"],
+            _status(i["status"]),
+            version,
+            ", ".join(i["capabilities"]),
+            i["error"] or i["description"],
+        )
     if not infos:
         table.add_row("-", "-", "-", "-", "no platform plugins installed")
     return table
@@ -54,19 +68,32 @@ def plan_view(items: list[Any]) -> Group:
             sign, style = _ACTION_SIGN.get(c.action, ("?", ""))
             line = Text(f"    {sign} {c.resource}", style=style)
             if c.before is not None or c.after is not None:
-                line.append(f": {c.before if c.before is not None else '∅'} → {c.after if c.after is not None else '∅'}")
+                line.append(
+                    f": {c.before if c.before is not None else '∅'} → {c.after if c.after is not None else '∅'}"
+                )
             if c.detail:
                 line.append(f"  ({c.detail})", style="dim")
             parts.append(line)
-    parts.append(Text(f"\nPlan: {n_changes} change(s) across {sum(1 for i in items if i.changes)} of {len(items)} tenant(s).",
-                      style="bold"))
+    parts.append(
+        Text(
+            f"\nPlan: {n_changes} change(s) across {sum(1 for i in items if i.changes)} of {len(items)} tenant(s).",
+            style="bold",
+        )
+    )
     return Group(*parts)
 
 
 @contextmanager
 def apply_progress(console: Console) -> Iterator[Callable[[Any], None]]:
-    progress = Progress(TextColumn("[bold]apply"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.description}"), console=console, transient=True)
+    progress = Progress(
+        TextColumn("[bold]apply"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    )
     task = progress.add_task("", total=None)
 
     def on_progress(result: Any) -> None:
@@ -85,8 +112,11 @@ def apply_view(report: Any) -> Group:
     counts = report.counts()
     changed = counts.get("changed", 0)
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"
-    tail = Text(f"{summary}." + ("  No changes: everything is converged." if not changed and not report.failed else ""),
-                style="bold")
+    tail = Text(
+        f"{summary}."
+        + ("  No changes: everything is converged." if not changed and not report.failed else ""),
+        style="bold",
+    )
     return Group(table, tail)
 
 
@@ -97,12 +127,22 @@ def status_view(tenants: list[Any], last: Any, failures: list[Any]) -> Group:
     for t in tenants:
         attrs = ", ".join(f"{k}={v}" for k, v in sorted((t.attributes or {}).items()))
         style = {"ACTIVE": "green", "DELETED": "dim"}.get(t.status, "yellow")
-        table.add_row(t.key, Text(t.status, style=style),
-                      t.platform_tenant_id or f"({t.provisioning})", t.landing_zone, attrs, Text(t.last_error, style="red"))
+        table.add_row(
+            t.key,
+            Text(t.status, style=style),
+            t.platform_tenant_id or f"({t.provisioning})",
+            t.landing_zone,
+            attrs,
+            Text(t.last_error, style="red"),
+        )
     parts: list[Any] = [table]
     if last is not None:
-        parts.append(Text(f"Last run: #{last.id} {last.command} {last.status} at "
-                          f"{last.started_at:%Y-%m-%d %H:%M:%S} {last.summary or ''}"))
+        parts.append(
+            Text(
+                f"Last run: #{last.id} {last.command} {last.status} at "
+                f"{last.started_at:%Y-%m-%d %H:%M:%S} {last.summary or ''}"
+            )
+        )
     for f in failures:
         parts.append(Text(f"  ✗ {f.tenant_key} {f.name}: {f.message}", style="red"))
     return Group(*parts)
@@ -113,9 +153,15 @@ def runs_view(runs: list[Any]) -> Table:
     for col in ("id", "command", "status", "started", "finished", "summary", "runner"):
         table.add_column(col)
     for r in runs:
-        table.add_row(str(r.id), r.command, _status(r.status),
-                      f"{r.started_at:%Y-%m-%d %H:%M:%S}", f"{r.finished_at:%H:%M:%S}" if r.finished_at else "-",
-                      str(r.summary or ""), r.runner)
+        table.add_row(
+            str(r.id),
+            r.command,
+            _status(r.status),
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{r.finished_at:%H:%M:%S}" if r.finished_at else "-",
+            str(r.summary or ""),
+            r.runner,
+        )
     return table
 
 
@@ -147,7 +193,9 @@ def discovered_table(platform_id: str, found: list[Any]) -> Table:
     for col in ("platform tenant id", "name", "status", "attributes"):
         table.add_column(col)
     for d in found:
-        table.add_row(d.platform_tenant_id, d.name, d.status, ", ".join(f"{k}={v}" for k, v in d.attributes.items()))
+        table.add_row(
+            d.platform_tenant_id, d.name, d.status, ", ".join(f"{k}={v}" for k, v in d.attributes.items())
+        )
     if not found:
         table.add_row("-", "every tenant on this platform is managed", "", "")
     return table

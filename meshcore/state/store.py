@@ -202,8 +202,14 @@ class StateStore:
         self, platform: str, tenant_key: str, kind: str, key: str, intent: dict[str, Any]
     ) -> JournalRow:
         row = JournalRow(
-            platform=platform, tenant_key=tenant_key, kind=kind, key=key, intent=intent,
-            status="open", result={}, message="",
+            platform=platform,
+            tenant_key=tenant_key,
+            kind=kind,
+            key=key,
+            intent=intent,
+            status="open",
+            result={},
+            message="",
         )
         with self.session() as s:
             s.add(row)
@@ -225,9 +231,7 @@ class StateStore:
     def journal_update(self, entry_id: int, **fields: Any) -> None:
         with self.session() as s:
             s.execute(
-                update(JournalRow)
-                .where(JournalRow.id == entry_id)
-                .values(updated_at=utcnow(), **fields)
+                update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
             )
 
     def journal_entries(self, platform: str | None = None, status: str | None = None) -> list[JournalRow]:
@@ -260,14 +264,27 @@ class StateStore:
             return list(s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)))
 
     def record_step(
-        self, run_id: int, tenant_key: str, platform: str, name: str, status: str,
-        message: str, started_at: dt.datetime, duration_ms: int,
+        self,
+        run_id: int,
+        tenant_key: str,
+        platform: str,
+        name: str,
+        status: str,
+        message: str,
+        started_at: dt.datetime,
+        duration_ms: int,
     ) -> None:
         with self.session() as s:
             s.add(
                 StepRow(
-                    run_id=run_id, tenant_key=tenant_key, platform=platform, name=name,
-                    status=status, message=message, started_at=started_at, duration_ms=duration_ms,
+                    run_id=run_id,
+                    tenant_key=tenant_key,
+                    platform=platform,
+                    name=name,
+                    status=status,
+                    message=message,
+                    started_at=started_at,
+                    duration_ms=duration_ms,
                 )
             )
 
@@ -280,7 +297,9 @@ class StateStore:
                 q = q.where(StepRow.tenant_key == tenant_key)
             return list(s.scalars(q))
 
-    def audit(self, action: str, subject: str, details: dict[str, Any] | None = None, actor: str = "") -> None:
+    def audit(
+        self, action: str, subject: str, details: dict[str, Any] | None = None, actor: str = ""
+    ) -> None:
         with self.session() as s:
             s.add(AuditRow(action=action, subject=subject, details=details or {}, actor=actor or _actor()))
 
@@ -320,6 +339,16 @@ class StateStore:
                 f"until {current[1].isoformat(timespec='seconds') if current else '?'}; "
                 "wait for it to finish or retry with --wait"
             ) from None
+
+    def take_over_lease(self, name: str, old_holder: str, holder: str, ttl_seconds: float) -> bool:
+        """Replace ``old_holder`` (known dead) by ``holder``; False if someone else already did."""
+        with self.session() as s:
+            res = s.execute(
+                update(LeaseRow)
+                .where(LeaseRow.name == name, LeaseRow.holder == old_holder)
+                .values(holder=holder, expires_at=utcnow() + dt.timedelta(seconds=ttl_seconds))
+            )
+            return res.rowcount == 1
 
     def lease_holder(self, name: str) -> tuple[str, dt.datetime] | None:
         with self.session() as s:

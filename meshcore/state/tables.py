@@ -133,7 +133,12 @@ class UsageRow(Base):
     __table_args__ = (
         Index("ix_usage_period", "period", "platform"),
         UniqueConstraint(
-            "platform", "platform_tenant_id", "period", "seller", "product", "currency",
+            "platform",
+            "platform_tenant_id",
+            "period",
+            "seller",
+            "product",
+            "currency",
             name="uq_usage_line",
         ),
     )

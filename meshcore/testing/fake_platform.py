@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshcore.errors import PlatformError, RetryableError
+from meshcore.errors import PlatformError
 from meshcore.hookspecs import hookimpl
 from meshcore.models import TenantStatus
 from meshcore.results import (
@@ -51,7 +51,9 @@ class FakeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     state_file: str | None = Field(default=None, description="Persist the fake cloud to this JSON file.")
-    name_pattern: str = Field(default="{workspace}-{project}", description="Tenant name; placeholders workspace, project, platform.")
+    name_pattern: str = Field(
+        default="{workspace}-{project}", description="Tenant name; placeholders workspace, project, platform."
+    )
     daily_cost: Decimal = Field(default=Decimal("1.50"), description="Synthetic cost per tenant and day.")
 
 
@@ -80,11 +82,19 @@ class FakeCloud:
         self.fail: dict[str, BaseException] = {}  # "op" or "op:tenant-name" -> exception to raise once
         self.crash_after: set[str] = set()  # ops after which a simulated crash happens once
         self.external: set[str] = set()  # ids created outside meshcore (discoverable)
+        self._mtime: int | None = None
         if path and Path(path).exists():
             self._load()
 
     # persistence ----------------------------------------------------------------
+    def reload_if_changed(self) -> None:
+        """Pick up edits made to the state file by another process (or a test)."""
+        if self.path and Path(self.path).exists() and Path(self.path).stat().st_mtime_ns != self._mtime:
+            with self.lock:
+                self._load()
+
     def _load(self) -> None:
+        self._mtime = Path(self.path).stat().st_mtime_ns  # type: ignore[arg-type]
         data = json.loads(Path(self.path).read_text())  # type: ignore[arg-type]
         self.tenants = data["tenants"]
         self.operations = data["operations"]
@@ -94,10 +104,19 @@ class FakeCloud:
     def save(self) -> None:
         if self.path:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.path).write_text(json.dumps({
-                "tenants": self.tenants, "operations": self.operations,
-                "next_id": self.next_id, "external": sorted(self.external),
-            }, indent=1, sort_keys=True))
+            Path(self.path).write_text(
+                json.dumps(
+                    {
+                        "tenants": self.tenants,
+                        "operations": self.operations,
+                        "next_id": self.next_id,
+                        "external": sorted(self.external),
+                    },
+                    indent=1,
+                    sort_keys=True,
+                )
+            )
+            self._mtime = Path(self.path).stat().st_mtime_ns
 
     # calls ----------------------------------------------------------------------
     def _check(self, op: str, subject: str = "") -> None:
@@ -123,7 +142,14 @@ class FakeCloud:
             self.write("create", name)
             tid = str(self.next_id)
             self.next_id += 1
-            self.tenants[tid] = {"name": name, "folder": "", "tags": {}, "access": {}, "status": "ACTIVE", "guardrails": []}
+            self.tenants[tid] = {
+                "name": name,
+                "folder": "",
+                "tags": {},
+                "access": {},
+                "status": "ACTIVE",
+                "guardrails": [],
+            }
             self.operations[operation_id] = tid
             self.save()
         if "create" in self.crash_after:
@@ -136,7 +162,14 @@ class FakeCloud:
         with self.lock:
             tid = str(self.next_id)
             self.next_id += 1
-            self.tenants[tid] = {"name": name, "folder": "", "tags": {}, "access": {}, "status": "ACTIVE", "guardrails": []}
+            self.tenants[tid] = {
+                "name": name,
+                "folder": "",
+                "tags": {},
+                "access": {},
+                "status": "ACTIVE",
+                "guardrails": [],
+            }
             self.external.add(tid)
             self.save()
             return tid
@@ -158,7 +191,9 @@ class FakePlatformPlugin:
             key = f"{platform.id}:{platform.config.state_file or ''}"
             if key not in self.clouds:
                 self.clouds[key] = FakeCloud(platform.config.state_file)
-            return self.clouds[key]
+            cloud = self.clouds[key]
+            cloud.reload_if_changed()
+            return cloud
 
     def reset(self) -> None:
         self.clouds.clear()
@@ -167,11 +202,15 @@ class FakePlatformPlugin:
 
     @hookimpl
     def meshplatform_platform_types(self) -> list[PlatformType]:
-        return [PlatformType(
-            name=TYPE, description="In-memory fake platform for tests and demos",
-            config_model=FakeConfig, landing_zone_model=FakeLandingZone,
-            capabilities=frozenset(Capability),
-        )]
+        return [
+            PlatformType(
+                name=TYPE,
+                description="In-memory fake platform for tests and demos",
+                config_model=FakeConfig,
+                landing_zone_model=FakeLandingZone,
+                capabilities=frozenset(Capability),
+            )
+        ]
 
     @hookimpl
     def meshplatform_validate(self, platform, landing_zones):
@@ -181,10 +220,13 @@ class FakePlatformPlugin:
         for lz in landing_zones:
             for role, target in lz.config.role_mappings.items():
                 if target in lz.config.forbidden_roles:
-                    problems.append(ValidationProblem(
-                        path=f"role_mappings.{role}", landing_zone=lz.id,
-                        message=f"platform role {target!r} is forbidden in this landing zone",
-                    ))
+                    problems.append(
+                        ValidationProblem(
+                            path=f"role_mappings.{role}",
+                            landing_zone=lz.id,
+                            message=f"platform role {target!r} is forbidden in this landing zone",
+                        )
+                    )
         return problems
 
     @hookimpl
@@ -193,7 +235,9 @@ class FakePlatformPlugin:
             return None
         cloud = self.cloud(platform)
         cloud.read("preflight")
-        return PreflightReport(checks=(PreflightCheck(name="fake cloud reachable", ok=True, scope=platform.id),))
+        return PreflightReport(
+            checks=(PreflightCheck(name="fake cloud reachable", ok=True, scope=platform.id),)
+        )
 
     # -- tenant lifecycle --------------------------------------------------------------------
 
@@ -203,8 +247,11 @@ class FakePlatformPlugin:
         )
 
     def _desired(self, platform, tenant) -> dict[str, Any]:
-        return {"name": self._name(platform, tenant), "folder": tenant.landing_zone.config.folder,
-                "tags": dict(tenant.replicated_tags)}
+        return {
+            "name": self._name(platform, tenant),
+            "folder": tenant.landing_zone.config.folder,
+            "tags": dict(tenant.replicated_tags),
+        }
 
     @hookimpl
     def meshplatform_plan_tenant(self, platform, tenant, ctx):
@@ -222,11 +269,24 @@ class FakePlatformPlugin:
         changes = []
         for field, want in self._desired(platform, tenant).items():
             if current[field] != want:
-                changes.append(Change(action=ChangeAction.UPDATE, resource=field, before=str(current[field]), after=str(want)))
+                changes.append(
+                    Change(
+                        action=ChangeAction.UPDATE,
+                        resource=field,
+                        before=str(current[field]),
+                        after=str(want),
+                    )
+                )
         want_access = self._access(tenant)
         if current["access"] != want_access:
-            changes.append(Change(action=ChangeAction.UPDATE, resource="access",
-                                  before=json.dumps(current["access"], sort_keys=True), after=json.dumps(want_access, sort_keys=True)))
+            changes.append(
+                Change(
+                    action=ChangeAction.UPDATE,
+                    resource="access",
+                    before=json.dumps(current["access"], sort_keys=True),
+                    after=json.dumps(want_access, sort_keys=True),
+                )
+            )
         return changes
 
     @hookimpl
@@ -249,18 +309,32 @@ class FakePlatformPlugin:
             if entry is not None and entry.operation_id:
                 cloud.read("describe-operation", entry.operation_id)
                 tid = cloud.operations.get(entry.operation_id)
-            elif entry is not None:
-                # Intent recorded but no operation id: recover by name (the natural dedupe key).
+            else:
+                # No operation id (lost, or the core never recorded our answer): look the
+                # tenant up by name, the natural dedupe key, before creating anything.
                 cloud.read("list")
-                tid = next((i for i, t in cloud.tenants.items() if t["name"] == name), None)
+                tid = next(
+                    (
+                        i
+                        for i, t in cloud.tenants.items()
+                        if t["name"] == name and t["status"] == "ACTIVE" and i not in cloud.external
+                    ),
+                    None,
+                )
+                owner = ctx.owner_of(tid) if tid else None
+                if owner and owner != tenant.key:
+                    raise PlatformError(f"a tenant named {name!r} exists and belongs to {owner}")
             if tid is None:
                 entry = entry or ctx.journal.begin("create", tenant.key, {"name": name})
                 op_id = f"op-{entry.id}"
                 entry.record_operation(op_id)
                 tid = cloud.create(name, op_id)
-            entry.complete({"platform_tenant_id": tid})
+            if entry is not None:
+                entry.complete({"platform_tenant_id": tid})
         self._converge(cloud, platform, tenant.model_copy(update={"platform_tenant_id": tid}))
-        return ProvisionResult(platform_tenant_id=tid, changed=True, attributes={"name": self._name(platform, tenant)})
+        return ProvisionResult(
+            platform_tenant_id=tid, changed=True, attributes={"name": self._name(platform, tenant)}
+        )
 
     def _converge(self, cloud: FakeCloud, platform, tenant) -> bool:
         tid = tenant.platform_tenant_id
@@ -284,8 +358,11 @@ class FakePlatformPlugin:
             return None
         cloud = self.cloud(platform)
         changed = self._converge(cloud, platform, tenant)
-        return ProvisionResult(platform_tenant_id=tenant.platform_tenant_id, changed=changed,
-                               attributes={"name": self._name(platform, tenant)})
+        return ProvisionResult(
+            platform_tenant_id=tenant.platform_tenant_id,
+            changed=changed,
+            attributes={"name": self._name(platform, tenant)},
+        )
 
     @hookimpl
     def meshplatform_deprovision_tenant(self, platform, tenant, ctx):
@@ -352,8 +429,10 @@ class FakePlatformPlugin:
         cloud.save()
         gained = {r: sorted(set(u) - set(before.get(r, []))) for r, u in want.items()}
         lost = {r: sorted(set(u) - set(want.get(r, []))) for r, u in before.items()}
-        msg = "; ".join([f"+{r}: {', '.join(u)}" for r, u in gained.items() if u]
-                        + [f"-{r}: {', '.join(u)}" for r, u in lost.items() if u])
+        msg = "; ".join(
+            [f"+{r}: {', '.join(u)}" for r, u in gained.items() if u]
+            + [f"-{r}: {', '.join(u)}" for r, u in lost.items() if u]
+        )
         return StepOutcome(changed=True, message=msg)
 
     # -- costs and discovery ------------------------------------------------------------------
@@ -369,11 +448,17 @@ class FakePlatformPlugin:
         while day < period.end:
             for tid, t in sorted(cloud.tenants.items()):
                 if t["status"] == "ACTIVE":
-                    records.append(CostRecord(
-                        platform_tenant_id=tid, usage_start=day, usage_end=day + dt.timedelta(days=1),
-                        seller="Fake Cloud Inc.", product="compute", currency="EUR",
-                        amount=platform.config.daily_cost,
-                    ))
+                    records.append(
+                        CostRecord(
+                            platform_tenant_id=tid,
+                            usage_start=day,
+                            usage_end=day + dt.timedelta(days=1),
+                            seller="Fake Cloud Inc.",
+                            product="compute",
+                            currency="EUR",
+                            amount=platform.config.daily_cost,
+                        )
+                    )
             day += dt.timedelta(days=1)
         return CostCollection(records=tuple(records), requests=1, request_cost=Decimal("0"))
 
@@ -383,8 +468,10 @@ class FakePlatformPlugin:
             return None
         cloud = self.cloud(platform)
         cloud.read("list")
-        return [DiscoveredTenant(platform_tenant_id=tid, name=t["name"], status=t["status"])
-                for tid, t in sorted(cloud.tenants.items())]
+        return [
+            DiscoveredTenant(platform_tenant_id=tid, name=t["name"], status=t["status"])
+            for tid, t in sorted(cloud.tenants.items())
+        ]
 
 
 plugin = FakePlatformPlugin()

@@ -105,7 +105,12 @@ def upgrade() -> None:
         sa.Column("amount", sa.String(64), nullable=False),
         _ts("collected_at"),
         sa.UniqueConstraint(
-            "platform", "platform_tenant_id", "period", "seller", "product", "currency",
+            "platform",
+            "platform_tenant_id",
+            "period",
+            "seller",
+            "product",
+            "currency",
             name="uq_usage_line",
         ),
     )
@@ -123,7 +128,5 @@ def upgrade() -> None:
         sa.Column("payment_method", sa.JSON, nullable=False),
         sa.Column("tags", sa.JSON, nullable=False),
         _ts("created_at"),
-        sa.UniqueConstraint(
-            "workspace", "project", "period", "version", name="uq_statement_version"
-        ),
+        sa.UniqueConstraint("workspace", "project", "period", "version", name="uq_statement_version"),
     )

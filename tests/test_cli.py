@@ -1,0 +1,164 @@
+"""The CLI end to end on the fake platform: exit codes, no tracebacks, JSON output, secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from meshcore.cli.app import app
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MESHCORE_CONFIG", raising=False)
+    monkeypatch.setenv("MESHCORE_STATE", f"sqlite:///{tmp_path / 'state.db'}")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def with_state_file(cfg, tmp_path):
+    cfg["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.json")}
+    return cfg
+
+
+def test_validate_reports_problems_with_exit_2_and_no_traceback(run, write_config, base_config):
+    base_config["workspaces"][0]["projects"][0]["tenants"][0]["platform"] = "nope"
+    base_config["users"][0]["emial"] = "x"
+    result = run("validate", "-c", str(write_config(base_config)))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "tenants[0].platform: platform 'nope' is not defined" in result.output
+    assert "users[0].emial: unknown key 'emial' (did you mean 'email'?)" in result.output
+    assert "2 problem(s)" in result.output
+
+
+def test_validate_json(run, write_config, base_config):
+    path = write_config(base_config)
+    result = run("validate", "-c", str(path), "-o", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {
+        "valid": True,
+        "files": [str(path)],
+        "platforms": 1,
+        "workspaces": 2,
+        "tenants": 3,
+    }
+    base_config["users"][0]["id"] = "Bad Id"
+    result = run("validate", "-c", str(write_config(base_config)), "-o", "json")
+    data = json.loads(result.output)
+    assert result.exit_code == 2 and data["valid"] is False
+    assert data["problems"][0]["path"] == "users[0].id" and data["problems"][0]["line"] > 1
+
+
+def test_plan_apply_status_across_processes(run, write_config, base_config, tmp_path):
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+    plan = run("plan", "-c", cfg, "-o", "json")
+    assert plan.exit_code == 0
+    assert {i["action"] for i in json.loads(plan.output)} == {"provision"}
+    first = run("apply", "-c", cfg, "-o", "json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["counts"] == {"changed": 3}
+    second = run("apply", "-c", cfg, "-o", "json")
+    assert json.loads(second.output)["counts"] == {"ok": 3}
+    table = run("apply", "-c", cfg)
+    assert "No changes: everything is converged." in table.output
+    status = json.loads(run("status", "-o", "json").output)
+    assert {t["tenant"] for t in status["tenants"]} == {"ws1/p1@demo", "ws1/p2@demo", "ws2/p3@demo"}
+    assert all(t["platform_tenant_id"] for t in status["tenants"])
+    assert status["last_run"]["status"] == "ok"
+    cloud = json.loads((tmp_path / "cloud.json").read_text())
+    assert len(cloud["tenants"]) == 3
+
+
+def test_apply_exit_code_1_when_a_tenant_fails(run, write_config, base_config, tmp_path):
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+    assert run("apply", "-c", cfg).exit_code == 0
+    (tmp_path / "cloud.json").write_text(json.dumps({"tenants": {}, "operations": {}, "next_id": 1}))
+    result = run("apply", "-c", cfg, "-o", "json")  # every tenant vanished from the platform
+    assert result.exit_code == 1
+    assert all(
+        t["status"] == "failed" and "no longer exists" in t["message"]
+        for t in json.loads(result.output)["tenants"]
+    )
+
+
+def test_deletion_approval_flow_via_cli(run, write_config, base_config, tmp_path):
+    cfg = str(write_config(with_state_file(base_config, tmp_path), "c.yaml"))
+    run("apply", "-c", cfg)
+    del base_config["workspaces"][0]["projects"][1]
+    write_config(base_config, "c.yaml")
+    out = json.loads(run("apply", "-c", cfg, "-o", "json").output)
+    assert next(t for t in out["tenants"] if t["key"] == "ws1/p2@demo")["status"] == "waiting"
+    assert "ws1/p2@demo" in run("plan", "-c", cfg).output
+    result = run("approve", "ws1/p2@demo")
+    assert result.exit_code == 0 and "approved" in result.output
+    assert run("approve", "nope/x@demo").exit_code == 1
+    run("apply", "-c", cfg)
+    run("apply", "-c", cfg)
+    status = json.loads(run("status", "--all", "-o", "json").output)
+    assert next(t for t in status["tenants"] if t["tenant"] == "ws1/p2@demo")["status"] == "DELETED"
+    history = json.loads(run("history", "--tenant", "ws1/p2@demo", "-o", "json").output)
+    assert [a["action"] for a in history["audit"]][-1] == "tenant.deleted"
+
+
+def test_secrets_from_the_environment_never_reach_state_or_output(
+    run, write_config, base_config, tmp_path, monkeypatch
+):
+    secret = "s3cr3t-ExternalId-9f8e7d"
+    monkeypatch.setenv("MC_SECRET_PATTERN", secret)
+    base_config["platforms"][0]["config"] = {
+        "state_file": str(tmp_path / "cloud.json"),
+        "name_pattern": "${MC_SECRET_PATTERN}-{project}",
+    }
+    cfg = str(write_config(base_config))
+    outputs = [
+        run("apply", "-c", cfg, "-o", "json").output,
+        run("apply", "-c", cfg).output,
+        run("status", "-o", "json").output,
+        run("plan", "-c", cfg, "-o", "json").output,
+    ]
+    for out in outputs:
+        assert secret not in out
+    assert "***" in outputs[2]
+    assert secret.encode() not in (tmp_path / "state.db").read_bytes()
+
+
+def test_schema_and_plugins(run):
+    schema = json.loads(run("schema").output)
+    assert {"platforms", "workspaces", "landing_zones"} <= set(schema["properties"])
+    fake = json.loads(run("schema", "--platform-type", "fake").output)
+    assert "state_file" in fake["platform"]["properties"]
+    assert run("schema", "--platform-type", "nope").exit_code == 3
+    plugins = json.loads(run("plugins", "-o", "json").output)
+    assert any(p["name"] == "fake" and p["status"] == "loaded" for p in plugins)
+
+
+def test_discover_and_preflight(run, write_config, base_config, tmp_path):
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+    run("apply", "-c", cfg)
+    data = json.loads((tmp_path / "cloud.json").read_text())
+    data["tenants"]["999"] = {
+        "name": "legacy",
+        "folder": "",
+        "tags": {},
+        "access": {},
+        "status": "ACTIVE",
+        "guardrails": [],
+    }
+    (tmp_path / "cloud.json").write_text(json.dumps(data))
+    found = json.loads(run("discover", "demo", "-c", cfg, "-o", "json").output)
+    assert [d["platform_tenant_id"] for d in found] == ["999"]
+    pre = run("preflight", "-c", cfg, "-o", "json")
+    assert pre.exit_code == 0 and json.loads(pre.output)[0]["ok"] is True
+
+
+def test_state_store_that_cannot_be_opened(run, write_config, base_config):
+    result = run("status", "--state", "postgresql+nodriver://x/y")
+    assert result.exit_code == 5 and "cannot open state store" in result.output
