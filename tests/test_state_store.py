@@ -1,0 +1,48 @@
+"""State store: versioned schema, migrations on open, ownership rules, leases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from meshcore.errors import LockHeldError, MeshcoreError
+from meshcore.state import StateStore
+
+
+def test_new_store_is_migrated_to_head_and_reopening_keeps_data(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = StateStore.open(url)
+    assert store.schema_revision() == "0001"
+    store.create_tenant("ws", "p", "aws", "lz")
+    store.close()
+    again = StateStore.open(str(tmp_path / "s.db"))  # a plain path works too
+    assert [t.key for t in again.tenants()] == ["ws/p@aws"]
+
+
+def test_a_schema_newer_than_this_meshcore_is_refused(tmp_path):
+    store = StateStore.open(f"sqlite:///{tmp_path / 's.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(MeshcoreError, match="newer than this meshcore"):
+        StateStore.open(f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_platform_tenant_id_is_never_bound_twice_even_after_deletion(state_store):
+    a = state_store.create_tenant("ws", "a", "aws", "lz")
+    state_store.update_tenant(a.id, platform_tenant_id="111111111111", status="DELETED")
+    b = state_store.create_tenant("ws", "b", "aws", "lz")
+    with pytest.raises(MeshcoreError, match="already belongs to ws/a@aws"):
+        state_store.update_tenant(b.id, platform_tenant_id="111111111111")
+    assert state_store.owner_of("aws", "111111111111") == "ws/a@aws"
+    assert state_store.owner_of("other", "111111111111") is None
+
+
+def test_lease_is_exclusive_until_released_or_expired(state_store):
+    state_store.acquire_lease("apply", "r1", 60)
+    state_store.acquire_lease("apply", "r1", 60)  # re-entrant for its holder
+    with pytest.raises(LockHeldError):
+        state_store.acquire_lease("apply", "r2", 60)
+    state_store.release_lease("apply", "r1")
+    state_store.acquire_lease("apply", "r2", -1)  # already expired
+    state_store.acquire_lease("apply", "r3", 60)
+    assert state_store.lease_holder("apply")[0] == "r3"
