@@ -16,6 +16,7 @@ Plugins never touch the state store directly. They get:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -38,6 +39,7 @@ class StateBackend(Protocol):
     ) -> Any: ...
     def journal_find(self, platform: str, kind: str, key: str) -> Any: ...
     def journal_update(self, entry_id: int, **fields: Any) -> None: ...
+    def journal_history(self, platform: str, kind: str, since: Any) -> list[Any]: ...
     def record_step(
         self,
         run_id: int,
@@ -64,6 +66,10 @@ class JournalEntry:
         self.intent: dict[str, Any] = dict(row.intent or {})
         self.operation_id: str | None = row.operation_id
         self.tenant_key: str = row.tenant_key
+        self.status: str = row.status
+        created = row.created_at
+        self.created_at: dt.datetime = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
+        self.result: dict[str, Any] = dict(row.result or {})
 
     def record_operation(self, operation_id: str) -> None:
         self.operation_id = operation_id
@@ -93,6 +99,14 @@ class Journal:
         """The newest open entry for ``kind`` and ``key``, left by an earlier run that did not finish."""
         row = self._backend.journal_find(self._platform, kind, key)
         return JournalEntry(self._backend, row) if row is not None else None
+
+    def history(self, kind: str, since: Any = None) -> list[JournalEntry]:
+        """Entries of ``kind`` on this platform (any status), oldest first, created at or after ``since``.
+
+        For quotas over a rolling window, e.g. account closures in the last 30 days.
+        """
+        rows = self._backend.journal_history(self._platform, kind, since)
+        return [JournalEntry(self._backend, r) for r in rows]
 
 
 class RunCache:

@@ -234,6 +234,13 @@ class StateStore:
                 update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
             )
 
+    def journal_history(self, platform: str, kind: str, since: dt.datetime | None = None) -> list[JournalRow]:
+        with self.session() as s:
+            q = select(JournalRow).where(JournalRow.platform == platform, JournalRow.kind == kind)
+            if since is not None:
+                q = q.where(JournalRow.created_at >= since)
+            return list(s.scalars(q.order_by(JournalRow.id)))
+
     def journal_entries(self, platform: str | None = None, status: str | None = None) -> list[JournalRow]:
         with self.session() as s:
             q = select(JournalRow).order_by(JournalRow.id)

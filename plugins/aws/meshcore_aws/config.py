@@ -1,0 +1,170 @@
+"""Config models of the ``aws`` platform type and its landing zones.
+
+No credentials live here: the replicator's own credentials come from the
+standard boto3 chain (environment, profile, web identity/OIDC); the config
+names only the roles it assumes and their ExternalIds (write those as
+``${ENV_VAR}``; they are redacted from all output).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from meshcore_aws.naming import pattern_problems
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+OU_ID = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
+OU_PATH = re.compile(r"^(/[^/]{1,128})+/?$|^/$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RoleRef(Model):
+    """A role the replicator assumes, with its own ExternalId."""
+
+    role_arn: str = Field(description="ARN of the role to assume.")
+    external_id: SecretStr | None = Field(
+        default=None, description="ExternalId the role's trust policy requires."
+    )
+    session_name: str = Field(default="meshcore", pattern=r"^[\w+=,.@-]{2,64}$")
+
+    @field_validator("role_arn")
+    @classmethod
+    def _arn(cls, v: str) -> str:
+        if not ROLE_ARN.match(v):
+            raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/Name)")
+        return v
+
+    @property
+    def account_id(self) -> str:
+        return self.role_arn.split(":")[4]
+
+
+class TagConfig(Model):
+    """Which tags meshcore owns on accounts: only keys under ``prefix`` are ever added, changed or removed."""
+
+    prefix: str = Field(
+        default="meshcore:", min_length=1, max_length=64, description="Namespace of owned tag keys."
+    )
+    identity_tags: bool = Field(
+        default=True, description="Tag workspace, project and platform ids under the prefix."
+    )
+    static: dict[str, str] = Field(
+        default_factory=dict, description="Extra tags (key under the prefix -> value pattern)."
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if v.lower().startswith("aws:"):
+            raise ValueError("the 'aws:' prefix is reserved by AWS")
+        return v
+
+
+class ClosureGuard(Model):
+    """Only accounts carrying this tag may ever be closed."""
+
+    key: str = Field(min_length=1, max_length=128)
+    value: str = Field(default="true", max_length=256)
+    tag_created_accounts: bool = Field(
+        default=True,
+        description="Put the tag on accounts meshcore creates (imported accounts never get it automatically).",
+    )
+
+
+class DeletionConfig(Model):
+    """What happens to an account when its tenant is deleted."""
+
+    mode: Literal["close", "quarantine", "leave"] = Field(
+        default="close", description="close the account, move it to the quarantine OU, or leave it untouched."
+    )
+    quarantine_ou: str | None = Field(default=None, description="OU id or path for mode 'quarantine'.")
+    guard: ClosureGuard | None = Field(default=None, description="Refuse to close accounts without this tag.")
+    quota_percent: int = Field(
+        default=10, ge=1, le=100, description="AWS's closure quota: % of member accounts per rolling 30 days."
+    )
+
+    @model_validator(mode="after")
+    def _quarantine(self) -> DeletionConfig:
+        if self.mode == "quarantine" and not self.quarantine_ou:
+            raise ValueError("mode 'quarantine' needs 'quarantine_ou'")
+        if self.quarantine_ou and not (OU_ID.match(self.quarantine_ou) or OU_PATH.match(self.quarantine_ou)):
+            raise ValueError(
+                f"quarantine_ou {self.quarantine_ou!r} is neither an OU id nor a path like /Quarantine"
+            )
+        return self
+
+
+class AwsConfig(Model):
+    """``platforms[].config`` for ``type: aws``."""
+
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    management: RoleRef | None = Field(
+        default=None,
+        description="MeshfedServiceRole in the management account (Organizations). Omit to use the base credentials directly.",
+    )
+    automation: RoleRef | None = Field(
+        default=None, description="MeshfedAutomationRole in the automation account (CloudFormation)."
+    )
+    cost_explorer: RoleRef | None = Field(
+        default=None, description="MeshCostExplorerServiceRole in the management account."
+    )
+    account_access_role: str = Field(
+        default="OrganizationAccountAccessRole",
+        pattern=r"^[\w+=,.@-]{1,64}$",
+        description="Role created in each new account and assumed from the management role.",
+    )
+    account_name_pattern: str = Field(default="{workspace}-{project}", min_length=1)
+    account_email_pattern: str = Field(
+        description="Must produce an address unique across all of AWS, e.g. aws+{workspace}-{project}@example.com.",
+    )
+    account_alias_pattern: str | None = Field(
+        default="{workspace}-{project}", description="None: do not manage aliases."
+    )
+    alias_mode: Literal["once", "enforce"] = Field(
+        default="once",
+        description="once: set the alias when none is set; enforce: repair it whenever it differs.",
+    )
+    tags: TagConfig = TagConfig()
+    deletion: DeletionConfig = DeletionConfig()
+    org_write_concurrency: int = Field(default=4, ge=1, le=20, description="Organizations writes in flight.")
+    page_size: int = Field(default=20, ge=1, le=20, description="MaxResults for Organizations list calls.")
+    poll_interval_seconds: float = Field(default=5.0, ge=0, le=300)
+    create_wait_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long one run waits for CreateAccount before reporting it in progress.",
+    )
+    new_account_retry_seconds: float = Field(
+        default=300.0, ge=0, description="How long to retry calls a freshly created account still refuses."
+    )
+
+    @model_validator(mode="after")
+    def _patterns(self) -> AwsConfig:
+        for key in ("account_name_pattern", "account_email_pattern", "account_alias_pattern"):
+            value = getattr(self, key)
+            if value:
+                for problem in pattern_problems(value):
+                    raise ValueError(f"{key}: {problem}")
+        if "@" not in self.account_email_pattern:
+            raise ValueError("account_email_pattern: must contain '@'")
+        return self
+
+
+class AwsLandingZone(Model):
+    """``landing_zones[].config`` for landing zones on an ``aws`` platform."""
+
+    ou: str = Field(description="Target OU: an id (ou-xxxx-xxxxxxxx, r-xxxx) or a path like /Workloads/Dev.")
+    create_ou: bool = Field(default=False, description="Create the OU path if it does not exist.")
+
+    @field_validator("ou")
+    @classmethod
+    def _ou(cls, v: str) -> str:
+        if not (OU_ID.match(v) or OU_PATH.match(v)):
+            raise ValueError(f"{v!r} is neither an OU id (ou-xxxx-xxxxxxxx) nor a path like /Workloads/Dev")
+        return v
