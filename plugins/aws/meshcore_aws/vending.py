@@ -414,20 +414,20 @@ class Vendor:
             actions[-1].run = retag
         for note in seen.notes:
             actions.append(Action(Change(action=ChangeAction.UPDATE, resource="alias", detail=note), "alias"))
-        if want.alias and seen.alias_read and seen.alias != want.alias:
-            if seen.alias is None or self.cfg.alias_mode == "enforce":
-                actions.append(
-                    Action(
-                        Change(
-                            action=ChangeAction.UPDATE if seen.alias else ChangeAction.CREATE,
-                            resource="alias",
-                            before=seen.alias,
-                            after=want.alias,
-                        ),
-                        "alias",
-                        lambda: self._set_alias(aid, seen.alias, want.alias),
-                    )
+        alias_differs = want.alias and seen.alias_read and seen.alias != want.alias
+        if alias_differs and (seen.alias is None or self.cfg.alias_mode == "enforce"):
+            actions.append(
+                Action(
+                    Change(
+                        action=ChangeAction.UPDATE if seen.alias else ChangeAction.CREATE,
+                        resource="alias",
+                        before=seen.alias,
+                        after=want.alias,
+                    ),
+                    "alias",
+                    lambda: self._set_alias(aid, seen.alias, want.alias),
                 )
+            )
         return actions
 
     def plan(self, tenant: Any) -> list[Change]:
