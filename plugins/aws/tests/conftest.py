@@ -1,0 +1,247 @@
+"""Fixtures for the AWS plugin tests: moto organization, call counting, and AWS behaviour moto lacks.
+
+moto creates accounts instantly, never throttles and never fails; :class:`SlowAws`
+patches its Organizations backend so tests can make ``CreateAccount`` stay
+IN_PROGRESS for k polls (with the account invisible meanwhile, as in AWS), end
+FAILED with a given reason, or answer throttling errors for the first N calls.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.organizations import models as org_models
+from moto.organizations.exceptions import OrganizationsClientError
+
+from meshcore.config import load_config
+from meshcore.plugins import PluginRegistry
+from meshcore.reconciler import Reconciler
+from meshcore_aws import plugin as aws_plugin
+from meshcore_aws import sessions as aws_sessions
+
+MGMT = "123456789012"
+ROLE = f"arn:aws:iam::{MGMT}:role/MeshfedServiceRole"
+EXTERNAL_ID = "xid-7c1d9a3e55f04b2a"
+WRITE_PREFIXES = ("Create", "Move", "Tag", "Untag", "Close", "Delete", "Put", "Update", "Attach", "Detach", "Enable")
+
+
+class Calls(Counter):
+    """API calls by operation name, counted on botocore's ``before-call`` event."""
+
+    def handler(self, model: Any, **_kw: Any) -> None:
+        self[model.name] += 1
+
+    @property
+    def writes(self) -> dict[str, int]:
+        return {k: v for k, v in self.items() if k.startswith(WRITE_PREFIXES) and k != "AssumeRole"}
+
+    def total(self) -> int:
+        return sum(self.values())
+
+
+class SlowAws:
+    """Controls the patched Organizations backend."""
+
+    def __init__(self) -> None:
+        self.in_progress_polls = 0  # each new account stays IN_PROGRESS for this many status reads
+        self.pending: dict[str, int] = {}
+        self.fail_reason: str | None = None
+        self.failed: dict[str, dict[str, Any]] = {}
+        self.throttle: dict[str, list[str]] = {}  # backend method -> error codes to raise, one per call
+
+    def hidden(self, account_id: str) -> bool:
+        return self.pending.get(account_id, 0) > 0
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MC_TEST_EXTERNAL_ID", EXTERNAL_ID)
+    aws_plugin.reset_sessions()
+    yield
+    aws_plugin.reset_sessions()
+
+
+@pytest.fixture
+def calls(monkeypatch) -> Calls:
+    counter = Calls()
+    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", [("before-call", counter.handler)])
+    return counter
+
+
+@pytest.fixture
+def slow(monkeypatch) -> SlowAws:
+    ctl = SlowAws()
+    backend = org_models.OrganizationsBackend
+    original_status = org_models.FakeAccount.create_account_status
+
+    def status(self):
+        data = copy.deepcopy(original_status.fget(self))
+        if ctl.hidden(self.id):
+            data["CreateAccountStatus"]["State"] = "IN_PROGRESS"
+            data["CreateAccountStatus"].pop("AccountId", None)
+            data["CreateAccountStatus"].pop("CompletedTimestamp", None)
+        return data
+
+    monkeypatch.setattr(org_models.FakeAccount, "create_account_status", property(status))
+
+    orig_create = backend.create_account
+
+    def create_account(self, **kwargs):
+        result = orig_create(self, **kwargs)
+        st = result["CreateAccountStatus"]
+        account_id = st["AccountId"]
+        if ctl.fail_reason:
+            self.accounts = [a for a in self.accounts if a.id != account_id]
+            ctl.failed[st["Id"]] = {"Id": st["Id"], "AccountName": kwargs["AccountName"], "State": "FAILED",
+                                    "FailureReason": ctl.fail_reason}
+            return {"CreateAccountStatus": ctl.failed[st["Id"]]}
+        if ctl.in_progress_polls:
+            ctl.pending[account_id] = ctl.in_progress_polls
+        return {"CreateAccountStatus": status(self.get_account_by_id(account_id))["CreateAccountStatus"]}
+
+    orig_describe = backend.describe_create_account_status
+
+    def describe_status(self, **kwargs):
+        req = kwargs["CreateAccountRequestId"]
+        if req in ctl.failed:
+            return {"CreateAccountStatus": ctl.failed[req]}
+        result = orig_describe(self, **kwargs)
+        for account in self.accounts:
+            if account.create_account_status_id == req and ctl.pending.get(account.id, 0) > 0:
+                ctl.pending[account.id] -= 1
+        return result
+
+    orig_list = backend.list_accounts
+
+    def list_accounts(self, **kwargs):
+        accounts, token = orig_list(self, **kwargs)
+        return [a for a in accounts if not ctl.hidden(a["Id"])], token
+
+    monkeypatch.setattr(backend, "create_account", create_account)
+    monkeypatch.setattr(backend, "describe_create_account_status", describe_status)
+    monkeypatch.setattr(backend, "list_accounts", list_accounts)
+
+    for name in ("create_account", "list_accounts", "move_account", "tag_resource", "list_tags_for_resource",
+                 "describe_create_account_status", "list_parents", "list_accounts_for_parent", "close_account"):
+        current = getattr(backend, name)
+
+        def throttled(self, *args, __name=name, __inner=current, **kwargs):
+            queue = ctl.throttle.get(__name)
+            if queue:
+                code = queue.pop(0)
+                raise OrganizationsClientError(code, "Rate exceeded" if "Request" in code else "simulated")
+            return __inner(self, *args, **kwargs)
+
+        monkeypatch.setattr(backend, name, throttled)
+    return ctl
+
+
+def _put_account_name(self):
+    """PutAccountName (Account Management API), which moto does not implement: rename in Organizations."""
+    from moto.core.responses import EmptyResult
+    from moto.organizations.models import organizations_backends
+
+    account_id, name = self._get_param("AccountId"), self._get_param("AccountName")
+    for backend in organizations_backends[MGMT].values():
+        if backend.org is not None:
+            backend.get_account_by_id(account_id).name = name
+    return EmptyResult()
+
+
+@pytest.fixture
+def org(monkeypatch):
+    from moto.account import urls as account_urls
+    from moto.account.responses import AccountResponse
+
+    monkeypatch.setattr(AccountResponse, "put_account_name", _put_account_name, raising=False)
+    monkeypatch.setitem(account_urls.url_paths, "{0}/putAccountName$", AccountResponse.dispatch)
+    with mock_aws():
+        client = boto3.client("organizations", region_name="us-east-1")
+        client.create_organization(FeatureSet="ALL")
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_role(RoleName="MeshfedServiceRole", AssumeRolePolicyDocument="{}")
+        root = client.list_roots()["Roots"][0]["Id"]
+        ous = {}
+        for path in ("/Workloads", "/Workloads/Dev", "/Workloads/Prod", "/Quarantine"):
+            parent = ous.get(path.rsplit("/", 1)[0] or "/", root) if path.count("/") > 1 else root
+            ous[path] = client.create_organizational_unit(ParentId=parent, Name=path.rsplit("/", 1)[1])[
+                "OrganizationalUnit"]["Id"]
+        yield SimpleNamespace(client=client, root=root, ous=ous)
+
+
+def base_config() -> dict[str, Any]:
+    return {
+        "platforms": [{"id": "aws", "type": "aws", "config": {
+            "management": {"role_arn": ROLE, "external_id": "${MC_TEST_EXTERNAL_ID}"},
+            "account_email_pattern": "aws+{workspace}-{project}@example.com",
+            "poll_interval_seconds": 1, "create_wait_seconds": 3, "new_account_retry_seconds": 60,
+        }}],
+        "landing_zones": [
+            {"id": "dev", "platform": "aws", "deletion": {"auto_approve": True}, "config": {"ou": "/Workloads/Dev"}},
+            {"id": "prod", "platform": "aws", "config": {"ou": "/Workloads/Prod"}},
+        ],
+        "tag_definitions": [{"key": "environment", "replication_key": "env"}, {"key": "cost-center", "replication_key": "CostCenter"}],
+        "workspaces": [
+            {"id": "ws1", "tags": {"cost-center": "cc-1"}, "projects": [
+                {"id": "p1", "tags": {"environment": "dev"}, "tenants": [{"platform": "aws", "landing_zone": "dev"}]},
+                {"id": "p2", "tags": {"environment": "prod"}, "tenants": [{"platform": "aws", "landing_zone": "prod"}]},
+            ]},
+            {"id": "ws2", "projects": [{"id": "p3", "tenants": [{"platform": "aws", "landing_zone": "dev"}]}]},
+        ],
+    }
+
+
+@pytest.fixture
+def config() -> dict[str, Any]:
+    return base_config()
+
+
+@pytest.fixture
+def registry() -> PluginRegistry:
+    reg = PluginRegistry()
+    info = reg.register("aws", aws_plugin)
+    assert info.ok, info.error
+    return reg
+
+
+@pytest.fixture
+def world(org, write_config, state_store, calls, registry, config, slow):
+    """``world.reconciler(cfg=None)`` builds a reconciler on the moto organization; sleeps are recorded."""
+    sleeps: list[float] = []
+
+    def reconciler(cfg: dict[str, Any] | None = None) -> Reconciler:
+        loaded = load_config(write_config(cfg or config), registry)
+        return Reconciler(loaded, state_store, registry, sleep=sleeps.append)
+
+    return SimpleNamespace(org=org, store=state_store, calls=calls, slow=slow, sleeps=sleeps,
+                           reconciler=reconciler, config=config)
+
+
+def by_key(report) -> dict[str, Any]:
+    return {r.key: r for r in report.results}
+
+
+def account_view(org_client, account_id: str) -> dict[str, Any]:
+    """What AWS says about an account: name, e-mail, status, parent, tags, alias."""
+    acct = org_client.describe_account(AccountId=account_id)["Account"]
+    parent = org_client.list_parents(ChildId=account_id)["Parents"][0]["Id"]
+    tags = {t["Key"]: t["Value"] for t in org_client.list_tags_for_resource(ResourceId=account_id)["Tags"]}
+    sts = boto3.client("sts", region_name="us-east-1")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+                            RoleSessionName="check")["Credentials"]
+    iam = boto3.client("iam", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"], region_name="us-east-1")
+    aliases = iam.list_account_aliases()["AccountAliases"]
+    return {"name": acct["Name"], "email": acct["Email"], "status": acct["Status"], "parent": parent,
+            "tags": tags, "alias": aliases[0] if aliases else None}
