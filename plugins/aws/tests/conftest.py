@@ -15,6 +15,8 @@ from typing import Any
 
 import boto3
 import pytest
+from meshcore_aws import plugin as aws_plugin
+from meshcore_aws import sessions as aws_sessions
 from moto import mock_aws
 from moto.organizations import models as org_models
 from moto.organizations.exceptions import OrganizationsClientError
@@ -22,13 +24,23 @@ from moto.organizations.exceptions import OrganizationsClientError
 from meshcore.config import load_config
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
-from meshcore_aws import plugin as aws_plugin
-from meshcore_aws import sessions as aws_sessions
 
 MGMT = "123456789012"
 ROLE = f"arn:aws:iam::{MGMT}:role/MeshfedServiceRole"
 EXTERNAL_ID = "xid-7c1d9a3e55f04b2a"
-WRITE_PREFIXES = ("Create", "Move", "Tag", "Untag", "Close", "Delete", "Put", "Update", "Attach", "Detach", "Enable")
+WRITE_PREFIXES = (
+    "Create",
+    "Move",
+    "Tag",
+    "Untag",
+    "Close",
+    "Delete",
+    "Put",
+    "Update",
+    "Attach",
+    "Detach",
+    "Enable",
+)
 
 
 class Calls(Counter):
@@ -103,8 +115,12 @@ def slow(monkeypatch) -> SlowAws:
         account_id = st["AccountId"]
         if ctl.fail_reason:
             self.accounts = [a for a in self.accounts if a.id != account_id]
-            ctl.failed[st["Id"]] = {"Id": st["Id"], "AccountName": kwargs["AccountName"], "State": "FAILED",
-                                    "FailureReason": ctl.fail_reason}
+            ctl.failed[st["Id"]] = {
+                "Id": st["Id"],
+                "AccountName": kwargs["AccountName"],
+                "State": "FAILED",
+                "FailureReason": ctl.fail_reason,
+            }
             return {"CreateAccountStatus": ctl.failed[st["Id"]]}
         if ctl.in_progress_polls:
             ctl.pending[account_id] = ctl.in_progress_polls
@@ -132,8 +148,17 @@ def slow(monkeypatch) -> SlowAws:
     monkeypatch.setattr(backend, "describe_create_account_status", describe_status)
     monkeypatch.setattr(backend, "list_accounts", list_accounts)
 
-    for name in ("create_account", "list_accounts", "move_account", "tag_resource", "list_tags_for_resource",
-                 "describe_create_account_status", "list_parents", "list_accounts_for_parent", "close_account"):
+    for name in (
+        "create_account",
+        "list_accounts",
+        "move_account",
+        "tag_resource",
+        "list_tags_for_resource",
+        "describe_create_account_status",
+        "list_parents",
+        "list_accounts_for_parent",
+        "close_account",
+    ):
         current = getattr(backend, name)
 
         def throttled(self, *args, __name=name, __inner=current, **kwargs):
@@ -176,28 +201,60 @@ def org(monkeypatch):
         for path in ("/Workloads", "/Workloads/Dev", "/Workloads/Prod", "/Quarantine"):
             parent = ous.get(path.rsplit("/", 1)[0] or "/", root) if path.count("/") > 1 else root
             ous[path] = client.create_organizational_unit(ParentId=parent, Name=path.rsplit("/", 1)[1])[
-                "OrganizationalUnit"]["Id"]
+                "OrganizationalUnit"
+            ]["Id"]
         yield SimpleNamespace(client=client, root=root, ous=ous)
 
 
 def base_config() -> dict[str, Any]:
     return {
-        "platforms": [{"id": "aws", "type": "aws", "config": {
-            "management": {"role_arn": ROLE, "external_id": "${MC_TEST_EXTERNAL_ID}"},
-            "account_email_pattern": "aws+{workspace}-{project}@example.com",
-            "poll_interval_seconds": 1, "create_wait_seconds": 3, "new_account_retry_seconds": 60,
-        }}],
+        "platforms": [
+            {
+                "id": "aws",
+                "type": "aws",
+                "config": {
+                    "management": {"role_arn": ROLE, "external_id": "${MC_TEST_EXTERNAL_ID}"},
+                    "account_email_pattern": "aws+{workspace}-{project}@example.com",
+                    "poll_interval_seconds": 1,
+                    "create_wait_seconds": 3,
+                    "new_account_retry_seconds": 60,
+                },
+            }
+        ],
         "landing_zones": [
-            {"id": "dev", "platform": "aws", "deletion": {"auto_approve": True}, "config": {"ou": "/Workloads/Dev"}},
+            {
+                "id": "dev",
+                "platform": "aws",
+                "deletion": {"auto_approve": True},
+                "config": {"ou": "/Workloads/Dev"},
+            },
             {"id": "prod", "platform": "aws", "config": {"ou": "/Workloads/Prod"}},
         ],
-        "tag_definitions": [{"key": "environment", "replication_key": "env"}, {"key": "cost-center", "replication_key": "CostCenter"}],
+        "tag_definitions": [
+            {"key": "environment", "replication_key": "env"},
+            {"key": "cost-center", "replication_key": "CostCenter"},
+        ],
         "workspaces": [
-            {"id": "ws1", "tags": {"cost-center": "cc-1"}, "projects": [
-                {"id": "p1", "tags": {"environment": "dev"}, "tenants": [{"platform": "aws", "landing_zone": "dev"}]},
-                {"id": "p2", "tags": {"environment": "prod"}, "tenants": [{"platform": "aws", "landing_zone": "prod"}]},
-            ]},
-            {"id": "ws2", "projects": [{"id": "p3", "tenants": [{"platform": "aws", "landing_zone": "dev"}]}]},
+            {
+                "id": "ws1",
+                "tags": {"cost-center": "cc-1"},
+                "projects": [
+                    {
+                        "id": "p1",
+                        "tags": {"environment": "dev"},
+                        "tenants": [{"platform": "aws", "landing_zone": "dev"}],
+                    },
+                    {
+                        "id": "p2",
+                        "tags": {"environment": "prod"},
+                        "tenants": [{"platform": "aws", "landing_zone": "prod"}],
+                    },
+                ],
+            },
+            {
+                "id": "ws2",
+                "projects": [{"id": "p3", "tenants": [{"platform": "aws", "landing_zone": "dev"}]}],
+            },
         ],
     }
 
@@ -224,8 +281,15 @@ def world(org, write_config, state_store, calls, registry, config, slow):
         loaded = load_config(write_config(cfg or config), registry)
         return Reconciler(loaded, state_store, registry, sleep=sleeps.append)
 
-    return SimpleNamespace(org=org, store=state_store, calls=calls, slow=slow, sleeps=sleeps,
-                           reconciler=reconciler, config=config)
+    return SimpleNamespace(
+        org=org,
+        store=state_store,
+        calls=calls,
+        slow=slow,
+        sleeps=sleeps,
+        reconciler=reconciler,
+        config=config,
+    )
 
 
 def by_key(report) -> dict[str, Any]:
@@ -238,10 +302,22 @@ def account_view(org_client, account_id: str) -> dict[str, Any]:
     parent = org_client.list_parents(ChildId=account_id)["Parents"][0]["Id"]
     tags = {t["Key"]: t["Value"] for t in org_client.list_tags_for_resource(ResourceId=account_id)["Tags"]}
     sts = boto3.client("sts", region_name="us-east-1")
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
-                            RoleSessionName="check")["Credentials"]
-    iam = boto3.client("iam", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                       aws_session_token=creds["SessionToken"], region_name="us-east-1")
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="check"
+    )["Credentials"]
+    iam = boto3.client(
+        "iam",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name="us-east-1",
+    )
     aliases = iam.list_account_aliases()["AccountAliases"]
-    return {"name": acct["Name"], "email": acct["Email"], "status": acct["Status"], "parent": parent,
-            "tags": tags, "alias": aliases[0] if aliases else None}
+    return {
+        "name": acct["Name"],
+        "email": acct["Email"],
+        "status": acct["Status"],
+        "parent": parent,
+        "tags": tags,
+        "alias": aliases[0] if aliases else None,
+    }

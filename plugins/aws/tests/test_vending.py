@@ -16,8 +16,13 @@ def test_apply_vends_accounts_in_the_right_ou_with_tags_and_alias(world):
     p1 = account_view(world.org.client, results["ws1/p1@aws"].platform_tenant_id)
     assert p1["name"] == "ws1-p1" and p1["email"] == "aws+ws1-p1@example.com" and p1["status"] == "ACTIVE"
     assert p1["parent"] == world.org.ous["/Workloads/Dev"]
-    assert p1["tags"] == {"meshcore:workspace": "ws1", "meshcore:project": "p1", "meshcore:platform": "aws",
-                          "meshcore:env": "dev", "meshcore:CostCenter": "cc-1"}
+    assert p1["tags"] == {
+        "meshcore:workspace": "ws1",
+        "meshcore:project": "p1",
+        "meshcore:platform": "aws",
+        "meshcore:env": "dev",
+        "meshcore:CostCenter": "cc-1",
+    }
     assert p1["alias"] == "ws1-p1"
     p2 = account_view(world.org.client, results["ws1/p2@aws"].platform_tenant_id)
     assert p2["parent"] == world.org.ous["/Workloads/Prod"] and p2["tags"]["meshcore:env"] == "prod"
@@ -45,11 +50,19 @@ def test_drift_is_shown_by_plan_and_repaired_with_foreign_tags_untouched(world):
     rec = world.reconciler()
     aid = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
     client = world.org.client
-    client.move_account(AccountId=aid, SourceParentId=world.org.ous["/Workloads/Dev"],
-                        DestinationParentId=world.org.ous["/Workloads/Prod"])
-    client.tag_resource(ResourceId=aid, Tags=[{"Key": "meshcore:env", "Value": "hacked"},
-                                              {"Key": "meshcore:stale", "Value": "x"},
-                                              {"Key": "team-owned", "Value": "keep-me"}])
+    client.move_account(
+        AccountId=aid,
+        SourceParentId=world.org.ous["/Workloads/Dev"],
+        DestinationParentId=world.org.ous["/Workloads/Prod"],
+    )
+    client.tag_resource(
+        ResourceId=aid,
+        Tags=[
+            {"Key": "meshcore:env", "Value": "hacked"},
+            {"Key": "meshcore:stale", "Value": "x"},
+            {"Key": "team-owned", "Value": "keep-me"},
+        ],
+    )
     item = next(i for i in rec.plan().plan if i.key == "ws1/p1@aws")
     resources = {c.resource for c in item.changes}
     assert resources == {"ou", "tag meshcore:env", "tag meshcore:stale"}
@@ -90,13 +103,16 @@ def test_create_account_in_progress_then_succeeded_resumes_next_run(world):
     assert world.store.journal_entries(status="open") == []
 
 
-@pytest.mark.parametrize(("reason", "hint"), [
-    ("ACCOUNT_LIMIT_EXCEEDED", "account limit"),
-    ("INVALID_EMAIL", "account_email_pattern"),
-    ("MISSING_PAYMENT_INSTRUMENT", "payment method"),
-    ("CONCURRENT_ACCOUNT_MODIFICATION", "the next run retries"),
-    ("INTERNAL_FAILURE", "the next run retries"),
-])
+@pytest.mark.parametrize(
+    ("reason", "hint"),
+    [
+        ("ACCOUNT_LIMIT_EXCEEDED", "account limit"),
+        ("INVALID_EMAIL", "account_email_pattern"),
+        ("MISSING_PAYMENT_INSTRUMENT", "payment method"),
+        ("CONCURRENT_ACCOUNT_MODIFICATION", "the next run retries"),
+        ("INTERNAL_FAILURE", "the next run retries"),
+    ],
+)
 def test_create_account_failures_fail_the_tenant_with_a_clear_reason(world, reason, hint):
     world.slow.fail_reason = reason
     rec = world.reconciler()
@@ -116,7 +132,9 @@ def test_email_already_exists_adopts_an_unowned_account_in_the_org(world, config
     report = world.reconciler().apply()
     result = by_key(report)["ws2/p3@aws"]
     assert result.status == "changed" and result.platform_tenant_id == aid, result.message
-    assert "adopted" in next(s.message for s in world.store.steps() if s.tenant_key == "ws2/p3@aws" and s.name == "provision")
+    assert "adopted" in next(
+        s.message for s in world.store.steps() if s.tenant_key == "ws2/p3@aws" and s.name == "provision"
+    )
     assert world.calls["CreateAccount"] == 2  # only the other two tenants
     view = account_view(world.org.client, aid)
     assert view["parent"] == world.org.ous["/Workloads/Dev"] and view["tags"]["meshcore:project"] == "p3"
@@ -132,8 +150,12 @@ def test_email_already_exists_outside_the_org_is_a_conflict(world):
 def test_adopting_an_account_owned_by_another_tenant_is_refused(world, config):
     rec = world.reconciler()
     rec.apply()
-    config["platforms"][0]["config"]["account_email_pattern"] = "aws+ws1-p1@example.com"  # everyone wants p1's
-    config["workspaces"].append({"id": "ws3", "projects": [{"id": "p9", "tenants": [{"platform": "aws", "landing_zone": "dev"}]}]})
+    config["platforms"][0]["config"]["account_email_pattern"] = (
+        "aws+ws1-p1@example.com"  # everyone wants p1's
+    )
+    config["workspaces"].append(
+        {"id": "ws3", "projects": [{"id": "p9", "tenants": [{"platform": "aws", "landing_zone": "dev"}]}]}
+    )
     result = by_key(world.reconciler(config).apply())["ws3/p9@aws"]
     assert result.status == "failed" and "already belongs to tenant ws1/p1@aws" in result.message
 
@@ -158,7 +180,9 @@ def test_persistent_throttling_fails_the_tenant_after_bounded_retries(world):
     world.slow.throttle = {"list_accounts": ["TooManyRequestsException"] * 50}
     report = world.reconciler().apply()
     assert all(r.status == "failed" and "TooManyRequestsException" in r.message for r in report.results)
-    assert world.calls["ListAccounts"] == 3 * 8  # 8 attempts per tenant, then it fails; nothing else was tried
+    assert (
+        world.calls["ListAccounts"] == 3 * 8
+    )  # 8 attempts per tenant, then it fails; nothing else was tried
     assert world.calls["CreateAccount"] == 0
 
 
@@ -202,7 +226,9 @@ def test_lost_request_id_while_in_progress_is_recovered_from_list_create_account
     rec.concurrency = 1
     with pytest.raises(SimulatedCrash):
         rec.apply()
-    report = rec.apply()  # the account is still IN_PROGRESS and invisible: only ListCreateAccountStatus knows it
+    report = (
+        rec.apply()
+    )  # the account is still IN_PROGRESS and invisible: only ListCreateAccountStatus knows it
     assert world.calls["ListCreateAccountStatus"] >= 1
     assert {r.status for r in report.results} <= {"changed", "in_progress", "ok"}
     rec.apply()
@@ -266,10 +292,15 @@ def test_alias_mode_once_leaves_a_hand_set_alias_and_enforce_repairs_it(world, c
     config["platforms"][0]["config"]["alias_mode"] = "enforce"
     import boto3
 
-    creds = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{aid}:role/OrganizationAccountAccessRole",
-                                            RoleSessionName="xx")["Credentials"]
-    boto3.client("iam", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                 aws_session_token=creds["SessionToken"]).create_account_alias(AccountAlias="renamed-by-hand")
+    creds = boto3.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{aid}:role/OrganizationAccountAccessRole", RoleSessionName="xx"
+    )["Credentials"]
+    boto3.client(
+        "iam",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    ).create_account_alias(AccountAlias="renamed-by-hand")
     enforce = world.reconciler(config)
     item = next(i for i in enforce.plan().plan if i.key == "ws1/p1@aws")
     assert [(c.resource, c.before, c.after) for c in item.changes] == [("alias", "renamed-by-hand", "ws1-p1")]
@@ -278,7 +309,9 @@ def test_alias_mode_once_leaves_a_hand_set_alias_and_enforce_repairs_it(world, c
 
 
 def test_bad_patterns_fail_the_tenant_before_any_write(world, config):
-    config["platforms"][0]["config"]["account_email_pattern"] = "aws+a-very-long-prefix-{workspace}-{project}-and-more-text@example.com"
+    config["platforms"][0]["config"]["account_email_pattern"] = (
+        "aws+a-very-long-prefix-{workspace}-{project}-and-more-text@example.com"
+    )
     config["workspaces"][1]["projects"][0]["id"] = "p3-with-a-rather-long-name"
     report = world.reconciler(config).apply()
     result = by_key(report)["ws2/p3-with-a-rather-long-name@aws"]
@@ -300,11 +333,16 @@ def test_invalid_alias_is_a_clear_error(world, config):
 def test_ou_path_that_does_not_exist(world, config):
     config["landing_zones"][0]["config"] = {"ou": "/Workloads/Nope"}
     results = by_key(world.reconciler(config).apply())
-    assert results["ws1/p1@aws"].status == "failed" and "OU /Workloads/Nope does not exist" in results["ws1/p1@aws"].message
+    assert (
+        results["ws1/p1@aws"].status == "failed"
+        and "OU /Workloads/Nope does not exist" in results["ws1/p1@aws"].message
+    )
     config["landing_zones"][0]["config"] = {"ou": "/Workloads/Nope", "create_ou": True}
     results = by_key(world.reconciler(config).apply())
     assert results["ws1/p1@aws"].status == "changed"
-    ous = world.org.client.list_organizational_units_for_parent(ParentId=world.org.ous["/Workloads"])["OrganizationalUnits"]
+    ous = world.org.client.list_organizational_units_for_parent(ParentId=world.org.ous["/Workloads"])[
+        "OrganizationalUnits"
+    ]
     assert [o["Name"] for o in ous].count("Nope") == 1
 
 

@@ -1,0 +1,189 @@
+"""Import, discovery, closure (quota, guard, async), quarantine, skipped suspended accounts, preflight."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from conftest import account_view, by_key
+
+from meshcore.reconciler import approve_deletion
+
+
+def unmanaged(world, name="legacy", email="legacy@example.com") -> str:
+    return world.org.client.create_account(AccountName=name, Email=email)["CreateAccountStatus"]["AccountId"]
+
+
+def test_discovery_lists_unmanaged_accounts_and_import_adopts_one(world, config, registry):
+    legacy = unmanaged(world)
+    rec = world.reconciler()
+    rec.apply()
+    from meshcore.context import HookContext
+
+    platform = rec.config.platforms["aws"]
+    ctx = HookContext(backend=world.store, platform_id="aws", run_id=1)
+    found = {d.platform_tenant_id for d in registry.call("meshplatform_discover_tenants", platform, ctx=ctx)}
+    managed = {t.platform_tenant_id for t in world.store.tenants()}
+    assert legacy in found and managed <= found and "123456789012" not in found
+
+    config["workspaces"].append(
+        {
+            "id": "ws9",
+            "projects": [
+                {"id": "old", "tenants": [{"platform": "aws", "landing_zone": "prod", "import_id": legacy}]}
+            ],
+        }
+    )
+    rec = world.reconciler(config)
+    item = next(i for i in rec.plan().plan if i.key == "ws9/old@aws")
+    assert item.changes[0].detail == f"import {legacy}"
+    assert any(c.resource == "ou" for c in item.changes)
+    result = by_key(rec.apply())["ws9/old@aws"]
+    assert result.status == "changed" and result.platform_tenant_id == legacy
+    view = account_view(world.org.client, legacy)
+    assert view["parent"] == world.org.ous["/Workloads/Prod"] and view["tags"]["meshcore:project"] == "old"
+    assert view["name"] == "ws9-old"  # renamed through the Account Management API
+    assert len(world.org.client.list_accounts()["Accounts"]) == 5
+
+
+def test_an_account_id_is_never_bound_to_two_tenants(world, config):
+    rec = world.reconciler()
+    taken = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
+    config["workspaces"].append(
+        {
+            "id": "ws9",
+            "projects": [
+                {"id": "thief", "tenants": [{"platform": "aws", "landing_zone": "dev", "import_id": taken}]}
+            ],
+        }
+    )
+    result = by_key(world.reconciler(config).apply())["ws9/thief@aws"]
+    assert result.status == "failed" and "already belongs to tenant ws1/p1@aws" in result.message
+
+
+def test_closure_flow_with_approval_and_quota_in_plan(world, config):
+    rec = world.reconciler()
+    aid = by_key(rec.apply())["ws1/p2@aws"].platform_tenant_id  # prod: approval required
+    del config["workspaces"][0]["projects"][1]
+    rec = world.reconciler(config)
+    item = next(i for i in rec.plan().plan if i.key == "ws1/p2@aws")
+    close = next(c for c in item.changes if c.resource == "account")
+    assert "closure quota: 10 of 10 left" in close.detail
+    assert by_key(rec.apply())["ws1/p2@aws"].status == "waiting"
+    assert account_view(world.org.client, aid)["status"] == "ACTIVE"
+    approve_deletion(world.store, "ws1/p2@aws")
+    result = by_key(rec.apply())["ws1/p2@aws"]
+    assert result.status == "changed" and "SUSPENDED" in result.message
+    assert account_view(world.org.client, aid)["status"] == "SUSPENDED"
+    row = next(t for t in world.store.tenants(include_deleted=True) if t.key == "ws1/p2@aws")
+    assert row.status == "DELETED"
+    # suspended accounts are skipped everywhere else: nothing more happens to them
+    world.calls.clear()
+    rec.apply()
+    assert world.calls["CloseAccount"] == 0
+
+
+def test_closure_quota_blocks_and_is_reported(world, config):
+    rec = world.reconciler()
+    rec.apply()
+    for i in range(10):  # ten closures meshcore made in the last 30 days
+        world.store.journal_begin("aws", f"old/{i}@aws", "close-account", f"99999999999{i}", {})
+    config["workspaces"].pop()  # ws2/p3 in 'dev': auto-approved
+    rec = world.reconciler(config)
+    close = next(
+        c for i in rec.plan().plan if i.key == "ws2/p3@aws" for c in i.changes if c.resource == "account"
+    )
+    assert "0 of 10 left" in close.detail
+    result = by_key(rec.apply())["ws2/p3@aws"]
+    assert result.status == "waiting" and "closure quota used up (10 of 10" in result.message
+    assert world.calls["CloseAccount"] == 0
+    # closures older than 30 days no longer count
+    from sqlalchemy import update
+
+    from meshcore.state.tables import JournalRow
+
+    with world.store.session() as s:
+        s.execute(
+            update(JournalRow)
+            .where(JournalRow.kind == "close-account")
+            .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=31))
+        )
+    assert by_key(rec.apply())["ws2/p3@aws"].status == "changed"
+    assert world.calls["CloseAccount"] == 1
+
+
+def test_guard_tag_protects_imported_accounts_from_closure(world, config):
+    config["platforms"][0]["config"]["deletion"] = {"guard": {"key": "closable-by", "value": "meshcore"}}
+    legacy = unmanaged(world)
+    config["workspaces"][1]["projects"].append(
+        {"id": "old", "tenants": [{"platform": "aws", "landing_zone": "dev", "import_id": legacy}]}
+    )
+    rec = world.reconciler(config)
+    created = by_key(rec.apply())["ws2/p3@aws"].platform_tenant_id
+    assert account_view(world.org.client, created)["tags"]["closable-by"] == "meshcore"
+    assert "closable-by" not in account_view(world.org.client, legacy)["tags"]
+    config["workspaces"].pop()
+    results = by_key(world.reconciler(config).apply())
+    assert results["ws2/p3@aws"].status == "changed"
+    assert account_view(world.org.client, created)["status"] == "SUSPENDED"
+    assert results["ws2/old@aws"].status == "failed"
+    assert "does not carry the tag closable-by=meshcore" in results["ws2/old@aws"].message
+    assert account_view(world.org.client, legacy)["status"] == "ACTIVE"
+
+
+def test_guard_key_under_the_owned_prefix_is_rejected(world, config, write_config, registry):
+    import pytest
+
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError
+
+    config["platforms"][0]["config"]["deletion"] = {"guard": {"key": "meshcore:closable"}}
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(config), registry)
+    assert "platforms[0].config.deletion.guard.key: the guard tag must not be under the owned prefix" in str(
+        exc.value.problems[0]
+    )
+
+
+def test_quarantine_mode_moves_the_account_and_never_closes(world, config):
+    config["platforms"][0]["config"]["deletion"] = {"mode": "quarantine", "quarantine_ou": "/Quarantine"}
+    aid = by_key(world.reconciler(config).apply())["ws2/p3@aws"].platform_tenant_id
+    config["workspaces"].pop()
+    assert by_key(world.reconciler(config).apply())["ws2/p3@aws"].status == "changed"
+    view = account_view(world.org.client, aid)
+    assert view["parent"] == world.org.ous["/Quarantine"] and view["status"] == "ACTIVE"
+    assert world.calls["CloseAccount"] == 0
+
+
+def test_account_closed_by_hand_is_skipped_not_touched(world):
+    rec = world.reconciler()
+    aid = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
+    world.org.client.close_account(AccountId=aid)
+    world.calls.clear()
+    result = by_key(rec.apply())["ws1/p1@aws"]
+    assert result.status == "ok"
+    assert world.calls.writes == {}
+    item = next(i for i in rec.plan().plan if i.key == "ws1/p1@aws")
+    assert item.changes[0].detail == "account is SUSPENDED: skipped"
+
+
+def test_preflight_reports_each_role_and_permission(world, config, registry):
+    from meshcore.context import HookContext
+
+    rec = world.reconciler()
+    ctx = HookContext(backend=world.store, platform_id="aws", run_id=1)
+    report = registry.call("meshplatform_preflight", rec.config.platforms["aws"], ctx=ctx)
+    names = {c.name: c.ok for c in report.checks}
+    assert names["base credentials"] and names["assume management role"]
+    assert names["organizations:DescribeOrganization"] and names["organizations:ListAccounts"]
+
+
+def test_missing_external_id_is_a_validation_problem(world, config, write_config, registry):
+    import pytest
+
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError
+
+    del config["platforms"][0]["config"]["management"]["external_id"]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(config), registry)
+    assert "platforms[0].config.management.external_id: set an ExternalId" in str(exc.value.problems[0])
