@@ -15,8 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-from meshcore_aws import plugin as aws_plugin
-from meshcore_aws import sessions as aws_sessions
 from moto import mock_aws
 from moto.organizations import models as org_models
 from moto.organizations.exceptions import OrganizationsClientError
@@ -24,6 +22,8 @@ from moto.organizations.exceptions import OrganizationsClientError
 from meshcore.config import load_config
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
+from meshcore_aws import plugin as aws_plugin
+from meshcore_aws import sessions as aws_sessions
 
 MGMT = "123456789012"
 ROLE = f"arn:aws:iam::{MGMT}:role/MeshfedServiceRole"

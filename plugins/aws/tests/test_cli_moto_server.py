@@ -11,6 +11,7 @@ import sys
 import boto3
 import pytest
 import yaml
+
 from conftest import EXTERNAL_ID, ROLE
 
 

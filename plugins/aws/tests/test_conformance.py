@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from meshcore_aws import plugin as aws_plugin
 
 from meshcore.testing.conformance import PlatformPluginConformance
+from meshcore_aws import plugin as aws_plugin
 
 
 class TestAwsConformance(PlatformPluginConformance):

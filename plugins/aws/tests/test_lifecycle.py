@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from conftest import account_view, by_key
-
 from meshcore.reconciler import approve_deletion
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EXTERNAL_ID, MGMT, account_view, by_key
 
+from conftest import EXTERNAL_ID, MGMT, account_view, by_key
 from meshcore.context import JournalEntry
 from meshcore.testing.fake_platform import SimulatedCrash
 
