@@ -8,6 +8,7 @@ passes through :func:`redact`.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 _MIN_LEN = 4
 _lock = threading.Lock()
@@ -37,3 +38,14 @@ def clear_secrets() -> None:
     """Forget all registered secrets (tests)."""
     with _lock:
         _secrets.clear()
+
+
+def redact_data(value: Any) -> Any:
+    """:func:`redact` every string inside nested dicts, lists and tuples."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k) if isinstance(k, str) else k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_data(v) for v in value)
+    return value

@@ -127,7 +127,8 @@ def test_secrets_from_the_environment_never_reach_state_or_output(
     for out in outputs:
         assert secret not in out
     assert "***" in outputs[2]
-    assert secret.encode() not in (tmp_path / "state.db").read_bytes()
+    for db_file in tmp_path.glob("state.db*"):  # the database and its WAL
+        assert secret.encode() not in db_file.read_bytes(), db_file
 
 
 def test_schema_and_plugins(run):

@@ -46,3 +46,22 @@ def test_lease_is_exclusive_until_released_or_expired(state_store):
     state_store.acquire_lease("apply", "r2", -1)  # already expired
     state_store.acquire_lease("apply", "r3", 60)
     assert state_store.lease_holder("apply")[0] == "r3"
+
+
+def test_every_stored_text_is_redacted(state_store):
+    from meshcore.redaction import register_secret
+
+    secret = "very-secret-value-42"
+    register_secret(secret)
+    t = state_store.create_tenant("ws", "p", "aws", "lz")
+    state_store.update_tenant(t.id, attributes={"name": f"{secret}-x"}, last_error=f"boom {secret}")
+    entry = state_store.journal_begin("aws", "ws/p@aws", "create", "k", {"email": secret})
+    state_store.journal_update(entry.id, result={"id": secret}, message=secret)
+    run = state_store.start_run("apply", "r")
+    state_store.record_step(run.id, "ws/p@aws", "aws", "s", "failed", f"msg {secret}", t.created_at, 1)
+    state_store.finish_run(run.id, "ok", {"x": secret})
+    state_store.audit("a", "ws/p@aws", {"d": secret})
+    with state_store.engine.connect() as conn:
+        for table in ("tenants", "journal", "runs", "steps", "audit"):
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                assert secret not in repr(row), (table, row)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from meshcore.errors import LockHeldError, MeshcoreError
+from meshcore.redaction import redact, redact_data
 from meshcore.state.tables import (
     AuditRow,
     JournalRow,
@@ -33,6 +34,10 @@ from meshcore.state.tables import (
 )
 
 DEFAULT_STATE_URL = "sqlite:///.meshcore/state.db"
+#: Fields whose values pass through secret redaction before they are stored.
+_REDACTED = frozenset(
+    {"attributes", "last_error", "intent", "result", "message", "summary", "details", "totals", "lines"}
+)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -182,7 +187,7 @@ class StateStore:
                         "a platform tenant id is never bound to two tenants"
                     )
             for name, value in fields.items():
-                setattr(row, name, value)
+                setattr(row, name, redact_data(value) if name in _REDACTED else value)
             row.updated_at = utcnow()
         return row
 
@@ -206,7 +211,7 @@ class StateStore:
             tenant_key=tenant_key,
             kind=kind,
             key=key,
-            intent=intent,
+            intent=redact_data(intent),
             status="open",
             result={},
             message="",
@@ -229,6 +234,7 @@ class StateStore:
             ).first()
 
     def journal_update(self, entry_id: int, **fields: Any) -> None:
+        fields = {k: redact_data(v) if k in _REDACTED else v for k, v in fields.items()}
         with self.session() as s:
             s.execute(
                 update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
@@ -263,7 +269,7 @@ class StateStore:
             s.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id)
-                .values(status=status, summary=summary, finished_at=utcnow())
+                .values(status=status, summary=redact_data(summary), finished_at=utcnow())
             )
 
     def runs(self, limit: int = 20) -> list[RunRow]:
@@ -289,7 +295,7 @@ class StateStore:
                     platform=platform,
                     name=name,
                     status=status,
-                    message=message,
+                    message=redact(message),
                     started_at=started_at,
                     duration_ms=duration_ms,
                 )
@@ -308,7 +314,14 @@ class StateStore:
         self, action: str, subject: str, details: dict[str, Any] | None = None, actor: str = ""
     ) -> None:
         with self.session() as s:
-            s.add(AuditRow(action=action, subject=subject, details=details or {}, actor=actor or _actor()))
+            s.add(
+                AuditRow(
+                    action=action,
+                    subject=subject,
+                    details=redact_data(details or {}),
+                    actor=actor or _actor(),
+                )
+            )
 
     def audit_trail(self, subject: str | None = None) -> list[AuditRow]:
         with self.session() as s:

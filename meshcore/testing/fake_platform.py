@@ -82,20 +82,21 @@ class FakeCloud:
         self.fail: dict[str, BaseException] = {}  # "op" or "op:tenant-name" -> exception to raise once
         self.crash_after: set[str] = set()  # ops after which a simulated crash happens once
         self.external: set[str] = set()  # ids created outside meshcore (discoverable)
-        self._mtime: int | None = None
+        self._saved: bytes | None = None
         if path and Path(path).exists():
             self._load()
 
     # persistence ----------------------------------------------------------------
     def reload_if_changed(self) -> None:
         """Pick up edits made to the state file by another process (or a test)."""
-        if self.path and Path(self.path).exists() and Path(self.path).stat().st_mtime_ns != self._mtime:
+        if self.path and Path(self.path).exists():
             with self.lock:
-                self._load()
+                if Path(self.path).read_bytes() != self._saved:
+                    self._load()
 
     def _load(self) -> None:
-        self._mtime = Path(self.path).stat().st_mtime_ns  # type: ignore[arg-type]
-        data = json.loads(Path(self.path).read_text())  # type: ignore[arg-type]
+        self._saved = Path(self.path).read_bytes()  # type: ignore[arg-type]
+        data = json.loads(self._saved)
         self.tenants = data["tenants"]
         self.operations = data["operations"]
         self.next_id = data["next_id"]
@@ -104,19 +105,15 @@ class FakeCloud:
     def save(self) -> None:
         if self.path:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.path).write_text(
-                json.dumps(
-                    {
-                        "tenants": self.tenants,
-                        "operations": self.operations,
-                        "next_id": self.next_id,
-                        "external": sorted(self.external),
-                    },
-                    indent=1,
-                    sort_keys=True,
-                )
-            )
-            self._mtime = Path(self.path).stat().st_mtime_ns
+            data = {
+                "tenants": self.tenants,
+                "operations": self.operations,
+                "next_id": self.next_id,
+                "external": sorted(self.external),
+            }
+            text = json.dumps(data, indent=1, sort_keys=True).encode()
+            Path(self.path).write_bytes(text)
+            self._saved = text
 
     # calls ----------------------------------------------------------------------
     def _check(self, op: str, subject: str = "") -> None:
