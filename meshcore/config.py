@@ -408,7 +408,7 @@ def _check_platforms(
             problems.append(o.problem(("type",), str(exc)))
             continue
         try:
-            cfg = ptype.config_model.model_validate(p.config)
+            cfg = ptype.config_model.model_validate(p.config, context={"config_dir": o.src.path.parent})
             _register_secrets(cfg)
         except ValidationError as exc:
             problems.extend(_pydantic_problems(o.src, (*o.loc, "config"), exc, ptype.config_model))
@@ -425,7 +425,7 @@ def _check_platforms(
         cfg: Any = lz.config
         if model is not None:
             try:
-                cfg = model.model_validate(lz.config)
+                cfg = model.model_validate(lz.config, context={"config_dir": o.src.path.parent})
             except ValidationError as exc:
                 problems.extend(_pydantic_problems(o.src, (*o.loc, "config"), exc, model))
                 continue

@@ -39,7 +39,9 @@ class StateBackend(Protocol):
     ) -> Any: ...
     def journal_find(self, platform: str, kind: str, key: str) -> Any: ...
     def journal_update(self, entry_id: int, **fields: Any) -> None: ...
-    def journal_history(self, platform: str, kind: str, since: Any) -> list[Any]: ...
+    def journal_history(
+        self, platform: str, kind: str, since: Any, key: str | None = None, key_prefix: str | None = None
+    ) -> list[Any]: ...
     def record_step(
         self,
         run_id: int,
@@ -100,12 +102,19 @@ class Journal:
         row = self._backend.journal_find(self._platform, kind, key)
         return JournalEntry(self._backend, row) if row is not None else None
 
-    def history(self, kind: str, since: Any = None) -> list[JournalEntry]:
-        """Entries of ``kind`` on this platform (any status), oldest first, created at or after ``since``.
+    def last(self, kind: str, key: str) -> JournalEntry | None:
+        """The newest entry for ``kind`` and ``key`` in any status (e.g. to skip repeating a done action)."""
+        rows = self._backend.journal_history(self._platform, kind, None, key)
+        return JournalEntry(self._backend, rows[-1]) if rows else None
 
-        For quotas over a rolling window, e.g. account closures in the last 30 days.
+    def history(self, kind: str, since: Any = None, key_prefix: str | None = None) -> list[JournalEntry]:
+        """Entries of ``kind`` on this platform (any status), oldest first, created at or after ``since``
+        and with keys starting with ``key_prefix``.
+
+        For quotas over a rolling window (account closures in the last 30 days), or to find what
+        was recorded for one resource (every StackSet instance of an account).
         """
-        rows = self._backend.journal_history(self._platform, kind, since)
+        rows = self._backend.journal_history(self._platform, kind, since, key_prefix=key_prefix)
         return [JournalEntry(self._backend, r) for r in rows]
 
 
@@ -149,6 +158,10 @@ class StepHandle:
 
     def note(self, message: str) -> None:
         self.message = message
+
+    def warn(self, message: str) -> None:
+        """Record a problem that does not fail the tenant (e.g. a notification hook's own error)."""
+        self.status, self.message = "warning", message
 
     def skip(self, message: str = "") -> None:
         self.status, self.message = "skipped", message

@@ -170,4 +170,4 @@ class DiscoveredTenant(Result):
     attributes: dict[str, str] = {}
 
 
-StepStatus = Literal["ok", "changed", "failed", "skipped"]
+StepStatus = Literal["ok", "changed", "failed", "skipped", "warning"]

@@ -20,6 +20,7 @@ _STATUS_STYLE = {
     "in_progress": "yellow",
     "waiting": "yellow",
     "skipped": "dim",
+    "warning": "yellow",
     "loaded": "green",
     "broken": "bold red",
     "duplicate": "bold red",

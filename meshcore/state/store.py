@@ -240,9 +240,20 @@ class StateStore:
                 update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
             )
 
-    def journal_history(self, platform: str, kind: str, since: dt.datetime | None = None) -> list[JournalRow]:
+    def journal_history(
+        self,
+        platform: str,
+        kind: str,
+        since: dt.datetime | None = None,
+        key: str | None = None,
+        key_prefix: str | None = None,
+    ) -> list[JournalRow]:
         with self.session() as s:
             q = select(JournalRow).where(JournalRow.platform == platform, JournalRow.kind == kind)
+            if key is not None:
+                q = q.where(JournalRow.key == key)
+            if key_prefix is not None:
+                q = q.where(JournalRow.key.startswith(key_prefix, autoescape=True))
             if since is not None:
                 q = q.where(JournalRow.created_at >= since)
             return list(s.scalars(q.order_by(JournalRow.id)))

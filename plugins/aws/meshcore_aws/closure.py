@@ -130,6 +130,17 @@ def deprovision(vendor: Vendor, tenant: Any) -> DeprovisionResult:
     return _close(vendor, aid, entry)
 
 
+def _remove_baselines(vendor: Vendor, tenant: Any) -> None:
+    from meshcore_aws.landing_zone import LandingZones
+
+    lzs = LandingZones(vendor)
+    if lzs._uses_stacksets(tenant):
+        with vendor.ctx.step("remove baselines") as step:
+            done = lzs.remove_all(tenant)
+            if done:
+                step.changed("; ".join(done))
+
+
 def _close(vendor: Vendor, aid: str, entry: Any) -> DeprovisionResult:
     if entry is None:
         problem = _guard_problem(vendor, aid)

@@ -8,11 +8,22 @@ names only the roles it assumes and their ExternalIds (write those as
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from meshcore_aws import policies
 from meshcore_aws.naming import pattern_problems
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -140,6 +151,23 @@ class AwsConfig(Model):
         ge=0,
         description="How long one run waits for CreateAccount before reporting it in progress.",
     )
+    scp_name_prefix: str = Field(
+        default="meshcore-", max_length=27, description="Names of SCPs meshcore owns start with this."
+    )
+    stackset_name_prefix: str = Field(
+        default="meshcore-", max_length=27, description="Names of StackSets meshcore owns start with this."
+    )
+    stackset_administration_role_arn: str | None = Field(
+        default=None,
+        description="StackSet administration role in the automation account; default "
+        "arn:aws:iam::<automation account>:role/AWSCloudFormationStackSetAdministrationRole.",
+    )
+    stackset_execution_role_name: str = Field(
+        default="AWSCloudFormationStackSetExecutionRole", pattern=r"^[\w+=,.@-]{1,64}$"
+    )
+    stackset_wait_seconds: float = Field(
+        default=900.0, ge=0, description="How long one run waits for a StackSet operation."
+    )
     new_account_retry_seconds: float = Field(
         default=300.0, ge=0, description="How long to retry calls a freshly created account still refuses."
     )
@@ -156,11 +184,123 @@ class AwsConfig(Model):
         return self
 
 
+def _read(path_value: str, info: ValidationInfo, what: str) -> tuple[Path, str]:
+    base = Path((info.context or {}).get("config_dir", "."))
+    path = Path(path_value)
+    path = path if path.is_absolute() else base / path
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+
+
+class ScpConfig(Model):
+    """A Service Control Policy the landing zone attaches (meshcore owns it: created, updated, detached)."""
+
+    name: str = Field(
+        pattern=r"^[\w+=,.@-]{1,100}$", description="Policy name (the platform's scp_name_prefix is added)."
+    )
+    description: str = Field(default="", max_length=512)
+    document: dict[str, Any] | None = Field(default=None, description="The policy document inline.")
+    file: str | None = Field(
+        default=None, description="Path of a JSON policy document, relative to the config file."
+    )
+    attach_to: Literal["ou", "account"] = Field(
+        default="ou", description="The landing zone's OU, or each account."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and data.get("file") and data.get("document") is None:
+            _path, text = _read(data["file"], info, "policy document")
+            try:
+                data = {**data, "document": json.loads(text)}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"policy document {data['file']!r} is not valid JSON: {exc}") from None
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ScpConfig:
+        if self.document is None:
+            raise ValueError("give the policy as 'document' (inline) or 'file'")
+        found = policies.problems(self.document)
+        if found:
+            raise ValueError(f"SCP {self.name!r}: " + "; ".join(found))
+        return self
+
+    @property
+    def content(self) -> str:
+        return policies.minify(self.document or {})
+
+
+class BaselineConfig(Model):
+    """A CloudFormation template deployed into each account as a StackSet instance (automation account)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,80}$", description="Baseline name (part of the StackSet name)."
+    )
+    template: str = Field(description="Path of the template (YAML or JSON), relative to the config file.")
+    template_body: str = Field(
+        default="", description="Filled from 'template' when loading; not set by users."
+    )
+    parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra template parameters; values may use name-pattern placeholders.",
+    )
+    capabilities: tuple[Literal["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"], ...] = ()
+    regions: tuple[str, ...] = Field(
+        default=(), description="Regions to deploy to; default: the platform's region."
+    )
+    retain_stacks_on_delete: bool = Field(
+        default=True, description="Keep the stacks when a tenant is deleted (its account is closed anyway)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and data.get("template") and not data.get("template_body"):
+            _path, text = _read(data["template"], info, "template")
+            data = {**data, "template_body": text}
+        return data
+
+
+class LambdaHook(Model):
+    """A Lambda function invoked (synchronously, from the automation account) after each replication."""
+
+    function: str = Field(min_length=1, max_length=170, description="Function name or ARN.")
+    invoke: Literal["on_change", "always"] = Field(
+        default="on_change",
+        description="on_change: only when the tenant's metadata changed since the last invocation.",
+    )
+
+
 class AwsLandingZone(Model):
     """``landing_zones[].config`` for landing zones on an ``aws`` platform."""
 
     ou: str = Field(description="Target OU: an id (ou-xxxx-xxxxxxxx, r-xxxx) or a path like /Workloads/Dev.")
     create_ou: bool = Field(default=False, description="Create the OU path if it does not exist.")
+    scps: tuple[ScpConfig, ...] = ()
+    baselines: tuple[BaselineConfig, ...] = ()
+    lambda_hook: LambdaHook | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> AwsLandingZone:
+        for what, names in (
+            ("SCP", [p.name for p in self.scps]),
+            ("baseline", [b.name for b in self.baselines]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {what} name(s): {', '.join(dupes)}")
+        for target in ("ou", "account"):
+            count = sum(1 for p in self.scps if p.attach_to == target)
+            if count > policies.SCP_MAX_PER_TARGET - 1:
+                raise ValueError(
+                    f"{count} SCPs attach to the {target}; AWS allows {policies.SCP_MAX_PER_TARGET} per target, "
+                    "one of which is FullAWSAccess"
+                )
+        return self
 
     @field_validator("ou")
     @classmethod

@@ -56,7 +56,9 @@ def meshplatform_platform_types() -> list[PlatformType]:
             description="AWS Organizations: account vending, OUs, tags, aliases, safe closure",
             config_model=AwsConfig,
             landing_zone_model=AwsLandingZone,
-            capabilities=frozenset({Capability.TENANTS, Capability.DISCOVERY, Capability.PREFLIGHT}),
+            capabilities=frozenset(
+                {Capability.TENANTS, Capability.LANDING_ZONES, Capability.DISCOVERY, Capability.PREFLIGHT}
+            ),
         )
     ]
 
@@ -76,6 +78,7 @@ def meshplatform_validate(platform, landing_zones):
                 "(meshcore would remove it as an unknown managed tag)",
             )
         )
+    problems += _landing_zone_problems(cfg, landing_zones)
     for name in ("management", "automation", "cost_explorer"):
         ref = getattr(cfg, name)
         if ref is not None and ref.external_id is None:
@@ -108,7 +111,12 @@ def meshplatform_plan_tenant(platform, tenant, ctx):
         from meshcore_aws.closure import plan_deletion
 
         return plan_deletion(vendor, tenant)
-    return vendor.plan(tenant)
+    changes = vendor.plan(tenant)
+    if tenant.platform_tenant_id is not None:
+        from meshcore_aws.landing_zone import LandingZones
+
+        changes += LandingZones(vendor).plan(tenant)
+    return changes
 
 
 @hookimpl
@@ -126,6 +134,15 @@ def meshplatform_update_tenant(platform, tenant, ctx):
     return ProvisionResult(
         platform_tenant_id=tenant.platform_tenant_id, changed=changed, attributes=attributes
     )
+
+
+@hookimpl
+def meshplatform_apply_landing_zone(platform, tenant, ctx):
+    if platform.type != TYPE:
+        return None
+    from meshcore_aws.landing_zone import LandingZones
+
+    return LandingZones(_vendor(platform, ctx)).apply(tenant)
 
 
 @hookimpl
@@ -153,3 +170,36 @@ def meshplatform_discover_tenants(platform, ctx):
         for a in sorted(vendor.org.accounts(refresh=True).values(), key=lambda a: a["Id"])
         if a["Id"] != management
     ]
+
+
+def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[Any]) -> list[ValidationProblem]:
+    """Templates lint clean; landing zones sharing an OU agree on its SCPs."""
+    problems = []
+    by_ou: dict[str, tuple[str, list[str]]] = {}
+    for lz in landing_zones:
+        zone: AwsLandingZone = lz.config
+        ou_scps = sorted(p.name for p in zone.scps if p.attach_to == "ou")
+        if zone.ou in by_ou and by_ou[zone.ou][1] != ou_scps:
+            problems.append(
+                ValidationProblem(
+                    path="scps",
+                    landing_zone=lz.id,
+                    message=f"landing zone {by_ou[zone.ou][0]!r} uses the same OU {zone.ou} with other OU-level SCPs "
+                    f"({', '.join(by_ou[zone.ou][1]) or 'none'}); attach differing SCPs to the account instead",
+                )
+            )
+        by_ou.setdefault(zone.ou, (lz.id, ou_scps))
+        for i, baseline in enumerate(zone.baselines):
+            from meshcore_aws.baselines import lint
+
+            try:
+                errors = lint(baseline.template_body, list(baseline.regions or (cfg.region,)))
+            except Exception as exc:  # an unparsable template
+                errors = [f"cannot lint the template: {exc}"]
+            for error in errors[:10]:
+                problems.append(
+                    ValidationProblem(
+                        path=f"baselines.{i}.template", landing_zone=lz.id, message=f"cfn-lint: {error}"
+                    )
+                )
+    return problems

@@ -501,6 +501,17 @@ class Vendor:
             attributes["created_by"] = tenant.attributes["created_by"]
         return changed, attributes
 
+    def _move(self, tenant: Any, account_id: str, source: str, destination: str) -> None:
+        """Move into the landing zone's OU, with its guardrails in place first."""
+        lz = tenant.landing_zone.config
+        if lz.scps:
+            from meshcore_aws.landing_zone import guardrails_for
+
+            guards = guardrails_for(self)
+            guards.ensure(destination, [p for p in lz.scps if p.attach_to == "ou"], detach_others=False)
+            guards.ensure(account_id, [p for p in lz.scps if p.attach_to == "account"], detach_others=False)
+        self.org.move(account_id, source, destination)
+
     # -- writes outside Organizations ---------------------------------------------------
 
     def _rename(self, account_id: str, name: str) -> None:

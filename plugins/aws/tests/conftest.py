@@ -191,7 +191,7 @@ def org(monkeypatch):
 
     monkeypatch.setattr(AccountResponse, "put_account_name", _put_account_name, raising=False)
     monkeypatch.setitem(account_urls.url_paths, "{0}/putAccountName$", AccountResponse.dispatch)
-    with mock_aws():
+    with mock_aws(config={"lambda": {"use_docker": False}}):
         client = boto3.client("organizations", region_name="us-east-1")
         client.create_organization(FeatureSet="ALL")
         iam = boto3.client("iam", region_name="us-east-1")

@@ -1,0 +1,468 @@
+"""Landing zones on moto: OU placement, SCPs (owned vs foreign), StackSet baselines, Lambda, LZ change, drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from conftest import by_key
+from meshcore.config import load_config
+from meshcore.errors import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "aws"
+DENY_LEAVE = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}],
+}
+DENY_BILLING = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Deny", "Action": "aws-portal:*", "Resource": "*"}],
+}
+
+
+@pytest.fixture
+def lz_config(config):
+    """dev: OU SCP (file) + account SCP + baseline; prod: other OU, other account SCP, no baseline."""
+    config["landing_zones"][0]["config"].update(
+        {
+            "scps": [
+                {
+                    "name": "deny-leave-and-non-eu",
+                    "file": str(EXAMPLES / "policies" / "deny-leave-and-non-eu.json"),
+                },
+                {"name": "deny-billing", "document": DENY_BILLING, "attach_to": "account"},
+            ],
+            "baselines": [
+                {
+                    "name": "base",
+                    "template": str(EXAMPLES / "baselines" / "account-baseline.yaml"),
+                    "parameters": {"SecurityContact": "sec+{workspace}@example.com"},
+                    "regions": ["us-east-1", "eu-west-1"],
+                }
+            ],
+        }
+    )
+    config["landing_zones"][1]["config"].update(
+        {
+            "scps": [{"name": "deny-leave", "document": DENY_LEAVE, "attach_to": "account"}],
+        }
+    )
+    return config
+
+
+def scps_on(client, target: str) -> set[str]:
+    return {
+        p["Name"]
+        for p in client.list_policies_for_target(TargetId=target, Filter="SERVICE_CONTROL_POLICY")["Policies"]
+    }
+
+
+def instances(account_id: str, stack_set: str) -> dict[str, dict]:
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    return {
+        i["Region"]: i
+        for i in cf.list_stack_instances(StackSetName=stack_set)["Summaries"]
+        if i["Account"] == account_id
+    }
+
+
+def test_scps_and_baselines_are_applied_and_foreign_policies_untouched(world, lz_config):
+    client = world.org.client
+    foreign = client.create_policy(
+        Name="team-guardrail",
+        Description="not ours",
+        Type="SERVICE_CONTROL_POLICY",
+        Content=json.dumps(DENY_LEAVE),
+    )["Policy"]["PolicySummary"]["Id"]
+    client.enable_policy_type(RootId=world.org.root, PolicyType="SERVICE_CONTROL_POLICY")
+    client.attach_policy(PolicyId=foreign, TargetId=world.org.ous["/Workloads/Dev"])
+    report = world.reconciler(lz_config).apply()
+    assert not report.failed, [r.message for r in report.results]
+    p1 = by_key(report)["ws1/p1@aws"].platform_tenant_id
+    dev = world.org.ous["/Workloads/Dev"]
+    assert scps_on(client, dev) >= {"meshcore-deny-leave-and-non-eu", "team-guardrail"}
+    assert "meshcore-deny-billing" in scps_on(client, p1)
+    policy = next(
+        p
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "meshcore-deny-leave-and-non-eu"
+    )
+    tags = {t["Key"]: t["Value"] for t in client.list_tags_for_resource(ResourceId=policy["Id"])["Tags"]}
+    assert tags == {"meshcore:managed-by": "meshcore"}
+    content = json.loads(client.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"])
+    assert content["Statement"][0]["Action"] == "organizations:LeaveOrganization"
+    got = instances(p1, "meshcore-dev-base")
+    assert set(got) == {"us-east-1", "eu-west-1"}
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    detail = cf.describe_stack_instance(
+        StackSetName="meshcore-dev-base", StackInstanceAccount=p1, StackInstanceRegion="us-east-1"
+    )["StackInstance"]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in detail["ParameterOverrides"]}
+    assert params == {
+        "AccountId": p1,
+        "AccountName": "ws1-p1",
+        "Workspace": "ws1",
+        "Project": "p1",
+        "Tags": "CostCenter=cc-1,env=dev",
+        "SecurityContact": "sec+ws1@example.com",
+    }
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    sts = boto3.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{p1}:role/OrganizationAccountAccessRole", RoleSessionName="check"
+    )["Credentials"]
+    ssm = boto3.client(
+        "ssm",
+        region_name="us-east-1",
+        aws_access_key_id=sts["AccessKeyId"],
+        aws_secret_access_key=sts["SecretAccessKey"],
+        aws_session_token=sts["SessionToken"],
+    )
+    assert ssm.get_parameter(Name="/meshcore/identity")["Parameter"]["Value"] == f"ws1/p1 (ws1-p1, {p1})"
+    # prod tenants: account-level SCP, no baseline
+    p2 = by_key(report)["ws1/p2@aws"].platform_tenant_id
+    assert "meshcore-deny-leave" in scps_on(client, p2) and instances(p2, "meshcore-dev-base") == {}
+
+
+def test_second_run_makes_zero_writes_and_plan_is_empty(world, lz_config):
+    rec = world.reconciler(lz_config)
+    rec.apply()
+    world.calls.clear()
+    report = rec.apply()
+    assert {r.status for r in report.results} == {"ok"}, [(r.key, r.message) for r in report.results]
+    assert world.calls.writes == {}, world.calls
+    assert world.calls["ListStackInstances"] == 1  # one listing of the StackSet for all tenants
+    assert all(i.changes == [] for i in rec.plan().plan)
+
+
+def test_template_lint_errors_are_rejected_before_any_write(
+    world, lz_config, write_config, registry, tmp_path
+):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Resources:\n  Topic:\n    Type: AWS::SNS::Topicz\n")
+    lz_config["landing_zones"][0]["config"]["baselines"][0]["template"] = str(bad)
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(lz_config), registry)
+    msg = str(exc.value.problems[0])
+    assert "landing_zones[0].config.baselines[0].template: cfn-lint: E3006" in msg
+    assert world.calls.total() == 0
+
+
+@pytest.mark.parametrize(
+    ("scp", "message"),
+    [
+        (
+            {
+                "name": "x",
+                "document": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Deny", "Action": "s3:*", "Principal": "*"}],
+                },
+            },
+            "not allowed in an SCP: Principal",
+        ),
+        (
+            {
+                "name": "x",
+                "document": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Action": [f"s3:Action{i:04d}" for i in range(400)],
+                            "Resource": "*",
+                        }
+                    ],
+                },
+            },
+            "AWS allows at most 5120",
+        ),
+        ({"name": "x", "file": "/nonexistent/policy.json"}, "cannot read policy document"),
+        ({"name": "x", "document": {"Version": "2008-10-17", "Statement": []}}, "'Version' must be"),
+    ],
+)
+def test_bad_scps_are_config_errors(world, lz_config, write_config, registry, scp, message):
+    lz_config["landing_zones"][1]["config"]["scps"] = [scp]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(lz_config), registry)
+    assert any(
+        message in str(p) and "landing_zones[1].config.scps[0]" in str(p) for p in exc.value.problems
+    ), exc.value.problems
+
+
+def test_five_policies_per_target_limit(world, lz_config, write_config, registry):
+    lz_config["landing_zones"][1]["config"]["scps"] = [
+        {"name": f"p{i}", "document": DENY_LEAVE, "attach_to": "account"} for i in range(5)
+    ]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(lz_config), registry)
+    assert "5 SCPs attach to the account; AWS allows 5 per target, one of which is FullAWSAccess" in str(
+        exc.value.problems[0]
+    )
+    # at apply time, foreign attachments count too: refused before any attach
+    lz_config["landing_zones"][1]["config"]["scps"] = [
+        {"name": "p0", "document": DENY_LEAVE, "attach_to": "account"}
+    ]
+    rec = world.reconciler(lz_config)
+    p2 = by_key(rec.apply())["ws1/p2@aws"].platform_tenant_id
+    client = world.org.client
+    for i in range(4):
+        pid = client.create_policy(
+            Name=f"foreign-{i}", Description="", Type="SERVICE_CONTROL_POLICY", Content=json.dumps(DENY_LEAVE)
+        )["Policy"]["PolicySummary"]["Id"]
+        client.attach_policy(PolicyId=pid, TargetId=p2)
+    lz_config["landing_zones"][1]["config"]["scps"].append(
+        {"name": "p1", "document": DENY_LEAVE, "attach_to": "account"}
+    )
+    result = by_key(world.reconciler(lz_config).apply())["ws1/p2@aws"]
+    assert result.status == "failed" and "AWS allows 5 per target" in result.message
+    assert "meshcore-p1" not in scps_on(client, p2)
+
+
+def test_scp_update_and_detach_only_touch_owned_policies(world, lz_config):
+    rec = world.reconciler(lz_config)
+    p1 = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
+    client = world.org.client
+    foreign = client.create_policy(
+        Name="meshcore-lookalike",
+        Description="",
+        Type="SERVICE_CONTROL_POLICY",
+        Content=json.dumps(DENY_LEAVE),
+    )["Policy"]["PolicySummary"]["Id"]
+    client.attach_policy(PolicyId=foreign, TargetId=p1)  # named like ours, but not tagged as ours
+    scps = lz_config["landing_zones"][0]["config"]["scps"]
+    scps[1] = {
+        "name": "deny-billing",
+        "document": DENY_LEAVE,
+        "attach_to": "account",
+        "description": "changed",
+    }
+    item = next(i for i in world.reconciler(lz_config).plan().plan if i.key == "ws1/p1@aws")
+    assert [c.resource for c in item.changes] == ["scp meshcore-deny-billing"]
+    world.reconciler(lz_config).apply()
+    pid = next(
+        p["Id"]
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "meshcore-deny-billing"
+    )
+    assert json.loads(client.describe_policy(PolicyId=pid)["Policy"]["Content"]) == DENY_LEAVE
+    del scps[1]  # no longer wanted: detached from the account, the look-alike stays
+    world.reconciler(lz_config).apply()
+    assert scps_on(client, p1) == {"FullAWSAccess", "meshcore-lookalike"}
+
+
+def test_landing_zone_change_swaps_ou_policies_and_baselines(world, lz_config, state_store):
+    rec = world.reconciler(lz_config)
+    p1 = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
+    lz_config["workspaces"][0]["projects"][0]["tenants"][0]["landing_zone"] = "prod"
+    rec2 = world.reconciler(lz_config)
+    item = next(i for i in rec2.plan().plan if i.key == "ws1/p1@aws")
+    resources = {c.resource for c in item.changes}
+    assert {
+        "ou",
+        "scp attachment meshcore-deny-leave",
+        "scp attachment meshcore-deny-billing",
+        "stack instance meshcore-dev-base",
+    } <= resources
+    result = by_key(rec2.apply())["ws1/p1@aws"]
+    assert result.status == "changed", result.message
+    client = world.org.client
+    assert client.list_parents(ChildId=p1)["Parents"][0]["Id"] == world.org.ous["/Workloads/Prod"]
+    assert scps_on(client, p1) == {"FullAWSAccess", "meshcore-deny-leave"}
+    assert instances(p1, "meshcore-dev-base") == {}
+    order = [
+        s.name for s in state_store.steps(run_id=rec2.store.runs(1)[0].id) if s.tenant_key == "ws1/p1@aws"
+    ]
+    assert order.index("move-account") < order.index("guardrails")  # guardrails went on before the move
+    steps = {
+        s.name: s.message
+        for s in state_store.steps()
+        if s.tenant_key == "ws1/p1@aws" and s.status == "changed"
+    }
+    assert "removed meshcore-dev-base" in steps["remove baseline meshcore-dev-base"]
+    assert all(i.changes == [] for i in rec2.plan().plan)
+
+
+def test_drift_detached_scp_and_missing_or_outdated_instance_are_repaired(world, lz_config, monkeypatch):
+    rec = world.reconciler(lz_config)
+    p1 = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
+    client = world.org.client
+    pid = next(
+        p["Id"]
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "meshcore-deny-billing"
+    )
+    client.detach_policy(PolicyId=pid, TargetId=p1)
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    cf.delete_stack_instances(
+        StackSetName="meshcore-dev-base", Accounts=[p1], Regions=["eu-west-1"], RetainStacks=True
+    )
+    from moto.cloudformation.models import StackInstance
+
+    original = StackInstance.to_dict
+
+    def drifted(self):
+        data = original(self)
+        if self.account_id == p1 and self.region_name == "us-east-1":
+            data["DriftStatus"] = "DRIFTED"
+        return data
+
+    monkeypatch.setattr(StackInstance, "to_dict", drifted)
+    item = next(i for i in rec.plan().plan if i.key == "ws1/p1@aws")
+    details = {(c.resource, c.action, c.detail or c.after) for c in item.changes}
+    assert ("scp attachment meshcore-deny-billing", "create", f"account {p1}") in details
+    assert ("stack instance meshcore-dev-base", "create", f"{p1}/eu-west-1") in details
+    assert ("stack instance meshcore-dev-base", "update", f"{p1}/us-east-1: stack drifted") in details
+    world.calls.clear()
+    rec.apply()
+    assert "meshcore-deny-billing" in scps_on(client, p1)
+    assert set(instances(p1, "meshcore-dev-base")) == {"us-east-1", "eu-west-1"}
+    assert world.calls["UpdateStackInstances"] == 1 and world.calls["CreateStackInstances"] == 1
+
+
+def test_failed_stackset_operation_is_a_failed_step_with_the_reason(world, lz_config, monkeypatch):
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import ActionResult
+
+    original = CloudFormationBackend.describe_stack_set_operation
+
+    def failing(self, stackset_name, operation_id):
+        stackset, op = original(self, stackset_name, operation_id)
+        return stackset, {**op, "Status": "FAILED"}
+
+    def results(self):
+        return ActionResult(
+            {
+                "Summaries": [
+                    {
+                        "Account": "000000000000",
+                        "Region": "eu-west-1",
+                        "Status": "FAILED",
+                        "StatusReason": "Account 000000000000 should have 'AWSCloudFormationStackSetExecutionRole' role",
+                    }
+                ]
+            }
+        )
+
+    monkeypatch.setattr(CloudFormationBackend, "describe_stack_set_operation", failing)
+    monkeypatch.setattr(CloudFormationResponse, "list_stack_set_operation_results", results)
+    report = world.reconciler(lz_config).apply()
+    result = by_key(report)["ws1/p1@aws"]
+    assert result.status == "failed"
+    step = next(s for s in world.store.steps() if s.tenant_key == "ws1/p1@aws" and s.name == "baseline base")
+    assert (
+        step.status == "failed"
+        and "should have 'AWSCloudFormationStackSetExecutionRole' role" in step.message
+    )
+    assert world.store.journal_entries(status="failed")
+    # prod tenants (no baseline) are unaffected
+    assert by_key(report)["ws1/p2@aws"].status == "changed"
+
+
+def test_stackset_operation_still_running_resumes_next_run(world, lz_config, monkeypatch):
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend.describe_stack_set_operation
+    running = {"polls": 5}
+
+    def slow(self, stackset_name, operation_id):
+        stackset, op = original(self, stackset_name, operation_id)
+        if running["polls"] > 0:
+            running["polls"] -= 1
+            return stackset, {**op, "Status": "RUNNING"}
+        return stackset, op
+
+    monkeypatch.setattr(CloudFormationBackend, "describe_stack_set_operation", slow)
+    lz_config["platforms"][0]["config"]["stackset_wait_seconds"] = 2  # two polls per run
+    lz_config["workspaces"] = lz_config["workspaces"][:1]
+    lz_config["workspaces"][0]["projects"] = lz_config["workspaces"][0]["projects"][:1]
+    rec = world.reconciler(lz_config)
+    first = by_key(rec.apply())["ws1/p1@aws"]
+    assert first.status == "changed" and "waiting for meshcore-dev-base" in next(
+        s.message for s in world.store.steps() if s.name == "landing-zone"
+    )
+    creates = world.calls["CreateStackInstances"]
+    rec.apply()
+    rec.apply()
+    assert world.calls["CreateStackInstances"] == creates, "the operation was sent twice"
+    assert [(e.kind, e.key) for e in world.store.journal_entries(status="open")] == []
+
+
+def test_operation_in_progress_is_retried(world, lz_config, monkeypatch):
+    from moto.cloudformation.exceptions import CloudFormationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend.create_stack_instances
+    busy = {"n": 1}
+
+    def busy_once(self, *args, **kwargs):
+        if busy["n"]:
+            busy["n"] -= 1
+            raise CloudFormationError(
+                "OperationInProgressException", "Another Operation on StackSet is in progress"
+            )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CloudFormationBackend, "create_stack_instances", busy_once)
+    report = world.reconciler(lz_config).apply()
+    assert not report.failed, [r.message for r in report.results]
+    assert world.calls["CreateStackInstances"] == 2 + 1  # p1, p3, plus the refused attempt
+
+
+def test_lambda_hook_invoked_on_change_and_function_errors_recorded(world, lz_config, monkeypatch):
+    from moto.awslambda.exceptions import UnknownFunctionException
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original = LambdaSimpleBackend.invoke
+
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
+        if function_name == "does-not-exist":
+            raise UnknownFunctionException(function_name)
+        if function_name == "crashes":
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return b'{"errorMessage": "division by zero"}'
+        return original(self, function_name, qualifier, body, headers, response_headers)
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return {'ok': True}\n")
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="lambda-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    boto3.client("lambda", region_name="us-east-1").create_function(
+        FunctionName="on-replicated",
+        Runtime="python3.12",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": buf.getvalue()},
+    )
+    lz_config["landing_zones"][1]["config"]["lambda_hook"] = {"function": "on-replicated"}
+    rec = world.reconciler(lz_config)
+    rec.apply()
+    assert world.calls["Invoke"] == 1  # one tenant in 'prod'
+    step = next(s for s in world.store.steps() if s.name == "lambda")
+    assert step.status == "changed" and "invoked on-replicated" in step.message
+    rec.apply()
+    assert world.calls["Invoke"] == 1, "invoked again although nothing changed"
+    lz_config["workspaces"][0]["projects"][1]["tags"] = {"environment": "prod-eu"}
+    world.reconciler(lz_config).apply()
+    assert world.calls["Invoke"] == 2
+    lz_config["landing_zones"][1]["config"]["lambda_hook"] = {"function": "crashes", "invoke": "always"}
+    result = by_key(world.reconciler(lz_config).apply())["ws1/p2@aws"]
+    assert result.status != "failed"
+    warned = next(s for s in world.store.steps() if s.name == "lambda" and s.status == "warning")
+    assert "returned a function error (Unhandled)" in warned.message and "division by zero" in warned.message
+    lz_config["landing_zones"][1]["config"]["lambda_hook"] = {
+        "function": "does-not-exist",
+        "invoke": "always",
+    }
+    result = by_key(world.reconciler(lz_config).apply())["ws1/p2@aws"]
+    assert result.status == "failed"
+    failed = next(s for s in world.store.steps() if s.name == "lambda" and s.status == "failed")
+    assert "invoking does-not-exist failed" in failed.message
