@@ -111,6 +111,99 @@ class DeletionConfig(Model):
         return self
 
 
+PERMISSION_SET_ARN = re.compile(r"^arn:aws[a-z-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/ps-[0-9a-f]{16}$")
+MANAGED_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
+
+
+class PermissionSetConfig(Model):
+    """A permission set meshcore manages in Identity Center."""
+
+    name: str = Field(pattern=r"^[\w+=,.@-]{1,32}$")
+    description: str = Field(default="", max_length=700)
+    managed_policies: tuple[str, ...] = Field(
+        default=(), description="ARNs of AWS- or customer-managed policies."
+    )
+    inline_policy: dict[str, Any] | None = Field(default=None, description="An IAM policy document.")
+    session_duration: str = Field(
+        default="PT8H", pattern=r"^PT([1-9]|1[0-2])H$", description="ISO 8601, PT1H to PT12H."
+    )
+
+    @field_validator("managed_policies")
+    @classmethod
+    def _arns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in v:
+            if not MANAGED_POLICY_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not a managed policy ARN (arn:aws:iam::aws:policy/Name)")
+        return v
+
+
+def _mapping_targets(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    for role, targets in value.items():
+        if not targets:
+            raise ValueError(f"role {role!r} maps to no permission set")
+        for target in targets:
+            if target.startswith("arn:") and not PERMISSION_SET_ARN.match(target):
+                raise ValueError(
+                    f"{target!r} is not a permission set ARN (arn:aws:sso:::permissionSet/ssoins-.../ps-...)"
+                )
+    return value
+
+
+class IdentityCenterConfig(Model):
+    """IAM Identity Center: project role bindings become groups, memberships and account assignments."""
+
+    instance_arn: str | None = Field(
+        default=None, description="Discovered when the organization has exactly one instance."
+    )
+    identity_store_id: str | None = Field(default=None, description="Discovered with the instance.")
+    group_prefix: str = Field(
+        default="meshcore-",
+        min_length=1,
+        max_length=64,
+        description="Groups whose name starts with this are meshcore's.",
+    )
+    group_name_pattern: str = Field(
+        default="meshcore-{workspace}-{project}-{role}",
+        description="Placeholders: workspace, project, role, platform.",
+    )
+    sign_in_url: str | None = Field(default=None, description="The AWS access portal URL shown to users.")
+    match_users_by: Literal["user_name", "email"] = Field(
+        default="user_name",
+        description="user_name: users[].id is the Identity Center UserName; email: users[].email.",
+    )
+    permission_sets: tuple[PermissionSetConfig, ...] = ()
+    role_mappings: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Project role -> permission sets: managed names or existing permission set ARNs.",
+    )
+    keep_groups: bool = Field(default=False, description="Keep (empty) groups when their tenant is deleted.")
+    max_in_flight: int = Field(
+        default=8, ge=1, le=20, description="Identity Center operations in flight across tenants."
+    )
+
+    @field_validator("role_mappings")
+    @classmethod
+    def _targets(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return _mapping_targets(v)
+
+    @model_validator(mode="after")
+    def _pattern(self) -> IdentityCenterConfig:
+        if "{role}" not in self.group_name_pattern:
+            raise ValueError("group_name_pattern must contain {role}")
+        if not self.group_name_pattern.startswith(self.group_prefix):
+            raise ValueError(
+                f"group_name_pattern must start with group_prefix {self.group_prefix!r}, which marks meshcore's groups"
+            )
+        for match in re.finditer(r"\{([a-z_]+)\}", self.group_name_pattern):
+            if match.group(1) not in {"workspace", "project", "role", "platform"}:
+                raise ValueError(f"group_name_pattern: unknown placeholder {{{match.group(1)}}}")
+        names = [p.name for p in self.permission_sets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate permission set name(s): {', '.join(dupes)}")
+        return self
+
+
 class AwsConfig(Model):
     """``platforms[].config`` for ``type: aws``."""
 
@@ -143,6 +236,9 @@ class AwsConfig(Model):
     )
     tags: TagConfig = TagConfig()
     deletion: DeletionConfig = DeletionConfig()
+    identity_center: IdentityCenterConfig | None = Field(
+        default=None, description="Access through IAM Identity Center."
+    )
     org_write_concurrency: int = Field(default=4, ge=1, le=20, description="Organizations writes in flight.")
     page_size: int = Field(default=20, ge=1, le=20, description="MaxResults for Organizations list calls.")
     poll_interval_seconds: float = Field(default=5.0, ge=0, le=300)
@@ -283,6 +379,18 @@ class AwsLandingZone(Model):
     scps: tuple[ScpConfig, ...] = ()
     baselines: tuple[BaselineConfig, ...] = ()
     lambda_hook: LambdaHook | None = None
+    role_mappings: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Per-role override of the platform's identity_center.role_mappings."
+    )
+    allow_privileged_roles: bool = Field(
+        default=False,
+        description="Allow permission sets with IAM/Organizations/admin powers (needs at least one SCP).",
+    )
+
+    @field_validator("role_mappings")
+    @classmethod
+    def _targets(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return _mapping_targets(v)
 
     @model_validator(mode="after")
     def _unique(self) -> AwsLandingZone:

@@ -53,11 +53,17 @@ def meshplatform_platform_types() -> list[PlatformType]:
     return [
         PlatformType(
             name=TYPE,
-            description="AWS Organizations: account vending, OUs, tags, aliases, safe closure",
+            description="AWS Organizations account vending, SCPs and StackSet baselines, IAM Identity Center access",
             config_model=AwsConfig,
             landing_zone_model=AwsLandingZone,
             capabilities=frozenset(
-                {Capability.TENANTS, Capability.LANDING_ZONES, Capability.DISCOVERY, Capability.PREFLIGHT}
+                {
+                    Capability.TENANTS,
+                    Capability.LANDING_ZONES,
+                    Capability.ACCESS,
+                    Capability.DISCOVERY,
+                    Capability.PREFLIGHT,
+                }
             ),
         )
     ]
@@ -79,6 +85,12 @@ def meshplatform_validate(platform, landing_zones):
             )
         )
     problems += _landing_zone_problems(cfg, landing_zones)
+    from meshcore_aws.access import static_problems
+
+    problems += [
+        ValidationProblem(path=path, landing_zone=lz, message=msg)
+        for path, lz, msg in static_problems(cfg, landing_zones)
+    ]
     for name in ("management", "automation", "cost_explorer"):
         ref = getattr(cfg, name)
         if ref is not None and ref.external_id is None:
@@ -113,9 +125,11 @@ def meshplatform_plan_tenant(platform, tenant, ctx):
         return plan_deletion(vendor, tenant)
     changes = vendor.plan(tenant)
     if tenant.platform_tenant_id is not None:
+        from meshcore_aws.access import Access
         from meshcore_aws.landing_zone import LandingZones
 
         changes += LandingZones(vendor).plan(tenant)
+        changes += Access(vendor).plan(tenant)
     return changes
 
 
@@ -143,6 +157,15 @@ def meshplatform_apply_landing_zone(platform, tenant, ctx):
     from meshcore_aws.landing_zone import LandingZones
 
     return LandingZones(_vendor(platform, ctx)).apply(tenant)
+
+
+@hookimpl
+def meshplatform_replicate_access(platform, tenant, ctx):
+    if platform.type != TYPE:
+        return None
+    from meshcore_aws.access import Access
+
+    return Access(_vendor(platform, ctx)).apply(tenant)
 
 
 @hookimpl

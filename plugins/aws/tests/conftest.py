@@ -184,6 +184,16 @@ def _put_account_name(self):
     return EmptyResult()
 
 
+def _sso_list_tags_for_resource(self):
+    """ListTagsForResource for permission sets, which moto's sso-admin does not implement."""
+    import json as _json
+
+    arn = self._get_param("ResourceArn")
+    instance = self._get_param("InstanceArn")
+    ps = self.ssoadmin_backend._find_permission_set(instance, arn)
+    return _json.dumps({"Tags": ps.tags or []})
+
+
 @pytest.fixture
 def org(monkeypatch):
     from moto.account import urls as account_urls
@@ -191,6 +201,11 @@ def org(monkeypatch):
 
     monkeypatch.setattr(AccountResponse, "put_account_name", _put_account_name, raising=False)
     monkeypatch.setitem(account_urls.url_paths, "{0}/putAccountName$", AccountResponse.dispatch)
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    monkeypatch.setattr(
+        SSOAdminResponse, "list_tags_for_resource", _sso_list_tags_for_resource, raising=False
+    )
     with mock_aws(config={"lambda": {"use_docker": False}}):
         client = boto3.client("organizations", region_name="us-east-1")
         client.create_organization(FeatureSet="ALL")

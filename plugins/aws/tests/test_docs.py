@@ -10,7 +10,19 @@ from meshcore_aws import config as cfg
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = (ROOT / "docs" / "aws.md").read_text()
-MODELS = [cfg.AwsConfig, cfg.RoleRef, cfg.TagConfig, cfg.DeletionConfig, cfg.ClosureGuard, cfg.AwsLandingZone]
+MODELS = [
+    cfg.AwsConfig,
+    cfg.RoleRef,
+    cfg.TagConfig,
+    cfg.DeletionConfig,
+    cfg.ClosureGuard,
+    cfg.AwsLandingZone,
+    cfg.IdentityCenterConfig,
+    cfg.PermissionSetConfig,
+    cfg.ScpConfig,
+    cfg.BaselineConfig,
+    cfg.LambdaHook,
+]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

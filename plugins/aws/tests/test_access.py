@@ -1,0 +1,323 @@
+"""Access through IAM Identity Center on moto: groups, members, assignments, revocation, guard, async failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+
+from conftest import by_key
+from meshcore.config import load_config
+from meshcore.errors import ConfigError
+from meshcore.reconciler import Reconciler, approve_deletion
+
+
+@pytest.fixture
+def sso(world):
+    admin = boto3.client("sso-admin", region_name="us-east-1")
+    instance = admin.list_instances()["Instances"][0]
+    store = boto3.client("identitystore", region_name="us-east-1")
+    users = {}
+    for name in ("alice", "bob", "carol"):
+        users[name] = store.create_user(
+            IdentityStoreId=instance["IdentityStoreId"],
+            UserName=name,
+            DisplayName=name,
+            Name={"GivenName": name, "FamilyName": "X"},
+            Emails=[{"Value": f"{name}@example.com", "Primary": True}],
+        )["UserId"]
+
+    class Sso:
+        def __init__(self):
+            self.admin, self.store, self.instance, self.users = admin, store, instance, users
+            self.names = {v: k for k, v in users.items()}
+
+        def group(self, name):
+            try:
+                return store.get_group_id(
+                    IdentityStoreId=instance["IdentityStoreId"],
+                    AlternateIdentifier={
+                        "UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": name}
+                    },
+                )["GroupId"]
+            except store.exceptions.ResourceNotFoundException:
+                return None
+
+        def members(self, name):
+            gid = self.group(name)
+            listed = store.list_group_memberships(IdentityStoreId=instance["IdentityStoreId"], GroupId=gid)
+            return sorted(self.names[m["MemberId"]["UserId"]] for m in listed["GroupMemberships"])
+
+        def assigned(self, name, account):
+            gid = self.group(name)
+            listed = admin.list_account_assignments_for_principal(
+                InstanceArn=instance["InstanceArn"],
+                PrincipalId=gid,
+                PrincipalType="GROUP",
+                Filter={"AccountId": account},
+            )["AccountAssignments"]
+            out = []
+            for a in listed:
+                ps = admin.describe_permission_set(
+                    InstanceArn=instance["InstanceArn"], PermissionSetArn=a["PermissionSetArn"]
+                )
+                out.append(ps["PermissionSet"]["Name"])
+            return sorted(out)
+
+    return Sso()
+
+
+@pytest.fixture
+def access_config(config):
+    config["platforms"][0]["config"]["identity_center"] = {
+        "permission_sets": [
+            {"name": "Developer", "managed_policies": ["arn:aws:iam::aws:policy/PowerUserAccess"]},
+            {"name": "ReadOnly", "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]},
+            {"name": "Admin", "managed_policies": ["arn:aws:iam::aws:policy/AdministratorAccess"]},
+        ],
+        "role_mappings": {"admin": ["Developer"], "user": ["Developer"], "reader": ["ReadOnly"]},
+        "sign_in_url": "https://example.awsapps.com/start",
+    }
+    config["users"] = [
+        {"id": "alice", "email": "alice@example.com"},
+        {"id": "bob", "email": "bob@example.com"},
+        {"id": "carol", "email": "carol@example.com"},
+        {"id": "dave", "email": "dave@example.com"},
+    ]
+    config["groups"] = [{"id": "devs", "members": ["bob", "carol"]}]
+    p1 = config["workspaces"][0]["projects"][0]
+    p1["bindings"] = [
+        {"user": "alice", "role": "admin"},
+        {"group": "devs", "role": "user"},
+        {"user": "carol", "role": "reader", "expires": "2026-06-30"},
+    ]
+    return config
+
+
+def test_groups_members_and_assignments_are_replicated(world, sso, access_config):
+    report = world.reconciler(access_config).apply()
+    assert not report.failed, [r.message for r in report.results]
+    aid = by_key(report)["ws1/p1@aws"].platform_tenant_id
+    assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
+    assert sso.members("meshcore-ws1-p1-user") == ["bob", "carol"]
+    assert sso.assigned("meshcore-ws1-p1-admin", aid) == ["Developer"]
+    assert sso.assigned("meshcore-ws1-p1-user", aid) == ["Developer"]
+    # p2 and p3 have no bindings: no groups
+    assert sso.group("meshcore-ws1-p2-admin") is None
+    ps = sso.admin.list_permission_sets(InstanceArn=sso.instance["InstanceArn"])["PermissionSets"]
+    assert len(ps) == 2  # only the mapped ones are created (Admin is unused)
+
+
+def test_second_run_makes_zero_writes_and_plan_is_empty(world, sso, access_config):
+    rec = world.reconciler(access_config)
+    rec.apply()
+    world.calls.clear()
+    report = rec.apply()
+    assert {r.status for r in report.results} == {"ok"}, [(r.key, r.message) for r in report.results]
+    assert world.calls.writes == {}, world.calls
+    assert all(i.changes == [] for i in rec.plan().plan)
+
+
+def test_plan_shows_who_gains_and_loses(world, sso, access_config):
+    rec = world.reconciler(access_config)
+    rec.apply()
+    bindings = access_config["workspaces"][0]["projects"][0]["bindings"]
+    bindings[0] = {"user": "bob", "role": "admin"}  # alice loses admin, bob gains it
+    item = next(i for i in world.reconciler(access_config).plan().plan if i.key == "ws1/p1@aws")
+    details = sorted(c.detail for c in item.changes if c.resource == "member admin")
+    assert details == ["bob gains admin", f"user {sso.users['alice']} loses admin"]
+
+
+def test_binding_removal_and_expiry_revoke(world, sso, access_config, state_store, write_config, registry):
+    def rec_on(day):
+        return Reconciler(
+            load_config(write_config(access_config), registry),
+            state_store,
+            registry,
+            sleep=lambda s: None,
+            today=day,
+        )
+
+    aid = by_key(rec_on(dt.date(2026, 6, 30)).apply())["ws1/p1@aws"].platform_tenant_id
+    assert sso.members("meshcore-ws1-p1-reader") == ["carol"]
+    assert sso.assigned("meshcore-ws1-p1-reader", aid) == ["ReadOnly"]
+    rec_on(dt.date(2026, 7, 1)).apply()  # carol's reader binding expired yesterday
+    assert sso.members("meshcore-ws1-p1-reader") == []
+    assert sso.assigned("meshcore-ws1-p1-reader", aid) == []
+    access_config["groups"][0]["members"] = ["bob"]  # carol leaves the group
+    rec_on(dt.date(2026, 7, 1)).apply()
+    assert sso.members("meshcore-ws1-p1-user") == ["bob"]
+    access_config["platforms"][0]["config"]["identity_center"]["role_mappings"]["user"] = ["ReadOnly"]
+    rec_on(dt.date(2026, 7, 1)).apply()  # the mapping changed: Developer replaced by ReadOnly
+    assert sso.assigned("meshcore-ws1-p1-user", aid) == ["ReadOnly"]
+
+
+def test_unknown_user_is_reported_per_binding_and_the_rest_replicates(world, sso, access_config):
+    access_config["workspaces"][0]["projects"][0]["bindings"].append({"user": "dave", "role": "admin"})
+    report = world.reconciler(access_config).apply()
+    result = by_key(report)["ws1/p1@aws"]
+    assert result.status == "failed"
+    step = next(s for s in world.store.steps() if s.name.startswith("binding user dave"))
+    assert step.status == "failed" and "dave is not in the Identity Center identity store" in step.message
+    assert sso.members("meshcore-ws1-p1-admin") == ["alice"] and sso.members("meshcore-ws1-p1-user") == [
+        "bob",
+        "carol",
+    ]
+
+
+def test_guard_rejects_privileged_mapping_without_an_scp_boundary(
+    world, sso, access_config, write_config, registry
+):
+    access_config["landing_zones"][0]["config"]["role_mappings"] = {"admin": ["Admin"]}
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(access_config), registry)
+    msg = str(exc.value.problems[0])
+    assert (
+        "landing_zones[0].config.role_mappings.admin: maps to privileged permission set 'Admin' (managed policy AdministratorAccess)"
+        in msg
+    )
+    access_config["landing_zones"][0]["config"]["allow_privileged_roles"] = True
+    with pytest.raises(ConfigError):  # allowed, but nothing bounds it
+        load_config(write_config(access_config), registry)
+    access_config["landing_zones"][0]["config"]["scps"] = [
+        {
+            "name": "bound",
+            "document": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Deny", "Action": ["iam:CreateUser", "organizations:*"], "Resource": "*"}
+                ],
+            },
+        }
+    ]
+    loaded = load_config(write_config(access_config), registry)
+    report = Reconciler(loaded, world.store, registry, sleep=lambda s: None).apply()
+    aid = by_key(report)["ws1/p1@aws"].platform_tenant_id
+    assert sso.assigned("meshcore-ws1-p1-admin", aid) == ["Admin"]
+
+
+def test_inline_escalation_actions_are_privileged(world, sso, access_config, write_config, registry):
+    access_config["platforms"][0]["config"]["identity_center"]["permission_sets"].append(
+        {
+            "name": "Sneaky",
+            "inline_policy": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:Put*"], "Resource": "*"}],
+            },
+        }
+    )
+    access_config["platforms"][0]["config"]["identity_center"]["role_mappings"]["user"] = ["Sneaky"]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(access_config), registry)
+    assert "inline action iam:Put*" in str(exc.value.problems[0])
+
+
+def test_missing_permission_set_arn_fails_before_any_write(world, sso, access_config):
+    rec = world.reconciler(access_config)
+    rec.apply()
+    missing = "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-0123456789abcdef"
+    access_config["platforms"][0]["config"]["identity_center"]["role_mappings"]["admin"] = [missing]
+    world.calls.clear()
+    result = by_key(world.reconciler(access_config).apply())["ws1/p1@aws"]
+    assert result.status == "failed" and "does not exist in the Identity Center instance" in result.message
+    ic_writes = {
+        k: v
+        for k, v in world.calls.writes.items()
+        if "Assignment" in k or "Group" in k or "PermissionSet" in k
+    }
+    assert ic_writes == {}
+
+
+def test_failed_assignment_is_a_failed_step_with_awss_reason(world, sso, access_config, monkeypatch):
+    import json
+
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    original = SSOAdminResponse.create_account_assignment
+
+    def in_progress(self):
+        body = json.loads(original(self))
+        body["AccountAssignmentCreationStatus"]["Status"] = "IN_PROGRESS"
+        return json.dumps(body)
+
+    def failed(self):
+        request_id = json.loads(self.body)["AccountAssignmentCreationRequestId"]
+        return json.dumps(
+            {
+                "AccountAssignmentCreationStatus": {
+                    "Status": "FAILED",
+                    "RequestId": request_id,
+                    "FailureReason": "Received a 404 status error: No permission set found",
+                }
+            }
+        )
+
+    monkeypatch.setattr(SSOAdminResponse, "create_account_assignment", in_progress)
+    monkeypatch.setattr(SSOAdminResponse, "describe_account_assignment_creation_status", failed)
+    report = world.reconciler(access_config).apply()
+    assert by_key(report)["ws1/p1@aws"].status == "failed"
+    step = next(s for s in world.store.steps() if s.name == "access admin")
+    assert (
+        step.status == "failed"
+        and "FAILED: Received a 404 status error: No permission set found" in step.message
+    )
+    assert world.calls["DescribeAccountAssignmentCreationStatus"] >= 1
+
+
+def test_conflicts_and_throttling_are_retried(world, sso, access_config, monkeypatch):
+    from moto.identitystore.exceptions import ConflictException
+    from moto.identitystore.models import IdentityStoreBackend
+
+    original = IdentityStoreBackend.create_group_membership
+    conflicts = {"n": 2}
+
+    def busy(self, *args, **kwargs):
+        if conflicts["n"]:
+            conflicts["n"] -= 1
+            raise ConflictException(message="Concurrent modification", reason="CONCURRENT_MODIFICATION")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(IdentityStoreBackend, "create_group_membership", busy)
+    report = world.reconciler(access_config).apply()
+    assert not report.failed, [r.message for r in report.results]
+    assert sso.members("meshcore-ws1-p1-user") == ["bob", "carol"]
+
+
+def test_deletion_revokes_at_once_and_deletes_groups_when_deleted(world, sso, access_config):
+    rec = world.reconciler(access_config)
+    aid = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
+    access_config["workspaces"][0]["projects"][0]["tenants"][0]["landing_zone"] = "prod"
+    world.reconciler(access_config).apply()
+    del access_config["workspaces"][0]["projects"][0]
+    rec = world.reconciler(access_config)
+    assert by_key(rec.apply())["ws1/p1@aws"].status == "waiting"  # prod: approval needed
+    assert (
+        sso.assigned("meshcore-ws1-p1-admin", aid) == [] and sso.assigned("meshcore-ws1-p1-user", aid) == []
+    )
+    assert sso.group("meshcore-ws1-p1-admin") is not None  # groups stay until the tenant is deleted
+    approve_deletion(world.store, "ws1/p1@aws")
+    assert by_key(rec.apply())["ws1/p1@aws"].status == "changed"
+    assert sso.group("meshcore-ws1-p1-admin") is None and sso.group("meshcore-ws1-p1-user") is None
+
+
+def test_managed_permission_set_change_is_reprovisioned(world, sso, access_config):
+    rec = world.reconciler(access_config)
+    rec.apply()
+    access_config["platforms"][0]["config"]["identity_center"]["permission_sets"][0]["session_duration"] = (
+        "PT4H"
+    )
+    world.calls.clear()
+    world.reconciler(access_config).apply()
+    assert world.calls["UpdatePermissionSet"] == 1
+    assert world.calls["ProvisionPermissionSet"] == 1
+    arn = next(
+        a
+        for a in sso.admin.list_permission_sets(InstanceArn=sso.instance["InstanceArn"])["PermissionSets"]
+        if sso.admin.describe_permission_set(InstanceArn=sso.instance["InstanceArn"], PermissionSetArn=a)[
+            "PermissionSet"
+        ]["Name"]
+        == "Developer"
+    )
+    desc = sso.admin.describe_permission_set(InstanceArn=sso.instance["InstanceArn"], PermissionSetArn=arn)
+    assert desc["PermissionSet"]["SessionDuration"] == "PT4H"
