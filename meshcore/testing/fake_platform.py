@@ -13,7 +13,9 @@ file, so the CLI can be tried across processes without any cloud account.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import os
 import threading
 from collections import Counter
 from decimal import Decimal
@@ -112,7 +114,9 @@ class FakeCloud:
                 "external": sorted(self.external),
             }
             text = json.dumps(data, indent=1, sort_keys=True).encode()
-            Path(self.path).write_bytes(text)
+            tmp = Path(f"{self.path}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(text)
+            os.replace(tmp, self.path)  # atomic: another process never reads half a file
             self._saved = text
 
     # calls ----------------------------------------------------------------------
@@ -176,6 +180,19 @@ class SimulatedCrash(BaseException):
     """Raised by :class:`FakeCloud` to simulate the process dying mid-operation (not an Exception)."""
 
 
+def serialized(hook):
+    """Run a hook under its cloud's lock: tenants are reconciled in parallel, the fake cloud is a plain dict."""
+
+    @functools.wraps(hook)
+    def run(self, platform, *args, **kwargs):
+        if getattr(platform, "type", None) != TYPE:
+            return hook(self, platform, *args, **kwargs)
+        with self.cloud(platform).lock:
+            return hook(self, platform, *args, **kwargs)
+
+    return run
+
+
 class FakePlatformPlugin:
     """The plugin object registered under the entry point ``fake``."""
 
@@ -189,8 +206,8 @@ class FakePlatformPlugin:
             if key not in self.clouds:
                 self.clouds[key] = FakeCloud(platform.config.state_file)
             cloud = self.clouds[key]
-            cloud.reload_if_changed()
-            return cloud
+        cloud.reload_if_changed()  # outside the plugin lock: it takes the cloud's lock
+        return cloud
 
     def reset(self) -> None:
         self.clouds.clear()
@@ -227,6 +244,7 @@ class FakePlatformPlugin:
         return problems
 
     @hookimpl
+    @serialized
     def meshplatform_preflight(self, platform, ctx):
         if platform.type != TYPE:
             return None
@@ -251,6 +269,7 @@ class FakePlatformPlugin:
         }
 
     @hookimpl
+    @serialized
     def meshplatform_plan_tenant(self, platform, tenant, ctx):
         if platform.type != TYPE:
             return None
@@ -287,6 +306,7 @@ class FakePlatformPlugin:
         return changes
 
     @hookimpl
+    @serialized
     def meshplatform_provision_tenant(self, platform, tenant, ctx):
         if platform.type != TYPE:
             return None
@@ -350,6 +370,7 @@ class FakePlatformPlugin:
         return changed
 
     @hookimpl
+    @serialized
     def meshplatform_update_tenant(self, platform, tenant, ctx):
         if platform.type != TYPE:
             return None
@@ -362,6 +383,7 @@ class FakePlatformPlugin:
         )
 
     @hookimpl
+    @serialized
     def meshplatform_deprovision_tenant(self, platform, tenant, ctx):
         if platform.type != TYPE:
             return None
@@ -385,6 +407,7 @@ class FakePlatformPlugin:
     # -- landing zones and access ------------------------------------------------------------
 
     @hookimpl
+    @serialized
     def meshplatform_apply_landing_zone(self, platform, tenant, ctx):
         if platform.type != TYPE:
             return None
@@ -409,6 +432,7 @@ class FakePlatformPlugin:
         return {r: sorted(u) for r, u in sorted(out.items())}
 
     @hookimpl
+    @serialized
     def meshplatform_replicate_access(self, platform, tenant, ctx):
         if platform.type != TYPE:
             return None
@@ -435,6 +459,7 @@ class FakePlatformPlugin:
     # -- costs and discovery ------------------------------------------------------------------
 
     @hookimpl
+    @serialized
     def meshplatform_collect_costs(self, platform, period, tenants, ctx):
         if platform.type != TYPE:
             return None
@@ -460,6 +485,7 @@ class FakePlatformPlugin:
         return CostCollection(records=tuple(records), requests=1, request_cost=Decimal("0"))
 
     @hookimpl
+    @serialized
     def meshplatform_discover_tenants(self, platform, ctx):
         if platform.type != TYPE:
             return None
