@@ -171,6 +171,14 @@ class LandingZoneDecl(Frozen):
     )
 
 
+class CostSettings(Frozen):
+    """How usage reports and chargeback statements are finalized."""
+
+    finalize_after_days: int = Field(
+        default=6, ge=0, le=60, description="A month's reports become final this many days after it ends."
+    )
+
+
 class Settings(Frozen):
     """Run-wide settings."""
 
@@ -179,6 +187,7 @@ class Settings(Frozen):
     hook_retries: int = Field(
         default=3, ge=0, le=10, description="Retries of a hook that raised RetryableError."
     )
+    costs: CostSettings = CostSettings()
 
 
 class ConfigDocument(Frozen):

@@ -429,6 +429,100 @@ def discover(
     console.print(discovered_table(platform_id, unmanaged))
 
 
+costs_app = typer.Typer(help="Collect costs and show tenant usage reports.", no_args_is_help=True)
+chargeback_app = typer.Typer(help="Chargeback statements per project and month.", no_args_is_help=True)
+app.add_typer(costs_app, name="costs")
+app.add_typer(chargeback_app, name="chargeback")
+PeriodOpt = typer.Option(..., "--period", "-p", help="Month, e.g. 2026-10.")
+
+
+@costs_app.command("collect")
+def costs_collect(
+    period: str = PeriodOpt,
+    to: str = typer.Option(None, "--to", help="Last month of a range (inclusive)."),
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Collect costs of a month (or a range) from every platform; re-running replaces that data."""
+    from meshcore.costs import CostService, months
+    from meshcore.errors import MeshcoreError
+
+    loaded, registry = _load(config)
+    store = _store(state)
+    try:
+        result = CostService(loaded, store, registry).collect(months(period, to))
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    if output == Output.json:
+        _emit_json(result.as_dict())
+    else:
+        console.print(
+            f"collected {result.lines} usage line(s) for {', '.join(result.months)} "
+            f"({result.unattributed} unattributed)"
+        )
+        for pid, n in result.requests.items():
+            console.print(f"  {pid}: {n} API request(s), cost {result.request_cost[pid]}")
+        for note in result.incomplete:
+            console.print(f"  [yellow]incomplete:[/] {note}")
+        for problem in result.problems:
+            err.print(f"  [red]✗[/] {problem}")
+    if result.problems:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@costs_app.command("report")
+def costs_report(
+    period: str = PeriodOpt,
+    by: str = typer.Option("tenant", "--by", help="tenant, project or workspace."),
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Show a month's usage per tenant, project or workspace (unattributed accounts included)."""
+    from meshcore.costs import CostService
+    from meshcore.errors import MeshcoreError
+
+    loaded, registry = _load(config)
+    try:
+        report = CostService(loaded, _store(state), registry).report(period, by)
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    if output == Output.json:
+        _emit_json(report)
+        return
+    from meshcore.cli.render import usage_table
+
+    console.print(usage_table(report))
+
+
+@chargeback_app.command("export")
+def chargeback_export(
+    period: str = PeriodOpt,
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or json."),
+    out: Path = typer.Option(None, "--out", help="Write to this file instead of standard output."),
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+) -> None:
+    """Export a month's chargeback statements (finalizing them when the month is due)."""
+    from meshcore.chargeback import export, statements
+    from meshcore.errors import MeshcoreError
+
+    if fmt not in ("csv", "json"):
+        raise _fail("--format must be csv or json", EXIT_CONFIG)
+    loaded, _registry = _load(config)
+    try:
+        rows = statements(_store(state), period, loaded.document.settings.costs.finalize_after_days, loaded)
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    text = export(rows, fmt)
+    if out:
+        out.write_text(text)
+        console.print(f"wrote {len(rows)} statement(s) to {out}")
+    else:
+        sys.stdout.write(text)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -200,3 +200,15 @@ def discovered_table(platform_id: str, found: list[Any]) -> Table:
     if not found:
         table.add_row("-", "every tenant on this platform is managed", "", "")
     return table
+
+
+def usage_table(report: dict[str, Any]) -> Group:
+    table = Table(title=f"Usage {report['period']} ({report['status']}) by {report['by']}")
+    for col in (report["by"], "seller", "product", "amount"):
+        table.add_column(col, justify="right" if col == "amount" else "left")
+    for line in report["lines"]:
+        table.add_row(
+            line[report["by"]], line["seller"], line["product"], f"{line['amount']} {line['currency']}"
+        )
+    totals = ", ".join(f"{a} {c}" for c, a in report["totals"].items()) or "no costs"
+    return Group(table, Text(f"Total: {totals}", style="bold"))

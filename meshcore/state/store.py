@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import create_engine, delete, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,8 +28,10 @@ from meshcore.state.tables import (
     JournalRow,
     LeaseRow,
     RunRow,
+    StatementRow,
     StepRow,
     TenantRow,
+    UsageRow,
     utcnow,
 )
 
@@ -340,6 +342,68 @@ class StateStore:
             if subject:
                 q = q.where(AuditRow.subject == subject)
             return list(s.scalars(q))
+
+    # -- usage lines and chargeback statements ----------------------------------------
+
+    def replace_usage(self, platform: str, period: str, lines: list[dict[str, Any]]) -> None:
+        """Replace a platform's usage lines of one month (re-collection is idempotent)."""
+        with self.session() as s:
+            s.execute(delete(UsageRow).where(UsageRow.platform == platform, UsageRow.period == period))
+            for line in lines:
+                s.add(UsageRow(platform=platform, period=period, **line))
+
+    def usage(self, period: str) -> list[UsageRow]:
+        with self.session() as s:
+            return list(s.scalars(select(UsageRow).where(UsageRow.period == period).order_by(UsageRow.id)))
+
+    def finalize_statement(
+        self,
+        workspace: str,
+        project: str,
+        period: str,
+        lines: list[dict[str, Any]],
+        totals: dict[str, str],
+        payment_method: dict[str, Any],
+        tags: dict[str, str],
+    ) -> StatementRow:
+        """Store the final statement; if the sums changed since the last final version, cancel it and add a new one."""
+        with self.session() as s:
+            current = s.scalars(
+                select(StatementRow)
+                .where(
+                    StatementRow.workspace == workspace,
+                    StatementRow.project == project,
+                    StatementRow.period == period,
+                )
+                .order_by(StatementRow.version.desc())
+            ).first()
+            if current is not None and current.status == "FINAL" and current.lines.get("items") == lines:
+                return current
+            if current is not None and current.status == "FINAL":
+                current.status = "CANCELLED"
+            row = StatementRow(
+                workspace=workspace,
+                project=project,
+                period=period,
+                version=(current.version + 1) if current else 1,
+                status="FINAL",
+                totals=totals,
+                lines={"items": lines},
+                payment_method=payment_method,
+                tags=tags,
+            )
+            s.add(row)
+            return row
+
+    def statements(self, period: str) -> list[StatementRow]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(StatementRow)
+                    .where(StatementRow.period == period)
+                    .order_by(StatementRow.workspace, StatementRow.project, StatementRow.version)
+                )
+            )
 
     # -- leases -----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -204,6 +205,23 @@ class IdentityCenterConfig(Model):
         return self
 
 
+class CostConfig(Model):
+    """How costs are read from Cost Explorer."""
+
+    metric: Literal[
+        "AmortizedCost", "NetAmortizedCost", "UnblendedCost", "NetUnblendedCost", "BlendedCost"
+    ] = "AmortizedCost"
+    group_by: Literal["SERVICE", "LEGAL_ENTITY_NAME", "USAGE_TYPE", "REGION"] | None = Field(
+        default="SERVICE",
+        description="Second dimension after LINKED_ACCOUNT (product or seller); null for none.",
+    )
+    exclude_tax: bool = Field(default=False, description="Leave out RECORD_TYPE Tax.")
+    granularity: Literal["MONTHLY", "DAILY"] = "MONTHLY"
+    request_price_usd: Decimal = Field(
+        default=Decimal("0.01"), ge=0, description="What AWS charges per request."
+    )
+
+
 class AwsConfig(Model):
     """``platforms[].config`` for ``type: aws``."""
 
@@ -238,6 +256,9 @@ class AwsConfig(Model):
     deletion: DeletionConfig = DeletionConfig()
     identity_center: IdentityCenterConfig | None = Field(
         default=None, description="Access through IAM Identity Center."
+    )
+    costs: CostConfig = Field(
+        default_factory=CostConfig, description="How costs are read from Cost Explorer."
     )
     org_write_concurrency: int = Field(default=4, ge=1, le=20, description="Organizations writes in flight.")
     page_size: int = Field(default=20, ge=1, le=20, description="MaxResults for Organizations list calls.")

@@ -53,7 +53,7 @@ def meshplatform_platform_types() -> list[PlatformType]:
     return [
         PlatformType(
             name=TYPE,
-            description="AWS Organizations account vending, SCPs and StackSet baselines, IAM Identity Center access",
+            description="AWS Organizations vending, SCPs, StackSet baselines, Identity Center access, Cost Explorer",
             config_model=AwsConfig,
             landing_zone_model=AwsLandingZone,
             capabilities=frozenset(
@@ -61,6 +61,7 @@ def meshplatform_platform_types() -> list[PlatformType]:
                     Capability.TENANTS,
                     Capability.LANDING_ZONES,
                     Capability.ACCESS,
+                    Capability.COSTS,
                     Capability.DISCOVERY,
                     Capability.PREFLIGHT,
                 }
@@ -175,6 +176,15 @@ def meshplatform_deprovision_tenant(platform, tenant, ctx):
     from meshcore_aws.closure import deprovision
 
     return deprovision(_vendor(platform, ctx), tenant)
+
+
+@hookimpl
+def meshplatform_collect_costs(platform, period, tenants, ctx):
+    if platform.type != TYPE:
+        return None
+    from meshcore_aws.costs import collect
+
+    return collect(sessions_for(platform), platform.config, period, ctx.sleep)
 
 
 @hookimpl

@@ -97,16 +97,16 @@ class Sessions:
                 self._sessions[key] = self._assumed(self.role("management"), arn, None, "meshcore")
             return self._sessions[key]
 
-    def client(self, scope: str, service: str) -> Any:
-        """A cached client; ``scope`` is a role name or ``account:<id>``."""
+    def client(self, scope: str, service: str, region: str | None = None) -> Any:
+        """A cached client; ``scope`` is a role name or ``account:<id>``; ``region`` overrides the platform's."""
         with self._lock:
-            key = (scope, service)
+            key = (scope, f"{service}@{region or self.config.region}")
             if key not in self._clients:
                 session = (
                     self.member(scope.split(":", 1)[1]) if scope.startswith("account:") else self.role(scope)
                 )
                 self._clients[key] = session.client(
-                    service, region_name=self.config.region, config=client_config()
+                    service, region_name=region or self.config.region, config=client_config()
                 )
             return self._clients[key]
 
@@ -114,7 +114,7 @@ class Sessions:
         """Drop a scope's session and clients (e.g. after its credentials were rejected)."""
         with self._lock:
             self._sessions.pop(scope, None)
-            for key in [k for k in self._clients if k[0] == scope]:
+            for key in [k for k in self._clients if k[0] == scope]:  # every service and region
                 del self._clients[key]
 
     def org(self) -> Any:

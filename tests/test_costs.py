@@ -1,0 +1,153 @@
+"""Costs and chargeback against the fake platform: attribution, unattributed, idempotency, versioning, exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+
+import pytest
+
+from meshcore.chargeback import export, statements
+from meshcore.config import load_config
+from meshcore.costs import CostService, month_bounds, months
+from meshcore.errors import MeshcoreError
+from meshcore.reconciler import Reconciler
+
+LATE = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+EARLY = dt.datetime(2026, 10, 3, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def world(write_config, meshcore_registry, state_store, fake_plugin, base_config):
+    base_config["workspaces"][0]["projects"][0]["payment_method"] = {
+        "id": "pm-1",
+        "budget": 100,
+        "currency": "EUR",
+    }
+    loaded = load_config(write_config(base_config), meshcore_registry)
+    Reconciler(loaded, state_store, meshcore_registry, sleep=lambda s: None).apply()
+    cloud = fake_plugin.cloud(loaded.platforms["demo"])
+    return loaded, cloud
+
+
+def test_month_helpers():
+    assert month_bounds("2026-12") == (dt.date(2026, 12, 1), dt.date(2027, 1, 1))
+    assert months("2026-11", "2027-02") == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    with pytest.raises(MeshcoreError, match="not a month"):
+        month_bounds("2026-13")
+
+
+def test_collection_attributes_costs_and_keeps_unattributed(world, meshcore_registry, state_store):
+    loaded, cloud = world
+    cloud.add_external("legacy")
+    service = CostService(loaded, state_store, meshcore_registry, now=LATE)
+    result = service.collect(["2026-09"])
+    assert result.lines == 4 and result.unattributed == 1 and result.requests == {"demo": 1}
+    report = service.report("2026-09", by="tenant")
+    amounts = {line["tenant"]: Decimal(line["amount"]) for line in report["lines"]}
+    assert amounts["ws1/p1@demo"] == Decimal("1.50") * 30
+    assert any(k.startswith("unattributed (demo:") for k in amounts)
+    assert report["totals"] == {"EUR": str(Decimal("1.50") * 30 * 4)}
+    assert report["status"] == "final"
+    by_ws = {line["workspace"]: line["amount"] for line in service.report("2026-09", by="workspace")["lines"]}
+    assert Decimal(by_ws["ws1"]) == Decimal("90.00") and Decimal(by_ws["ws2"]) == Decimal("45.00")
+
+
+def test_recollection_is_idempotent(world, meshcore_registry, state_store):
+    loaded, _ = world
+    service = CostService(loaded, state_store, meshcore_registry, now=LATE)
+    service.collect(["2026-09"])
+    first = service.report("2026-09")
+    service.collect(["2026-09"])
+    assert service.report("2026-09") == first
+    assert len(state_store.usage("2026-09")) == 3
+
+
+def test_statements_are_previews_then_final_and_late_costs_create_a_new_version(
+    world, meshcore_registry, state_store, write_config, base_config
+):
+    loaded, _cloud = world
+    service = CostService(loaded, state_store, meshcore_registry, now=LATE)
+    service.collect(["2026-09", "2026-10"])
+    preview = statements(state_store, "2026-10", 6, loaded, now=EARLY)
+    assert {r["status"] for r in preview} == {"PREVIEW"} and state_store.statements("2026-10") == []
+    final = statements(state_store, "2026-09", 6, loaded, now=LATE)
+    p1 = next(r for r in final if r["project"] == "p1")
+    assert (p1["version"], p1["status"], p1["totals"]) == (1, "FINAL", {"EUR": "45.00"})
+    assert p1["payment_method"]["id"] == "pm-1" and p1["tags"] == {"environment": "dev"}
+    assert statements(state_store, "2026-09", 6, loaded, now=LATE) == final  # unchanged: no new version
+    # late costs arrive: the daily cost was higher
+    new_loaded = load_config(
+        write_config(
+            {**base_config, "platforms": [{"id": "demo", "type": "fake", "config": {"daily_cost": "2.00"}}]}
+        ),
+        meshcore_registry,
+    )
+    CostService(new_loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])
+    rows = statements(state_store, "2026-09", 6, new_loaded, now=LATE)
+    versions = [(r["version"], r["status"], r["totals"]) for r in rows if r["project"] == "p1"]
+    assert versions == [(1, "CANCELLED", {"EUR": "45.00"}), (2, "FINAL", {"EUR": "60.00"})]
+
+
+def test_exports(world, meshcore_registry, state_store):
+    loaded, _ = world
+    CostService(loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])
+    rows = statements(state_store, "2026-09", 6, loaded, now=LATE)
+    table = list(csv.DictReader(io.StringIO(export(rows, "csv"))))
+    assert {(r["workspace"], r["project"], r["amount"], r["currency"]) for r in table} == {
+        ("ws1", "p1", "45.00", "EUR"),
+        ("ws1", "p2", "45.00", "EUR"),
+        ("ws2", "p3", "45.00", "EUR"),
+    }
+    assert next(r for r in table if r["project"] == "p1")["payment_method"] == "pm-1"
+    data = json.loads(export(rows, "json"))
+    assert data[0]["lines"][0]["seller"] == "Fake Cloud Inc."
+
+
+def test_cli_costs_and_chargeback(world, tmp_path, monkeypatch, write_config, base_config):
+    from typer.testing import CliRunner
+
+    from meshcore.cli.app import app
+
+    base_config["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.json")}
+    cfg = str(write_config(base_config))
+    state = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["apply", "-c", cfg, "--state", state]).exit_code == 0
+    out = runner.invoke(
+        app,
+        ["costs", "collect", "-p", "2026-08", "--to", "2026-09", "-c", cfg, "--state", state, "-o", "json"],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["requests"] == {"demo": 2}
+    report = json.loads(
+        runner.invoke(
+            app,
+            [
+                "costs",
+                "report",
+                "-p",
+                "2026-09",
+                "--by",
+                "project",
+                "-c",
+                cfg,
+                "--state",
+                state,
+                "-o",
+                "json",
+            ],
+        ).output
+    )
+    assert {line["project"] for line in report["lines"]} == {"ws1/p1", "ws1/p2", "ws2/p3"}
+    target = tmp_path / "cb.csv"
+    res = runner.invoke(
+        app, ["chargeback", "export", "-p", "2026-09", "--out", str(target), "-c", cfg, "--state", state]
+    )
+    assert res.exit_code == 0 and "3 statement(s)" in res.output
+    assert target.read_text().count("FINAL") == 3
+    bad = runner.invoke(app, ["costs", "report", "-p", "2026-9", "-c", cfg, "--state", state])
+    assert bad.exit_code == 2 and "not a month" in bad.output
