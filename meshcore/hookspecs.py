@@ -26,7 +26,7 @@ reported as a plugin bug, naming the plugin; other tenants carry on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -389,4 +389,36 @@ def meshplatform_discover_tenants(platform: PlatformSpec, ctx: HookContext) -> l
             if platform.type != "aws":
                 return None
             return [DiscoveredTenant(platform_tenant_id=a["Id"], name=a["Name"]) for a in accounts()]
+    """
+
+
+# ---------------------------------------------------------------------------
+# Command-line extensions
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def meshplatform_cli_commands() -> Any:
+    """Give the ``meshcore`` command line this plugin's own commands.
+
+    The core mounts the returned ``typer.Typer`` (or click group) as
+    ``meshcore <platform type> ...``, e.g. ``meshcore aws sandbox``. Only the
+    plugin named on the command line is loaded for this, so other commands stay
+    fast. Import heavy modules inside the commands, not at the top.
+
+    :returns: a ``typer.Typer`` or click group, or ``None`` for no commands.
+    :raises: nothing should be raised; an exception is reported as a plugin error.
+
+    Not ``firstresult``: the core asks the one plugin named on the command line.
+
+    Example::
+
+        @hookimpl
+        def meshplatform_cli_commands():
+            app = typer.Typer(help="AWS plugin commands")
+
+            @app.command()
+            def sandbox(): ...
+
+            return app
     """

@@ -110,8 +110,8 @@ class PluginRegistry:
     # -- loading ---------------------------------------------------------------
 
     @classmethod
-    def discover(cls) -> PluginRegistry:
-        """Load every platform plugin installed under the entry-point group."""
+    def discover(cls, only: set[str] | None = None) -> PluginRegistry:
+        """Load every platform plugin installed under the entry-point group (or only those named)."""
         from stevedore import NamedExtensionManager
         from stevedore.extension import ExtensionManager
 
@@ -137,7 +137,7 @@ class PluginRegistry:
                     f"platform type {name!r} is provided by {len(values)} different entry "
                     f"points ({target}); uninstall all but one",
                 )
-            else:
+            elif only is None or name in only:
                 wanted.append(name)
 
         def on_failure(_mgr: Any, ep: Any, err: BaseException) -> None:
@@ -262,6 +262,16 @@ class PluginRegistry:
         except Exception as exc:
             raise PluginError(name, f"{hook} raised {type(exc).__name__}: {exc}") from exc
         return self.check_result(name, hook, result)
+
+    def cli_commands(self, name: str) -> Any:
+        """The command group plugin ``name`` adds to the CLI, or ``None``."""
+        self.platform_type(name)
+        caller = self.pm.subset_hook_caller("meshplatform_cli_commands", remove_plugins=self._others(name))
+        try:
+            answers = [a for a in caller() if a is not None]
+        except Exception as exc:
+            raise PluginError(name, f"meshplatform_cli_commands raised {type(exc).__name__}: {exc}") from exc
+        return answers[0] if answers else None
 
     def check_result(self, plugin: str, hook: str, result: Any) -> Any:
         """Validate a hook's answer against :data:`RESULT_TYPES`."""

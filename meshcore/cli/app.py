@@ -30,13 +30,14 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PLUGIN, EXIT_LOCKED, EXIT_STATE = 0, 1, 
 
 app = typer.Typer(
     name="meshcore",
-    help="Replicate workspaces, projects, landing zones and role bindings into cloud platforms.",
+    help="Replicate workspaces, projects, landing zones and role bindings into cloud platforms.\n\n"
+    "Platform plugins add their own commands: meshcore <platform type> --help (e.g. meshcore aws --help).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 class Output(StrEnum):
@@ -523,8 +524,29 @@ def chargeback_export(
         sys.stdout.write(text)
 
 
+def _mount_plugin_commands(argv: list[str]) -> None:
+    """Mount ``meshcore <type> ...`` for the plugin named first on the command line (only that one is loaded)."""
+    if len(argv) < 2 or argv[1].startswith("-") or argv[1] in {c.name for c in app.registered_commands}:
+        return
+    from meshcore.plugins import scan_entry_points
+
+    if argv[1] not in {name for name, *_ in scan_entry_points()}:
+        return
+    from meshcore.errors import MeshcoreError
+    from meshcore.plugins import PluginRegistry
+
+    try:
+        group = PluginRegistry.discover(only={argv[1]}).cli_commands(argv[1])
+    except MeshcoreError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(EXIT_PLUGIN) from None
+    if group is not None:
+        app.add_typer(group, name=argv[1])
+
+
 def main() -> None:
     """Console-script entry point."""
+    _mount_plugin_commands(sys.argv)
     app()
 
 

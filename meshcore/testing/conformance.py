@@ -153,7 +153,7 @@ class PlatformPluginConformance:
         specs = {
             n for n, _ in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("meshplatform_")
         }
-        assert specs - {"meshplatform_platform_types"} == set(RESULT_TYPES)
+        assert specs - {"meshplatform_platform_types", "meshplatform_cli_commands"} == set(RESULT_TYPES)
 
     def test_returns_none_for_foreign_platform_types(
         self,

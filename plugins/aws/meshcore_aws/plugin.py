@@ -209,8 +209,20 @@ def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[Any]) -> list[Val
     """Templates lint clean; landing zones sharing an OU agree on its SCPs."""
     problems = []
     by_ou: dict[str, tuple[str, list[str]]] = {}
+    scp_defs: dict[str, tuple[str, str, str]] = {}  # name -> (landing zone, content, description)
     for lz in landing_zones:
         zone: AwsLandingZone = lz.config
+        for i, scp in enumerate(zone.scps):
+            first = scp_defs.setdefault(scp.name, (lz.id, scp.content, scp.description))
+            if first[1:] != (scp.content, scp.description):
+                problems.append(
+                    ValidationProblem(
+                        path=f"scps.{i}",
+                        landing_zone=lz.id,
+                        message=f"SCP {scp.name!r} is also defined by landing zone {first[0]!r} with another document "
+                        "or description; one name is one policy: give it the same definition or another name",
+                    )
+                )
         ou_scps = sorted(p.name for p in zone.scps if p.attach_to == "ou")
         if zone.ou in by_ou and by_ou[zone.ou][1] != ou_scps:
             problems.append(
@@ -236,3 +248,10 @@ def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[Any]) -> list[Val
                     )
                 )
     return problems
+
+
+@hookimpl
+def meshplatform_cli_commands():
+    from meshcore_aws.cli import app
+
+    return app

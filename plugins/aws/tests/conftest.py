@@ -24,6 +24,7 @@ from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
 from meshcore_aws import plugin as aws_plugin
 from meshcore_aws import sessions as aws_sessions
+from meshcore_aws.sandbox import patch_emulator
 
 MGMT = "123456789012"
 ROLE = f"arn:aws:iam::{MGMT}:role/MeshfedServiceRole"
@@ -172,40 +173,9 @@ def slow(monkeypatch) -> SlowAws:
     return ctl
 
 
-def _put_account_name(self):
-    """PutAccountName (Account Management API), which moto does not implement: rename in Organizations."""
-    from moto.core.responses import EmptyResult
-    from moto.organizations.models import organizations_backends
-
-    account_id, name = self._get_param("AccountId"), self._get_param("AccountName")
-    for backend in organizations_backends[MGMT].values():
-        if backend.org is not None:
-            backend.get_account_by_id(account_id).name = name
-    return EmptyResult()
-
-
-def _sso_list_tags_for_resource(self):
-    """ListTagsForResource for permission sets, which moto's sso-admin does not implement."""
-    import json as _json
-
-    arn = self._get_param("ResourceArn")
-    instance = self._get_param("InstanceArn")
-    ps = self.ssoadmin_backend._find_permission_set(instance, arn)
-    return _json.dumps({"Tags": ps.tags or []})
-
-
 @pytest.fixture
-def org(monkeypatch):
-    from moto.account import urls as account_urls
-    from moto.account.responses import AccountResponse
-
-    monkeypatch.setattr(AccountResponse, "put_account_name", _put_account_name, raising=False)
-    monkeypatch.setitem(account_urls.url_paths, "{0}/putAccountName$", AccountResponse.dispatch)
-    from moto.ssoadmin.responses import SSOAdminResponse
-
-    monkeypatch.setattr(
-        SSOAdminResponse, "list_tags_for_resource", _sso_list_tags_for_resource, raising=False
-    )
+def org():
+    patch_emulator()  # two calls AWS has and moto lacks
     with mock_aws(config={"lambda": {"use_docker": False}}):
         client = boto3.client("organizations", region_name="us-east-1")
         client.create_organization(FeatureSet="ALL")

@@ -466,3 +466,12 @@ def test_lambda_hook_invoked_on_change_and_function_errors_recorded(world, lz_co
     assert result.status == "failed"
     failed = next(s for s in world.store.steps() if s.name == "lambda" and s.status == "failed")
     assert "invoking does-not-exist failed" in failed.message
+
+
+def test_one_scp_name_with_two_definitions_is_rejected(world, lz_config, write_config, registry):
+    lz_config["landing_zones"][1]["config"]["scps"] = [{"name": "deny-billing", "document": DENY_LEAVE}]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(lz_config), registry)
+    assert "SCP 'deny-billing' is also defined by landing zone 'dev' with another document" in str(
+        exc.value.problems[0]
+    )

@@ -1,0 +1,210 @@
+"""``meshcore aws ...``: the sandbox, the end-to-end demo and the account-setup templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Commands of the AWS plugin.", no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def _example_config() -> Path:
+    for candidate in (
+        Path("examples/aws/meshcore.yaml"),
+        Path(__file__).resolve().parents[3] / "examples/aws/meshcore.yaml",
+    ):
+        if candidate.exists():
+            return candidate
+    raise typer.BadParameter("examples/aws/meshcore.yaml not found; pass --config")
+
+
+@app.command()
+def sandbox(
+    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    bootstrap: bool = typer.Option(True, help="Set up the organization, accounts, roles and users."),
+) -> None:
+    """Run a local AWS organization in the foreground (Ctrl-C stops it)."""
+    from meshcore_aws.sandbox import Sandbox
+
+    box = Sandbox(port=port)
+    endpoint = box.start()
+    if bootstrap:
+        box.bootstrap()
+    console.print(f"[bold green]AWS sandbox running at {endpoint}[/]")
+    for name, account in box.accounts.items():
+        console.print(f"  {name:12} account {account}")
+    console.print("\nUse it from another shell:")
+    for key, value in box.env().items():
+        console.print(f"  export {key}={value}")
+    console.print("  meshcore apply -c examples/aws/meshcore.yaml")
+    console.print(f"  aws --endpoint-url {endpoint} organizations list-accounts")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        box.stop()
+
+
+@app.command()
+def demo(
+    config: Path = typer.Option(None, "--config", "-c", help="Default: examples/aws/meshcore.yaml."),
+    state: str = typer.Option(None, "--state", help="Default: a fresh temporary state store."),
+) -> None:
+    """Replicate the example organization into a fresh in-process sandbox, twice, and show the result."""
+    from meshcore.chargeback import statements
+    from meshcore.config import load_config
+    from meshcore.costs import CostService, month_bounds
+    from meshcore.plugins import PluginRegistry
+    from meshcore.reconciler import Reconciler
+    from meshcore.state import StateStore
+    from meshcore_aws.sandbox import Sandbox
+
+    config = config or _example_config()
+    box = Sandbox()
+    box.start()
+    try:
+        box.bootstrap()
+        os.environ.update(box.env())
+        console.print(
+            f"[bold]Sandbox[/] AWS organization at {box.endpoint} "
+            f"(management {box.accounts['management']}, meshcloud {box.accounts['meshcloud']}, "
+            f"automation {box.accounts['automation']})"
+        )
+        store = StateStore.open(state or f"sqlite:///{tempfile.mkdtemp(prefix='meshcore-demo-')}/state.db")
+        registry = PluginRegistry.discover()
+        loaded = load_config(config, registry)
+        for attempt in ("first", "second"):
+            t0 = time.perf_counter()
+            report = Reconciler(loaded, store, registry).apply()
+            counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items()))
+            verdict = (
+                "no changes" if not report.counts().get("changed") and not report.failed else "converged"
+            )
+            console.print(
+                f"[bold]{attempt} apply[/]: {counts} in {time.perf_counter() - t0:.1f}s — {verdict}"
+            )
+            for r in report.failed:
+                console.print(f"  [red]✗ {r.key}: {r.message}[/]")
+        _show_tenants(box, store)
+        _show_access(box)
+        today = dt.datetime.now(dt.UTC).date().replace(day=1)
+        last = (today - dt.timedelta(days=1)).strftime("%Y-%m")
+        start, end = month_bounds(last)
+        accounts = [t.platform_tenant_id for t in store.tenants() if t.platform_tenant_id]
+        box.inject_costs(start.isoformat(), end.isoformat(), accounts)
+        result = CostService(loaded, store, registry).collect([last])
+        console.print(
+            f"[bold]costs[/] {last}: {result.lines} usage lines from {result.requests.get('aws', 0)} "
+            f"Cost Explorer request(s) ({result.request_cost.get('aws')}), {result.unattributed} unattributed"
+        )
+        _show_chargeback(
+            statements(store, last, loaded.document.settings.costs.finalize_after_days, loaded), last
+        )
+    finally:
+        box.stop()
+
+
+def _show_tenants(box: Any, store: Any) -> None:
+    org = box.client("organizations")
+    names: dict[str, str] = {}
+
+    def walk(parent: str, prefix: str) -> None:
+        for ou in org.list_organizational_units_for_parent(ParentId=parent)["OrganizationalUnits"]:
+            names[ou["Id"]] = f"{prefix}/{ou['Name']}"
+            walk(ou["Id"], names[ou["Id"]])
+
+    walk(org.list_roots()["Roots"][0]["Id"], "")
+    table = Table(title="Tenants")
+    for col in ("tenant", "account", "OU", "alias", "replicated tags (meshcore:)"):
+        table.add_column(col)
+    for t in store.tenants():
+        parent = (
+            org.list_parents(ChildId=t.platform_tenant_id)["Parents"][0]["Id"] if t.platform_tenant_id else ""
+        )
+        tags = (
+            org.list_tags_for_resource(ResourceId=t.platform_tenant_id)["Tags"]
+            if t.platform_tenant_id
+            else []
+        )
+        shown = sorted(
+            (x["Key"].split(":", 1)[-1], x["Value"]) for x in tags if x["Key"].startswith("meshcore:")
+        )
+        table.add_row(
+            t.key,
+            t.platform_tenant_id or "-",
+            names.get(parent, parent),
+            t.attributes.get("alias", ""),
+            ", ".join(f"{k}={v}" for k, v in shown if k not in ("workspace", "project", "platform")),
+        )
+    console.print(table)
+
+
+def _show_access(box: Any) -> None:
+    sso = box.client("sso-admin")
+    store = box.client("identitystore")
+    instance = sso.list_instances()["Instances"][0]
+    ps_names = {}
+    for arn in sso.list_permission_sets(InstanceArn=instance["InstanceArn"])["PermissionSets"]:
+        ps_names[arn] = sso.describe_permission_set(
+            InstanceArn=instance["InstanceArn"], PermissionSetArn=arn
+        )["PermissionSet"]["Name"]
+    users = {
+        u["UserId"]: u["UserName"]
+        for u in store.list_users(IdentityStoreId=instance["IdentityStoreId"])["Users"]
+    }
+    table = Table(title="Who has which role (IAM Identity Center)")
+    for col in ("group", "members", "permission sets on account"):
+        table.add_column(col)
+    for g in sorted(
+        store.list_groups(IdentityStoreId=instance["IdentityStoreId"])["Groups"],
+        key=lambda g: g["DisplayName"],
+    ):
+        members = store.list_group_memberships(
+            IdentityStoreId=instance["IdentityStoreId"], GroupId=g["GroupId"]
+        )["GroupMemberships"]
+        assigned = sso.list_account_assignments_for_principal(
+            InstanceArn=instance["InstanceArn"], PrincipalId=g["GroupId"], PrincipalType="GROUP"
+        )["AccountAssignments"]
+        table.add_row(
+            g["DisplayName"],
+            ", ".join(sorted(users.get(m["MemberId"]["UserId"], "?") for m in members)),
+            ", ".join(
+                sorted(f"{ps_names.get(a['PermissionSetArn'], '?')} @ {a['AccountId']}" for a in assigned)
+            ),
+        )
+    console.print(table)
+
+
+def _show_chargeback(rows: list[dict[str, Any]], month: str) -> None:
+    table = Table(title=f"Chargeback {month}")
+    for col in ("project", "version", "status", "total", "payment method"):
+        table.add_column(col)
+    for r in rows:
+        pm = r.get("payment_method") or {}
+        table.add_row(
+            f"{r['workspace']}/{r['project']}",
+            str(r["version"]),
+            r["status"],
+            ", ".join(f"{a} {c}" for c, a in r["totals"].items()),
+            pm.get("id", ""),
+        )
+    console.print(table)
+
+
+@app.command("setup-templates")
+def setup_templates(directory: Path = typer.Argument(..., help="Where to write the templates.")) -> None:
+    """Write CloudFormation templates for the meshcloud, management and automation accounts."""
+    from meshcore_aws.setup_templates import write_templates
+
+    for path in write_templates(directory):
+        console.print(f"wrote {path}")

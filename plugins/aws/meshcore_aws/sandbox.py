@@ -1,0 +1,252 @@
+"""A local AWS organization for trying meshcore without an AWS account (moto's server on loopback).
+
+``Sandbox.start()`` runs moto's server; ``bootstrap()`` sets it up like a real
+three-account organization: the management account with the organization,
+a *meshcloud* and an *automation* account, OUs, ``MeshfedServiceRole`` and
+``MeshCostExplorerServiceRole`` (each trusting the meshcloud account with its
+own ExternalId), ``MeshfedAutomationRole`` and the StackSet administration role
+in the automation account, and an Identity Center instance with users.
+``inject_costs`` queues synthetic Cost Explorer data for a month.
+
+The ExternalIds here are sandbox values, printed on purpose; real ones come
+from the environment and are never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import urllib.request
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+REGION = "us-east-1"
+MANAGEMENT = "123456789012"
+EXTERNAL_IDS = {
+    "management": "sandbox-management-external-id",
+    "automation": "sandbox-automation-external-id",
+    "cost_explorer": "sandbox-cost-explorer-external-id",
+}
+USERS = (("alice", "Alice", "Admin"), ("bob", "Bob", "Builder"), ("carol", "Carol", "Reader"))
+SERVICES = (
+    ("Amazon Elastic Compute Cloud - Compute", 40),
+    ("Amazon Simple Storage Service", 7),
+    ("AWS Lambda", 3),
+    ("Tax", 5),
+)
+
+
+def patch_emulator() -> None:
+    """Teach moto two calls AWS has and the plugin uses: sso-admin ListTagsForResource, account PutAccountName.
+
+    Idempotent; applied by the sandbox (and the test suite) in the process that runs moto.
+    """
+    from moto.account import urls as account_urls
+    from moto.account.responses import AccountResponse
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    if getattr(SSOAdminResponse, "_meshcore_patched", False):
+        return
+
+    def list_tags_for_resource(self: Any) -> str:
+        ps = self.ssoadmin_backend._find_permission_set(
+            self._get_param("InstanceArn"), self._get_param("ResourceArn")
+        )
+        return json.dumps({"Tags": ps.tags or []})
+
+    def put_account_name(self: Any) -> Any:
+        from moto.core.responses import EmptyResult
+        from moto.organizations.models import organizations_backends
+
+        account_id, name = self._get_param("AccountId"), self._get_param("AccountName")
+        for backends in organizations_backends.values():
+            for backend in backends.values():
+                if backend.org is not None and any(a.id == account_id for a in backend.accounts):
+                    backend.get_account_by_id(account_id).name = name
+        return EmptyResult()
+
+    SSOAdminResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    AccountResponse.put_account_name = put_account_name  # type: ignore[attr-defined]
+    account_urls.url_paths["{0}/putAccountName$"] = AccountResponse.dispatch
+    SSOAdminResponse._meshcore_patched = True  # type: ignore[attr-defined]
+
+
+@dataclass
+class Sandbox:
+    host: str = "127.0.0.1"
+    port: int = 0
+    accounts: dict[str, str] = field(default_factory=dict)
+    ous: dict[str, str] = field(default_factory=dict)
+    _server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        patch_emulator()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        if not self.port:
+            with socket.socket() as s:
+                s.bind((self.host, 0))
+                self.port = s.getsockname()[1]
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        self._post("/moto-api/reset", b"")  # a fresh organization, even if this process ran one before
+        return self.endpoint
+
+    def _post(self, path: str, body: bytes) -> None:
+        req = urllib.request.Request(
+            f"{self.endpoint}{path}", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def env(self) -> dict[str, str]:
+        """Environment for meshcore (and the aws CLI) to use the sandbox."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_DEFAULT_REGION": REGION,
+            "MESHCORE_MANAGEMENT_EXTERNAL_ID": EXTERNAL_IDS["management"],
+            "MESHCORE_MANAGEMENT_ROLE_ARN": f"arn:aws:iam::{MANAGEMENT}:role/MeshfedServiceRole",
+            "MESHCORE_POLL_INTERVAL": "0",
+        }
+
+    def client(self, service: str, creds: dict[str, str] | None = None) -> Any:
+        import boto3
+
+        kwargs: dict[str, Any] = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+        if creds:
+            kwargs = {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            }
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **kwargs)
+
+    def bootstrap(self) -> None:
+        org = self.client("organizations")
+        org.create_organization(FeatureSet="ALL")
+        root = org.list_roots()["Roots"][0]["Id"]
+        for path in ("/Infrastructure", "/Quarantine"):
+            self.ous[path] = org.create_organizational_unit(ParentId=root, Name=path[1:])[
+                "OrganizationalUnit"
+            ]["Id"]
+        self.accounts["management"] = MANAGEMENT
+        for name in ("meshcloud", "automation"):
+            st = org.create_account(AccountName=name, Email=f"aws+{name}@sandbox.example.com")[
+                "CreateAccountStatus"
+            ]
+            self.accounts[name] = st["AccountId"]
+            org.move_account(
+                AccountId=st["AccountId"],
+                SourceParentId=root,
+                DestinationParentId=self.ous["/Infrastructure"],
+            )
+        replicator = f"arn:aws:iam::{self.accounts['meshcloud']}:root"
+        iam = self.client("iam")
+        for role, key in (
+            ("MeshfedServiceRole", "management"),
+            ("MeshCostExplorerServiceRole", "cost_explorer"),
+        ):
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=_trust(replicator, EXTERNAL_IDS[key]))
+        creds = self.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{self.accounts['automation']}:role/OrganizationAccountAccessRole",
+            RoleSessionName="sandbox",
+        )["Credentials"]
+        auto_iam = self.client("iam", creds)
+        auto_iam.create_role(
+            RoleName="MeshfedAutomationRole",
+            AssumeRolePolicyDocument=_trust(replicator, EXTERNAL_IDS["automation"]),
+        )
+        auto_iam.create_role(
+            RoleName="AWSCloudFormationStackSetAdministrationRole",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudformation.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+        sso = self.client("sso-admin").list_instances()["Instances"][0]
+        store = self.client("identitystore")
+        for user, given, family in USERS:
+            store.create_user(
+                IdentityStoreId=sso["IdentityStoreId"],
+                UserName=user,
+                DisplayName=f"{given} {family}",
+                Name={"GivenName": given, "FamilyName": family},
+                Emails=[{"Value": f"{user}@example.com", "Primary": True}],
+            )
+
+    def inject_costs(self, month_start: str, month_end: str, account_ids: list[str]) -> None:
+        """Queue one Cost Explorer answer (grouped by account and service) for the month."""
+        groups = []
+        for account in sorted(account_ids):
+            scale = 1 + int(hashlib.sha256(account.encode()).hexdigest()[:2], 16) / 64
+            for service, base in SERVICES:
+                amount = (Decimal(base) * Decimal(str(round(scale, 2)))).quantize(Decimal("0.01"))
+                groups.append(
+                    {
+                        "Keys": [account, service],
+                        "Metrics": {"AmortizedCost": {"Amount": str(amount), "Unit": "USD"}},
+                    }
+                )
+        groups.append(
+            {
+                "Keys": [self.accounts.get("meshcloud", "000000000000"), "Credits"],
+                "Metrics": {"AmortizedCost": {"Amount": "-5.00", "Unit": "USD"}},
+            }
+        )
+        body = json.dumps(
+            {
+                "results": [
+                    {
+                        "ResultsByTime": [
+                            {
+                                "TimePeriod": {"Start": month_start, "End": month_end},
+                                "Groups": groups,
+                                "Estimated": False,
+                            }
+                        ],
+                        "DimensionValueAttributes": [],
+                    }
+                ]
+            }
+        ).encode()
+        self._post("/moto-api/static/ce/cost-and-usage-results", body)
+
+
+def _trust(principal: str, external_id: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": principal},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+                }
+            ],
+        }
+    )

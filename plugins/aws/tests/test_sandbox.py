@@ -1,0 +1,54 @@
+"""The sandbox bootstraps a three-account organization; the demo replicates the example twice."""
+
+from __future__ import annotations
+
+import boto3
+from typer.testing import CliRunner
+
+from meshcore_aws.sandbox import EXTERNAL_IDS, MANAGEMENT, Sandbox
+
+
+def test_sandbox_bootstraps_a_three_account_organization():
+    box = Sandbox()
+    box.start()
+    try:
+        box.bootstrap()
+        org = boto3.client(
+            "organizations",
+            endpoint_url=box.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        names = {a["Name"] for a in org.list_accounts()["Accounts"]}
+        assert {"meshcloud", "automation"} <= names
+        iam = box.client("iam")
+        trust = iam.get_role(RoleName="MeshfedServiceRole")["Role"]["AssumeRolePolicyDocument"]
+        statement = trust["Statement"][0]
+        assert statement["Principal"]["AWS"] == f"arn:aws:iam::{box.accounts['meshcloud']}:root"
+        assert statement["Condition"]["StringEquals"]["sts:ExternalId"] == EXTERNAL_IDS["management"]
+        assert box.env()["MESHCORE_MANAGEMENT_ROLE_ARN"].startswith(f"arn:aws:iam::{MANAGEMENT}:")
+        store = box.client("identitystore")
+        instance = box.client("sso-admin").list_instances()["Instances"][0]
+        users = {
+            u["UserName"] for u in store.list_users(IdentityStoreId=instance["IdentityStoreId"])["Users"]
+        }
+        assert users == {"alice", "bob", "carol"}
+    finally:
+        box.stop()
+
+
+def test_demo_replicates_the_example_and_the_second_run_changes_nothing(monkeypatch, tmp_path):
+    from meshcore_aws.cli import app
+
+    for var in ("AWS_ENDPOINT_URL", "MESHCORE_MANAGEMENT_EXTERNAL_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("os.environ", dict(__import__("os").environ))  # the demo sets sandbox variables
+    result = CliRunner().invoke(app, ["demo", "--state", f"sqlite:///{tmp_path / 'demo.db'}"])
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "first apply: 3 changed" in out
+    assert "second apply: 3 ok" in out and "no changes" in out
+    assert "payments/checkout-dev@aws" in out and "/Workloads/Dev" in out
+    assert "meshcore-payments-checkout-prod-reader" in out and "ReadOnly @" in out
+    assert ("Chargeback" in out and "FINAL" in out) or "PREVIEW" in out
