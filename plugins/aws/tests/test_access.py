@@ -4,95 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import boto3
 import pytest
 
 from conftest import by_key
 from meshcore.config import load_config
 from meshcore.errors import ConfigError
 from meshcore.reconciler import Reconciler, approve_deletion
-
-
-@pytest.fixture
-def sso(world):
-    admin = boto3.client("sso-admin", region_name="us-east-1")
-    instance = admin.list_instances()["Instances"][0]
-    store = boto3.client("identitystore", region_name="us-east-1")
-    users = {}
-    for name in ("alice", "bob", "carol"):
-        users[name] = store.create_user(
-            IdentityStoreId=instance["IdentityStoreId"],
-            UserName=name,
-            DisplayName=name,
-            Name={"GivenName": name, "FamilyName": "X"},
-            Emails=[{"Value": f"{name}@example.com", "Primary": True}],
-        )["UserId"]
-
-    class Sso:
-        def __init__(self):
-            self.admin, self.store, self.instance, self.users = admin, store, instance, users
-            self.names = {v: k for k, v in users.items()}
-
-        def group(self, name):
-            try:
-                return store.get_group_id(
-                    IdentityStoreId=instance["IdentityStoreId"],
-                    AlternateIdentifier={
-                        "UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": name}
-                    },
-                )["GroupId"]
-            except store.exceptions.ResourceNotFoundException:
-                return None
-
-        def members(self, name):
-            gid = self.group(name)
-            listed = store.list_group_memberships(IdentityStoreId=instance["IdentityStoreId"], GroupId=gid)
-            return sorted(self.names[m["MemberId"]["UserId"]] for m in listed["GroupMemberships"])
-
-        def assigned(self, name, account):
-            gid = self.group(name)
-            listed = admin.list_account_assignments_for_principal(
-                InstanceArn=instance["InstanceArn"],
-                PrincipalId=gid,
-                PrincipalType="GROUP",
-                Filter={"AccountId": account},
-            )["AccountAssignments"]
-            out = []
-            for a in listed:
-                ps = admin.describe_permission_set(
-                    InstanceArn=instance["InstanceArn"], PermissionSetArn=a["PermissionSetArn"]
-                )
-                out.append(ps["PermissionSet"]["Name"])
-            return sorted(out)
-
-    return Sso()
-
-
-@pytest.fixture
-def access_config(config):
-    config["platforms"][0]["config"]["identity_center"] = {
-        "permission_sets": [
-            {"name": "Developer", "managed_policies": ["arn:aws:iam::aws:policy/PowerUserAccess"]},
-            {"name": "ReadOnly", "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]},
-            {"name": "Admin", "managed_policies": ["arn:aws:iam::aws:policy/AdministratorAccess"]},
-        ],
-        "role_mappings": {"admin": ["Developer"], "user": ["Developer"], "reader": ["ReadOnly"]},
-        "sign_in_url": "https://example.awsapps.com/start",
-    }
-    config["users"] = [
-        {"id": "alice", "email": "alice@example.com"},
-        {"id": "bob", "email": "bob@example.com"},
-        {"id": "carol", "email": "carol@example.com"},
-        {"id": "dave", "email": "dave@example.com"},
-    ]
-    config["groups"] = [{"id": "devs", "members": ["bob", "carol"]}]
-    p1 = config["workspaces"][0]["projects"][0]
-    p1["bindings"] = [
-        {"user": "alice", "role": "admin"},
-        {"group": "devs", "role": "user"},
-        {"user": "carol", "role": "reader", "expires": "2026-06-30"},
-    ]
-    return config
 
 
 def test_groups_members_and_assignments_are_replicated(world, sso, access_config):

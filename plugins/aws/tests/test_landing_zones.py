@@ -3,54 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
 
-from conftest import by_key
+from conftest import DENY_LEAVE, by_key
 from meshcore.config import load_config
 from meshcore.errors import ConfigError
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "aws"
-DENY_LEAVE = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}],
-}
-DENY_BILLING = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Deny", "Action": "aws-portal:*", "Resource": "*"}],
-}
-
-
-@pytest.fixture
-def lz_config(config):
-    """dev: OU SCP (file) + account SCP + baseline; prod: other OU, other account SCP, no baseline."""
-    config["landing_zones"][0]["config"].update(
-        {
-            "scps": [
-                {
-                    "name": "deny-leave-and-non-eu",
-                    "file": str(EXAMPLES / "policies" / "deny-leave-and-non-eu.json"),
-                },
-                {"name": "deny-billing", "document": DENY_BILLING, "attach_to": "account"},
-            ],
-            "baselines": [
-                {
-                    "name": "base",
-                    "template": str(EXAMPLES / "baselines" / "account-baseline.yaml"),
-                    "parameters": {"SecurityContact": "sec+{workspace}@example.com"},
-                    "regions": ["us-east-1", "eu-west-1"],
-                }
-            ],
-        }
-    )
-    config["landing_zones"][1]["config"].update(
-        {
-            "scps": [{"name": "deny-leave", "document": DENY_LEAVE, "attach_to": "account"}],
-        }
-    )
-    return config
 
 
 def scps_on(client, target: str) -> set[str]:

@@ -8,8 +8,6 @@ from fnmatch import fnmatchcase
 import boto3
 import pytest
 import yaml
-from test_access import access_config, sso  # noqa: F401 - fixtures
-from test_landing_zones import lz_config  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from conftest import by_key
