@@ -276,7 +276,6 @@ class PlatformPluginConformance:
         collection = self.call(
             conformance_registry, "meshplatform_collect_costs", platform, period=period, tenants=[], ctx=ctx
         )
-        assert collection.requests >= 1 or not collection.records
         for record in collection.records:
             assert period.start <= record.usage_start < period.end
             assert record.usage_end <= period.end
