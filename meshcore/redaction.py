@@ -7,19 +7,47 @@ passes through :func:`redact`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 _MIN_LEN = 4
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_factory_installed = False
 
 
 def register_secret(value: str | None) -> None:
-    """Remember ``value`` so that it never leaves the process in a message."""
+    """Remember ``value`` so that it never leaves the process in a message (or any log record)."""
     if value and len(value) >= _MIN_LEN:
         with _lock:
             _secrets.add(value)
+        _install_log_redaction()
+
+
+def _install_log_redaction() -> None:
+    """Redact every log record when it is created, whichever logger (botocore's debug logs print
+    request parameters, ExternalIds included) and whichever handler."""
+    global _factory_installed
+    with _lock:
+        if _factory_installed:
+            return
+        _factory_installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _secrets:
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record is the logging call's problem, not ours
+                return record
+            cleaned = redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
 
 
 def redact(text: str) -> str:

@@ -1,0 +1,148 @@
+"""Shared harness for the benchmarks: a sandbox organization, N generated tenants, per-operation call counts.
+
+Calls are counted client-side on botocore's ``before-call`` event (one count per
+HTTP request sent, retries included); the same hook can add latency per call.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+import time
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshcore.config import load_config
+from meshcore.plugins import PluginRegistry
+from meshcore.reconciler import Reconciler
+from meshcore.state import StateStore
+from meshcore_aws import plugin as aws_plugin
+from meshcore_aws import sessions as aws_sessions
+from meshcore_aws.sandbox import Sandbox
+
+WRITE_PREFIXES = (
+    "Create",
+    "Move",
+    "Tag",
+    "Untag",
+    "Close",
+    "Delete",
+    "Put",
+    "Update",
+    "Attach",
+    "Detach",
+    "Enable",
+)
+
+
+class Counter:
+    def __init__(self, latency: float = 0.0):
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.latency = latency
+
+    def __call__(self, model: Any, **_kw: Any) -> None:
+        self.calls[model.name] += 1
+        if self.latency:
+            time.sleep(self.latency)
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def writes(self) -> int:
+        return sum(v for k, v in self.calls.items() if k.startswith(WRITE_PREFIXES))
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+def config(n: int, *, poll: float = 0.0, concurrency: int = 8, access: bool = True) -> dict[str, Any]:
+    """N tenants in 10-project workspaces, two landing zones, one binding each."""
+    users = [{"id": f"user{i}", "email": f"user{i}@example.com"} for i in range(3)]
+    workspaces = []
+    for w in range((n + 9) // 10):
+        projects = []
+        for p in range(min(10, n - w * 10)):
+            projects.append(
+                {
+                    "id": f"p{p}",
+                    "tags": {"environment": "dev" if p % 2 else "prod"},
+                    "bindings": [{"user": f"user{p % 3}", "role": "admin"}],
+                    "tenants": [{"platform": "aws", "landing_zone": "dev" if p % 2 else "prod"}],
+                }
+            )
+        workspaces.append({"id": f"ws{w}", "projects": projects})
+    platform: dict[str, Any] = {
+        "account_email_pattern": "aws+{workspace}-{project}@bench.example.com",
+        "poll_interval_seconds": poll,
+        "create_wait_seconds": 600,
+    }
+    if access:
+        platform["identity_center"] = {
+            "permission_sets": [
+                {"name": "Developer", "managed_policies": ["arn:aws:iam::aws:policy/PowerUserAccess"]}
+            ],
+            "role_mappings": {"admin": ["Developer"]},
+        }
+    return {
+        "settings": {"concurrency": concurrency},
+        "platforms": [{"id": "aws", "type": "aws", "config": platform}],
+        "landing_zones": [
+            {"id": "dev", "platform": "aws", "config": {"ou": "/Workloads/Dev", "create_ou": True}},
+            {"id": "prod", "platform": "aws", "config": {"ou": "/Workloads/Prod", "create_ou": True}},
+        ],
+        "tag_definitions": [{"key": "environment", "replication_key": "env"}],
+        "users": users,
+        "workspaces": workspaces,
+    }
+
+
+@contextmanager
+def sandbox(latency: float = 0.0):
+    """A bootstrapped sandbox with sandbox users for the generated bindings; yields (box, counter)."""
+    box = Sandbox()
+    box.start()
+    try:
+        box.bootstrap()
+        store = box.client("identitystore")
+        instance = box.client("sso-admin").list_instances()["Instances"][0]
+        for i in range(3):
+            store.create_user(
+                IdentityStoreId=instance["IdentityStoreId"],
+                UserName=f"user{i}",
+                DisplayName=f"u{i}",
+                Name={"GivenName": "u", "FamilyName": str(i)},
+            )
+        os.environ.update(box.env())
+        counter = Counter(latency)
+        aws_sessions.EVENT_HOOKS[:] = [("before-call", counter)]
+        aws_plugin.reset_sessions()
+        yield box, counter
+    finally:
+        aws_sessions.EVENT_HOOKS[:] = []
+        box.stop()
+
+
+def reconciler(cfg: dict[str, Any], state_dir: str | None = None) -> Reconciler:
+    directory = Path(state_dir or tempfile.mkdtemp(prefix="meshcore-bench-"))
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    registry = PluginRegistry()
+    registry.register("aws", aws_plugin)
+    store = StateStore.open(f"sqlite:///{directory / 'state.db'}")
+    return Reconciler(load_config(path, registry), store, registry)
+
+
+def timed(fn: Any) -> tuple[Any, float, float]:
+    """(result, seconds, peak MiB of Python allocations)."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return result, seconds, peak

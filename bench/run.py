@@ -1,0 +1,156 @@
+"""meshcore benchmarks against a local AWS emulator. Prints markdown tables (see docs/benchmarks.md).
+
+python bench/run.py vending --sizes 10 100 1000      # provision, then no-op reconcile; calls, time, memory
+python bench/run.py costs --sizes 10 100 1000        # cost collection requests and their price
+python bench/run.py latency --sizes 100 300 --creation 0.5 --concurrency 16
+python bench/run.py startup                           # CLI start-up
+python bench/run.py all                               # everything with default sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import config, reconciler, sandbox, timed
+
+
+def vending(sizes: list[int]) -> None:
+    print(
+        "| N | provision: calls/tenant | writes/tenant | wall s | peak MiB | no-op apply: calls/tenant | writes | wall s | plan: calls/tenant |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    breakdown = {}
+    for n in sizes:
+        with sandbox() as (_box, counter):
+            rec = reconciler(config(n))
+            report, seconds, peak = timed(rec.apply)
+            failed = len(report.failed)
+            prov_calls, prov_writes = counter.total(), counter.writes()
+            breakdown[n] = dict(counter.calls)
+            counter.reset()
+            _r, noop_s, _p = timed(rec.apply)
+            noop_calls, noop_writes = counter.total(), counter.writes()
+            counter.reset()
+            rec.plan()
+            plan_calls = counter.total()
+        note = f" ({failed} failed)" if failed else ""
+        print(
+            f"| {n}{note} | {prov_calls / n:.1f} | {prov_writes / n:.1f} | {seconds:.1f} | {peak:.0f} | "
+            f"{noop_calls / n:.2f} | {noop_writes} | {noop_s:.1f} | {plan_calls / n:.2f} |"
+        )
+    n = sizes[-1]
+    print(f"\nProvisioning calls by operation for N={n} (per tenant):\n")
+    print("| operation | calls | per tenant |\n|---|---|---|")
+    for op, count in sorted(breakdown[n].items(), key=lambda x: -x[1]):
+        print(f"| {op} | {count} | {count / n:.2f} |")
+
+
+def costs(sizes: list[int]) -> None:
+    from meshcore.costs import CostService, month_bounds
+
+    print("| N accounts | Cost Explorer requests | USD | lines | naive (one query per account) USD |")
+    print("|---|---|---|---|---|")
+    for n in sizes:
+        with sandbox() as (box, counter):
+            rec = reconciler(config(n, access=False))
+            rec.apply()
+            today = dt.date.today().replace(day=1)
+            last = (today - dt.timedelta(days=1)).strftime("%Y-%m")
+            start, end = month_bounds(last)
+            box.inject_costs(
+                start.isoformat(), end.isoformat(), [t.platform_tenant_id for t in rec.store.tenants()]
+            )
+            counter.reset()
+            result = CostService(rec.config, rec.store, rec.registry).collect([last])
+            requests = counter.calls["GetCostAndUsage"]
+        print(f"| {n} | {requests} | {requests * 0.01:.2f} | {result.lines} | {n * 0.01:.2f} |")
+
+
+def latency(sizes: list[int], creation: float, concurrency: int) -> None:
+    from moto.organizations import models as org_models
+
+    created: dict[str, float] = {}
+    original = org_models.FakeAccount.create_account_status
+
+    def slow(self):
+        data = dict(original.fget(self)["CreateAccountStatus"])
+        created.setdefault(self.id, time.monotonic())
+        if time.monotonic() - created[self.id] < creation:
+            data["State"] = "IN_PROGRESS"
+            data.pop("AccountId", None)
+        return {"CreateAccountStatus": data}
+
+    org_models.FakeAccount.create_account_status = property(slow)
+    try:
+        print(
+            f"Each account takes {creation}s to create (IN_PROGRESS until then); polls every {creation / 5:.2f}s.\n"
+        )
+        print(
+            "| N | concurrency | wall s | ideal s (creation x N / concurrency) | efficiency | serial wall s | speed-up vs serial |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for n in sizes:
+            walls = {}
+            for c in (concurrency, 1):
+                with sandbox() as (_box, _counter):
+                    rec = reconciler(config(n, poll=creation / 5, concurrency=c, access=False))
+                    rec.concurrency = c
+                    _r, seconds, _p = timed(rec.apply)
+                    walls[c] = seconds
+            ideal = creation * n / concurrency
+            print(
+                f"| {n} | {concurrency} | {walls[concurrency]:.1f} | {ideal:.1f} | {ideal / walls[concurrency]:.0%} | "
+                f"{walls[1]:.1f} | {walls[1] / walls[concurrency]:.1f}x |"
+            )
+    finally:
+        org_models.FakeAccount.create_account_status = original
+
+
+def startup(repeat: int = 5) -> None:
+    print("| command | median s | min s | imports boto3? |\n|---|---|---|---|")
+    for args in (["--help"], ["plugins"]):
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "meshcore.cli.app", *args], capture_output=True, check=True)
+            times.append(time.perf_counter() - t0)
+        probe = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "meshcore.cli.app", *args],
+            capture_output=True,
+            text=True,
+        )
+        heavy = "boto3" in probe.stderr
+        print(
+            f"| meshcore {' '.join(args)} | {statistics.median(times):.2f} | {min(times):.2f} | {'yes' if heavy else 'no'} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["vending", "costs", "latency", "startup", "all"])
+    parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument("--creation", type=float, default=0.5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    if args.what in ("vending", "all"):
+        vending(args.sizes or [10, 100])
+    if args.what in ("costs", "all"):
+        costs(args.sizes or [10, 100])
+    if args.what in ("latency", "all"):
+        latency(args.sizes or [100], args.creation, args.concurrency)
+    if args.what in ("startup", "all"):
+        startup()
+
+
+if __name__ == "__main__":
+    main()
