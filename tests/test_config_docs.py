@@ -31,3 +31,12 @@ MODELS = [
 def test_every_config_key_is_documented(model):
     missing = [f for f in model.model_fields if not any(p in DOC for p in (f"`{f}`", f".{f}`", f"`{f}."))]
     assert not missing, f"docs/config.md does not document {model.__name__} keys {missing}"
+
+
+def test_generated_reference_pages_are_up_to_date():
+    from meshcore.docgen import OUT, pages
+
+    generated = pages()
+    assert "config.md" in generated
+    for filename, text in generated.items():
+        assert (OUT / filename).read_text() == text, f"docs/reference/{filename} is stale: run python -m meshcore.docgen"
