@@ -38,6 +38,10 @@ def vending(sizes: list[int]) -> None:
             counter.reset()
             _r, noop_s, _p = timed(rec.apply)
             noop_calls, noop_writes = counter.total(), counter.writes()
+            if noop_writes:
+                print(
+                    f"<!-- N={n}: no-op writes {[k for k in counter.calls if k.startswith(('Create', 'Move', 'Tag', 'Untag', 'Put', 'Update', 'Attach', 'Detach', 'Delete'))]} -->"
+                )
             counter.reset()
             rec.plan()
             plan_calls = counter.total()

@@ -23,10 +23,14 @@ from pydantic_core import PydanticUndefined
 
 PAGES: dict[str, tuple[str, list[str]]] = {
     "config.md": ("Config file (generated)", ["meshcore.models:ConfigDocument"]),
-    "aws.md": ("AWS platform and landing-zone config (generated)",
-               ["meshcore_aws.config:AwsConfig", "meshcore_aws.config:AwsLandingZone"]),
-    "folders.md": ("Folders reference plugin config (generated)",
-                   ["meshcore_folders.plugin:FoldersConfig", "meshcore_folders.plugin:FoldersLandingZone"]),
+    "aws.md": (
+        "AWS platform and landing-zone config (generated)",
+        ["meshcore_aws.config:AwsConfig", "meshcore_aws.config:AwsLandingZone"],
+    ),
+    "folders.md": (
+        "Folders reference plugin config (generated)",
+        ["meshcore_folders.plugin:FoldersConfig", "meshcore_folders.plugin:FoldersLandingZone"],
+    ),
 }
 OUT = Path(__file__).resolve().parent.parent / "docs" / "reference"
 
@@ -37,7 +41,9 @@ def _type(tp: Any) -> str:
     if origin is typing.Annotated:
         return _type(args[0])
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type(a) for a in args if a is not type(None)) + (" or null" if type(None) in args else "")
+        return " or ".join(_type(a) for a in args if a is not type(None)) + (
+            " or null" if type(None) in args else ""
+        )
     if origin in (tuple, list):
         return f"list of {_type(args[0])}" if args else "list"
     if origin is dict:
@@ -48,7 +54,9 @@ def _type(tp: Any) -> str:
         return " \\| ".join(f"`{m.value}`" for m in tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return f"[{tp.__name__}](#{tp.__name__.lower()})"
-    return getattr(tp, "__name__", str(tp)).replace("Decimal", "decimal").replace("SecretStr", "secret string")
+    return (
+        getattr(tp, "__name__", str(tp)).replace("Decimal", "decimal").replace("SecretStr", "secret string")
+    )
 
 
 def _models(tp: Any) -> list[type[BaseModel]]:
@@ -76,7 +84,12 @@ def _default(field: Any) -> str:
 
 
 def render_page(title: str, roots: list[type[BaseModel]]) -> str:
-    lines = [f"# {title}", "", "Generated from the models by `python -m meshcore.docgen`; do not edit by hand.", ""]
+    lines = [
+        f"# {title}",
+        "",
+        "Generated from the models by `python -m meshcore.docgen`; do not edit by hand.",
+        "",
+    ]
     seen: list[type[BaseModel]] = []
     queue = list(roots)
     while queue:
@@ -85,7 +98,14 @@ def render_page(title: str, roots: list[type[BaseModel]]) -> str:
             continue
         seen.append(model)
         doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        lines += [f"## {model.__name__}", "", doc, "", "| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"## {model.__name__}",
+            "",
+            doc,
+            "",
+            "| Key | Type | Default | Description |",
+            "| --- | --- | --- | --- |",
+        ]
         for name, field in model.model_fields.items():
             desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {desc} |")

@@ -39,4 +39,6 @@ def test_generated_reference_pages_are_up_to_date():
     generated = pages()
     assert "config.md" in generated
     for filename, text in generated.items():
-        assert (OUT / filename).read_text() == text, f"docs/reference/{filename} is stale: run python -m meshcore.docgen"
+        assert (OUT / filename).read_text() == text, (
+            f"docs/reference/{filename} is stale: run python -m meshcore.docgen"
+        )

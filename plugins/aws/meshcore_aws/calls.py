@@ -73,11 +73,33 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+
+
+def _refresh_credentials(fn: Callable[..., Any]) -> None:
+    """After AWS said the token expired, make the client's refreshable credentials re-assume their role."""
+    client = getattr(fn, "__self__", None)
+    creds = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    refresh = getattr(creds, "_protected_refresh", None)
+    if refresh is not None:
+        refresh(is_mandatory=True)
+
+
 def aws_call(
     fn: Callable[..., Any], sleep: Callable[[float], None], backoff: Backoff = BACKOFF, **kwargs: Any
 ) -> Any:
-    """Call ``fn(**kwargs)``, retrying throttling and transient errors with backoff."""
-    return call_with_retries(lambda: fn(**kwargs), retry_on=is_retryable, backoff=backoff, sleep=sleep)
+    """Call ``fn(**kwargs)``, retrying throttling and transient errors with backoff.
+
+    An expired-token answer (clock skew, or credentials that outlived what AWS allows)
+    refreshes the client's credentials before the retry.
+    """
+
+    def retry_on(exc: BaseException) -> bool:
+        if error_code(exc) in EXPIRED_CODES:
+            _refresh_credentials(fn)
+        return is_retryable(exc)
+
+    return call_with_retries(lambda: fn(**kwargs), retry_on=retry_on, backoff=backoff, sleep=sleep)
 
 
 def paged(fn: Callable[..., Any], key: str, sleep: Callable[[float], None], **kwargs: Any) -> list[Any]:

@@ -29,7 +29,7 @@ from meshcore.errors import ConflictError, PlatformError
 from meshcore.results import Change, ChangeAction, ProvisionResult, ProvisionStatus
 from meshcore.retry import Backoff
 from meshcore_aws import naming
-from meshcore_aws.calls import RETRYABLE_CODES, aws_call, error_code, paged
+from meshcore_aws.calls import aws_call, error_code, is_retryable, paged
 from meshcore_aws.config import AwsConfig
 from meshcore_aws.organization import OrgView
 from meshcore_aws.sessions import Sessions
@@ -531,11 +531,10 @@ class Vendor:
         backoff = Backoff(attempts=max(1, int(budget / 15)) + 1, base=2.0, cap=30.0)
 
         def retry_on(exc: BaseException) -> bool:
-            code = error_code(exc)
-            if code in NEW_ACCOUNT_CODES:
+            if error_code(exc) in NEW_ACCOUNT_CODES:
                 self.sessions.forget(f"account:{account_id}")
                 return True
-            return code in RETRYABLE_CODES
+            return is_retryable(exc)
 
         def once() -> Any:
             return getattr(self.sessions.client(f"account:{account_id}", "iam"), op)(**kwargs)

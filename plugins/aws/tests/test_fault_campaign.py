@@ -418,5 +418,55 @@ def test_no_secret_reaches_state_logs_or_output(world, access_config, tmp_path, 
             assert secret.encode() not in db.read_bytes(), db
 
 
+def test_transient_connection_errors_are_recovered(world, monkeypatch):
+    """Connection resets on 20 % of calls (raised before the request leaves): retried, converged."""
+    from botocore.exceptions import ConnectionClosedError
+
+    from meshcore_aws import sessions as aws_sessions
+
+    rng = random.Random(3)
+    resets = {"n": 0}
+
+    def reset(model, **_kw):
+        if model.name != "AssumeRole" and rng.random() < 0.2:
+            resets["n"] += 1
+            raise ConnectionClosedError(endpoint_url="https://organizations.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(
+        aws_sessions, "EVENT_HOOKS", [("before-call", world.calls.handler), ("before-call", reset)]
+    )
+    report = world.reconciler().apply()
+    assert not report.failed, [r.message for r in report.results]
+    assert resets["n"] > 5
+    emails = [a["Email"] for a in world.org.client.list_accounts()["Accounts"]]
+    assert len(emails) == len(set(emails)) == 4
+
+
+def test_expired_credentials_mid_run_are_refreshed(world, monkeypatch):
+    """AWS answers ExpiredTokenException: the role is assumed again and the run goes on."""
+    from moto.organizations import models as org_models
+    from moto.organizations.exceptions import OrganizationsClientError
+
+    rec = world.reconciler()
+    rec.apply()
+    original = org_models.OrganizationsBackend.list_tags_for_resource
+    expired = {"n": 2}
+
+    def expire(self, *args, **kwargs):
+        if expired["n"]:
+            expired["n"] -= 1
+            raise OrganizationsClientError(
+                "ExpiredTokenException", "The security token included in the request is expired"
+            )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(org_models.OrganizationsBackend, "list_tags_for_resource", expire)
+    before = world.calls["AssumeRole"]
+    report = rec.apply()
+    assert not report.failed, [r.message for r in report.results]
+    assert world.calls["AssumeRole"] > before, "the expired credentials were not refreshed"
+    assert {r.status for r in report.results} == {"ok"}
+
+
 def test_by_key_helper_is_used():
     assert by_key.__name__ == "by_key" and boto3.__name__ == "boto3"
