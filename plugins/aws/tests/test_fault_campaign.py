@@ -198,11 +198,25 @@ def test_concurrent_runners_never_duplicate_accounts(world):
     assert all("another runner" in str(o) for o in refused)
     emails = [a["Email"] for a in world.org.client.list_accounts()["Accounts"]]
     assert len(emails) == len(set(emails)) == 4
-    waited = world.reconciler()
-    with waited.lease():
-        blocker = threading.Timer(0.3, lambda: None)
-        blocker.start()
-    assert waited.apply(wait=5).results
+    # a runner started with --wait waits for the holder to finish instead of failing
+    holder, waiter = world.reconciler(), world.reconciler()
+    released = threading.Event()
+
+    def hold():
+        with holder.lease():
+            released.wait(5.0)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    import time
+
+    time.sleep(0.2)
+    waiter.sleep = time.sleep  # real waiting, bounded by --wait
+    threading.Timer(0.5, released.set).start()
+    t0 = time.monotonic()
+    assert waiter.apply(wait=10).results
+    assert time.monotonic() - t0 >= 0.3, "the second runner did not wait for the lease"
+    t.join()
 
 
 def _mutations() -> list[tuple[str, str, str]]:
