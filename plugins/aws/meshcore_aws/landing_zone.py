@@ -68,9 +68,10 @@ class LandingZones:
             ou_id = f"pending:{lz.ou}"
         if ou_scps or not ou_id.startswith("pending:"):
             changes += self.guardrails.plan(ou_id, ou_scps, f"OU {lz.ou}")
-        changes += self.guardrails.plan(
-            tenant.platform_tenant_id, account_scps, f"account {tenant.platform_tenant_id}"
-        )
+        if self._account_scps_in_play(tenant, account_scps):
+            changes += self.guardrails.plan(
+                tenant.platform_tenant_id, account_scps, f"account {tenant.platform_tenant_id}"
+            )
         if self._uses_stacksets(tenant):
             account = _account(self.vendor, tenant)
             wanted = {self.baselines.name(tenant.landing_zone.id, b) for b in lz.baselines}
@@ -89,6 +90,20 @@ class LandingZones:
                 )
         return changes
 
+    def _account_scps_in_play(self, tenant: Any, account_scps: list[Any]) -> bool:
+        """Read an account's SCP attachments only if it should have some, or meshcore attached some before."""
+        if account_scps:
+            return True
+        last = self.ctx.journal.last("scp-account", tenant.platform_tenant_id)
+        return bool(last is not None and last.result.get("names"))
+
+    def _record_account_scps(self, tenant: Any, account_scps: list[Any]) -> None:
+        names = sorted(self.guardrails.full_name(p) for p in account_scps)
+        last = self.ctx.journal.last("scp-account", tenant.platform_tenant_id)
+        if last is None or last.result.get("names", []) != names:
+            entry = self.ctx.journal.begin("scp-account", tenant.platform_tenant_id, {})
+            entry.complete({"names": names})
+
     def _uses_stacksets(self, tenant: Any) -> bool:
         """Baselines are in play: the landing zone has some, or meshcore deployed some to this account."""
         lz: AwsLandingZone = tenant.landing_zone.config
@@ -104,7 +119,9 @@ class LandingZones:
         with self.ctx.step("guardrails") as step:
             ou_id = self.vendor.org.resolve_ou(lz.ou, create=lz.create_ou)
             done = self.guardrails.ensure(ou_id, ou_scps) if ou_scps else []
-            done += self.guardrails.ensure(tenant.platform_tenant_id, account_scps)
+            if self._account_scps_in_play(tenant, account_scps):
+                done += self.guardrails.ensure(tenant.platform_tenant_id, account_scps)
+                self._record_account_scps(tenant, account_scps)
             if done:
                 step.changed("; ".join(done))
                 changed = True

@@ -451,7 +451,7 @@ def test_transient_connection_errors_are_recovered(world, monkeypatch):
     )
     report = world.reconciler().apply()
     assert not report.failed, [r.message for r in report.results]
-    assert resets["n"] > 5
+    assert resets["n"] >= 3, "no connection was reset"
     emails = [a["Email"] for a in world.org.client.list_accounts()["Accounts"]]
     assert len(emails) == len(set(emails)) == 4
 
