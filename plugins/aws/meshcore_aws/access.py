@@ -26,7 +26,7 @@ from meshcore.errors import PlatformError
 from meshcore.models import TenantStatus
 from meshcore.results import Change, ChangeAction, StepOutcome
 from meshcore_aws import privilege
-from meshcore_aws.calls import aws_call, error_code, paged
+from meshcore_aws.calls import aws_call, error_code, is_retryable, paged
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig, PermissionSetConfig
 from meshcore_aws.vending import Vendor
 
@@ -322,16 +322,33 @@ class IdentityCenter:
         return gid
 
     def create_group(self, name: str, description: str) -> str:
-        gid = self.write(
-            self.ids,
-            "create_group",
-            IdentityStoreId=self.instance()[1],
-            DisplayName=name,
-            Description=description,
-        )["GroupId"]
+        """Create a group; if it exists already (a retried create whose answer was lost), adopt it."""
+        from meshcore.retry import call_with_retries
+
+        def once() -> str:
+            with self.limiter:
+                return self.ids.create_group(
+                    IdentityStoreId=self.instance()[1], DisplayName=name, Description=description
+                )["GroupId"]
+
+        try:
+            gid = call_with_retries(
+                once,
+                retry_on=lambda e: is_retryable(e) and error_code(e) != "ConflictException",
+                sleep=self.sleep,
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConflictException":
+                raise
+            with self._lock:
+                self._groups.pop(name, None)
+            found = self.group_id(name)
+            if found is None:
+                raise
+            gid = found
         with self._lock:
             self._groups[name] = gid
-            self._members[gid] = {}
+            self._members.setdefault(gid, {})
         return gid
 
     def delete_group(self, gid: str, name: str) -> None:

@@ -238,3 +238,48 @@ def test_managed_permission_set_change_is_reprovisioned(world, sso, access_confi
     )
     desc = sso.admin.describe_permission_set(InstanceArn=sso.instance["InstanceArn"], PermissionSetArn=arn)
     assert desc["PermissionSet"]["SessionDuration"] == "PT4H"
+
+
+def test_group_that_already_exists_is_adopted_not_duplicated(world, sso, access_config, monkeypatch):
+    """A create whose answer was lost is retried; AWS then answers ConflictException: adopt the group."""
+    from moto.identitystore.exceptions import ConflictException
+    from moto.identitystore.models import IdentityStoreBackend
+
+    original = IdentityStoreBackend.create_group
+
+    def conflict_if_exists(self, identity_store_id, display_name, description):
+        store = self._IdentityStoreBackend__get_identity_store(identity_store_id)
+        if any(g.DisplayName == display_name for g in store.groups.values()):
+            raise ConflictException(
+                message="Duplicate GroupDisplayName", reason="UNIQUENESS_CONSTRAINT_VIOLATION"
+            )
+        return original(self, identity_store_id, display_name, description)
+
+    from moto.identitystore.exceptions import ResourceNotFoundException
+
+    original_get = IdentityStoreBackend.get_group_id
+    stale = {"n": 1}
+
+    def stale_lookup(self, identity_store_id, alternate_identifier):
+        # the lookup before creating misses (the earlier create's answer was lost; lists lag)
+        if (
+            stale["n"]
+            and alternate_identifier["UniqueAttribute"]["AttributeValue"] == "meshcore-ws1-p1-admin"
+        ):
+            stale["n"] -= 1
+            raise ResourceNotFoundException(message="GROUP not found.", resource_type="GROUP")
+        return original_get(self, identity_store_id, alternate_identifier)
+
+    monkeypatch.setattr(IdentityStoreBackend, "get_group_id", stale_lookup)
+    monkeypatch.setattr(IdentityStoreBackend, "create_group", conflict_if_exists)
+    gid = sso.store.create_group(
+        IdentityStoreId=sso.instance["IdentityStoreId"], DisplayName="meshcore-ws1-p1-admin"
+    )["GroupId"]
+    report = world.reconciler(access_config).apply()
+    assert not report.failed, [r.message for r in report.results]
+    assert stale["n"] == 0, "the conflict path was not exercised"
+    assert sso.group("meshcore-ws1-p1-admin") == gid
+    assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
+    groups = sso.store.list_groups(IdentityStoreId=sso.instance["IdentityStoreId"])["Groups"]
+    names = [g["DisplayName"] for g in groups]
+    assert len(names) == len(set(names))
