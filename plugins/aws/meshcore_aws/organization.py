@@ -137,6 +137,10 @@ class OrgView:
 
     def _create_ou(self, parent: str, name: str) -> dict[str, Any]:
         with self._lock:
+            # another tenant of this run may have created it since we looked: check again under the lock
+            existing = next((o for o in self._ous_under(parent) if o["Name"] == name), None)
+            if existing is not None:
+                return existing
             try:
                 ou = self.write("create_organizational_unit", ParentId=parent, Name=name)[
                     "OrganizationalUnit"

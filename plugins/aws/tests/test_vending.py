@@ -357,3 +357,26 @@ def test_management_account_is_never_adopted(world, config):
     config["workspaces"][1]["projects"][0]["tenants"][0]["import_id"] = MGMT
     results = by_key(world.reconciler(config).apply())
     assert results["ws2/p3@aws"].status == "failed" and "management account" in results["ws2/p3@aws"].message
+
+
+def test_tenants_creating_the_same_missing_ou_in_parallel_create_it_once(world, config):
+    config["landing_zones"][0]["config"] = {"ou": "/Fresh/Dev", "create_ou": True}
+    config["landing_zones"][1]["config"] = {"ou": "/Fresh/Prod", "create_ou": True}
+    for i in range(8):  # many tenants racing for the same new OUs
+        config["workspaces"][1]["projects"].append(
+            {"id": f"q{i}", "tenants": [{"platform": "aws", "landing_zone": "dev"}]}
+        )
+    rec = world.reconciler(config)
+    assert not rec.apply().failed
+    client = world.org.client
+    fresh = [
+        o
+        for o in client.list_organizational_units_for_parent(ParentId=world.org.root)["OrganizationalUnits"]
+        if o["Name"] == "Fresh"
+    ]
+    assert len(fresh) == 1
+    children = client.list_organizational_units_for_parent(ParentId=fresh[0]["Id"])["OrganizationalUnits"]
+    assert sorted(o["Name"] for o in children) == ["Dev", "Prod"]
+    world.calls.clear()
+    assert {r.status for r in rec.apply().results} == {"ok"}
+    assert world.calls.writes == {}
