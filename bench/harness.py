@@ -6,7 +6,6 @@ HTTP request sent, retries included); the same hook can add latency per call.
 
 from __future__ import annotations
 
-import collections
 import os
 import resource
 import tempfile
@@ -23,6 +22,7 @@ from meshcore.reconciler import Reconciler
 from meshcore.state import StateStore
 from meshcore_aws import plugin as aws_plugin
 from meshcore_aws import sessions as aws_sessions
+from meshcore_aws.counting import CallCounter
 from meshcore_aws.sandbox import Sandbox
 
 WRITE_PREFIXES = (
@@ -38,26 +38,6 @@ WRITE_PREFIXES = (
     "Detach",
     "Enable",
 )
-
-
-class Counter:
-    def __init__(self, latency: float = 0.0):
-        self.calls: collections.Counter[str] = collections.Counter()
-        self.latency = latency
-
-    def __call__(self, model: Any, **_kw: Any) -> None:
-        self.calls[model.name] += 1
-        if self.latency:
-            time.sleep(self.latency)
-
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    def writes(self) -> int:
-        return sum(v for k, v in self.calls.items() if k.startswith(WRITE_PREFIXES))
-
-    def reset(self) -> None:
-        self.calls.clear()
 
 
 def config(n: int, *, poll: float = 0.0, concurrency: int = 8, access: bool = True) -> dict[str, Any]:
@@ -118,8 +98,8 @@ def sandbox(latency: float = 0.0):
                 Name={"GivenName": "u", "FamilyName": str(i)},
             )
         os.environ.update(box.env())
-        counter = Counter(latency)
-        aws_sessions.EVENT_HOOKS[:] = [("before-call", counter)]
+        counter = CallCounter(latency)
+        aws_sessions.EVENT_HOOKS[:] = [("before-call", counter.handler)]
         aws_plugin.reset_sessions()
         yield box, counter
     finally:

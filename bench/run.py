@@ -24,7 +24,7 @@ from harness import config, reconciler, sandbox, timed
 
 def vending(sizes: list[int]) -> None:
     print(
-        "| N | provision: calls/tenant | writes/tenant | wall s | peak MiB | no-op apply: calls/tenant | writes | wall s | plan: calls/tenant |"
+        "| N | provision: calls/tenant | writes/tenant | wall s | peak RSS MiB | no-op apply: calls/tenant | writes | wall s | plan: calls/tenant |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     breakdown = {}
@@ -33,16 +33,14 @@ def vending(sizes: list[int]) -> None:
             rec = reconciler(config(n))
             report, seconds, peak = timed(rec.apply)
             failed = len(report.failed)
-            prov_calls, prov_writes = counter.total(), counter.writes()
-            breakdown[n] = dict(counter.calls)
-            counter.reset()
+            prov_calls, prov_writes = counter.total(), sum(counter.writes.values())
+            breakdown[n] = dict(counter)
+            counter.clear()
             _r, noop_s, _p = timed(rec.apply)
-            noop_calls, noop_writes = counter.total(), counter.writes()
+            noop_calls, noop_writes = counter.total(), sum(counter.writes.values())
             if noop_writes:
-                print(
-                    f"<!-- N={n}: no-op writes {[k for k in counter.calls if k.startswith(('Create', 'Move', 'Tag', 'Untag', 'Put', 'Update', 'Attach', 'Detach', 'Delete'))]} -->"
-                )
-            counter.reset()
+                print(f"<!-- N={n}: no-op writes {counter.writes} -->")
+            counter.clear()
             rec.plan()
             plan_calls = counter.total()
         note = f" ({failed} failed)" if failed else ""
@@ -72,9 +70,9 @@ def costs(sizes: list[int]) -> None:
             box.inject_costs(
                 start.isoformat(), end.isoformat(), [t.platform_tenant_id for t in rec.store.tenants()]
             )
-            counter.reset()
+            counter.clear()
             result = CostService(rec.config, rec.store, rec.registry).collect([last])
-            requests = counter.calls["GetCostAndUsage"]
+            requests = counter["GetCostAndUsage"]
         print(f"| {n} | {requests} | {requests * 0.01:.2f} | {result.lines} | {n * 0.01:.2f} |")
 
 

@@ -9,7 +9,6 @@ FAILED with a given reason, or answer throttling errors for the first N calls.
 from __future__ import annotations
 
 import copy
-from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +24,7 @@ from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
 from meshcore_aws import plugin as aws_plugin
 from meshcore_aws import sessions as aws_sessions
+from meshcore_aws.counting import CallCounter
 from meshcore_aws.sandbox import patch_emulator
 
 MGMT = "123456789012"
@@ -45,18 +45,8 @@ WRITE_PREFIXES = (
 )
 
 
-class Calls(Counter):
-    """API calls by operation name, counted on botocore's ``before-call`` event."""
-
-    def handler(self, model: Any, **_kw: Any) -> None:
-        self[model.name] += 1
-
-    @property
-    def writes(self) -> dict[str, int]:
-        return {k: v for k, v in self.items() if k.startswith(WRITE_PREFIXES) and k != "AssumeRole"}
-
-    def total(self) -> int:
-        return sum(self.values())
+class Calls(CallCounter):
+    """Counts calls per operation (see :class:`meshcore_aws.counting.CallCounter`)."""
 
 
 class SlowAws:
