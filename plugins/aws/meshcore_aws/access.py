@@ -593,7 +593,7 @@ class Access:
     # -- plan -------------------------------------------------------------------------
 
     def plan(self, tenant: Any) -> list[Change]:
-        if not self.enabled or tenant.platform_tenant_id is None:
+        if not self.enabled or tenant.platform_tenant_id is None or self.vendor.inactive(tenant):
             return []
         aid = tenant.platform_tenant_id
         resolved, _ = self.resolve(tenant, write=False)
@@ -671,6 +671,9 @@ class Access:
             return StepOutcome(changed=False, message="no account yet")
         if tenant.status == TenantStatus.DELETED:
             return self._delete_groups(tenant)
+        why = self.vendor.inactive(tenant)
+        if why and tenant.status == TenantStatus.ACTIVE:
+            return StepOutcome(changed=False, message=why)
         if aid == self.vendor.org.management_account_id:
             raise PlatformError("refusing to assign anything in the management account")
         active = tenant.status == TenantStatus.ACTIVE

@@ -59,6 +59,8 @@ class LandingZones:
     # -- plan -------------------------------------------------------------------------
 
     def plan(self, tenant: Any) -> list[Change]:
+        if self.vendor.inactive(tenant):
+            return []  # the vending plan already says why
         lz: AwsLandingZone = tenant.landing_zone.config
         ou_scps, account_scps = _split(lz)
         changes: list[Change] = []
@@ -112,6 +114,9 @@ class LandingZones:
     # -- apply ------------------------------------------------------------------------
 
     def apply(self, tenant: Any) -> StepOutcome:
+        why = self.vendor.inactive(tenant)
+        if why:
+            return StepOutcome(changed=False, message=why)
         lz: AwsLandingZone = tenant.landing_zone.config
         ou_scps, account_scps = _split(lz)
         changed = False

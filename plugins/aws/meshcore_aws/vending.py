@@ -302,6 +302,17 @@ class Vendor:
         hint = CREATE_FAILURE_HINTS.get(reason, "see the AWS Organizations documentation for this reason")
         raise PlatformError(f"CreateAccount for {want.email} failed: {reason} ({hint})")
 
+    def inactive(self, tenant: Any) -> str | None:
+        """Why nothing may be done to this tenant's account (SUSPENDED, PENDING_CLOSURE, gone), or None."""
+        if tenant.platform_tenant_id is None:
+            return None
+        account = self.org.account(tenant.platform_tenant_id)
+        if account is None:
+            return f"account {tenant.platform_tenant_id} is no longer in this organization"
+        if account.get("Status") in INACTIVE:
+            return f"account is {account['Status']}: skipped"
+        return None
+
     # -- observe, diff, converge --------------------------------------------------------
 
     def observe(self, tenant: Any, want: Desired, for_plan: bool) -> Observed:

@@ -153,14 +153,17 @@ def test_quarantine_mode_moves_the_account_and_never_closes(world, config):
     assert world.calls["CloseAccount"] == 0
 
 
-def test_account_closed_by_hand_is_skipped_not_touched(world):
-    rec = world.reconciler()
+def test_account_closed_by_hand_is_skipped_not_touched(world, lz_config, sso, access_config):
+    rec = world.reconciler(lz_config)  # with SCPs, a baseline and Identity Center access
     aid = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
     world.org.client.close_account(AccountId=aid)
+    access_config["workspaces"][0]["projects"][0]["bindings"].append({"user": "bob", "role": "reader"})
+    access_config["workspaces"][0]["projects"][0]["tags"] = {"environment": "prod"}
+    rec = world.reconciler(access_config)
     world.calls.clear()
     result = by_key(rec.apply())["ws1/p1@aws"]
-    assert result.status == "ok"
-    assert world.calls.writes == {}
+    assert result.status == "ok", result.message
+    assert world.calls.writes == {}, "a SUSPENDED account was written to"
     item = next(i for i in rec.plan().plan if i.key == "ws1/p1@aws")
     assert item.changes[0].detail == "account is SUSPENDED: skipped"
 
