@@ -42,9 +42,14 @@ def _guard_problem(vendor: Vendor, account_id: str) -> str | None:
     return None
 
 
+def deletion_mode(vendor: Vendor, tenant: Any) -> str:
+    """The landing zone's override, else the platform's deletion mode."""
+    return getattr(tenant.landing_zone.config, "deletion_mode", None) or vendor.cfg.deletion.mode
+
+
 def plan_deletion(vendor: Vendor, tenant: Any) -> list[Change]:
     aid = tenant.platform_tenant_id
-    mode = vendor.cfg.deletion.mode
+    mode = deletion_mode(vendor, tenant)
     if aid is None:
         return [
             Change(
@@ -104,6 +109,7 @@ def deprovision(vendor: Vendor, tenant: Any) -> DeprovisionResult:
         )
     status = account.get("Status")
     entry = vendor.ctx.journal.find("close-account", aid)
+    mode = deletion_mode(vendor, tenant)
     if status == "SUSPENDED":
         if entry is not None:
             entry.complete({"status": status})
@@ -112,7 +118,6 @@ def deprovision(vendor: Vendor, tenant: Any) -> DeprovisionResult:
         return DeprovisionResult(
             status=DeprovisionStatus.IN_PROGRESS, message=f"account {aid} is PENDING_CLOSURE"
         )
-    mode = vendor.cfg.deletion.mode
     if mode == "leave":
         return DeprovisionResult(
             status=DeprovisionStatus.DELETED, message=f"account {aid} left untouched by policy"

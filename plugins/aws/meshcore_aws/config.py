@@ -407,6 +407,9 @@ class AwsLandingZone(Model):
         default=False,
         description="Allow permission sets with IAM/Organizations/admin powers (needs at least one SCP).",
     )
+    deletion_mode: Literal["close", "quarantine", "leave"] | None = Field(
+        default=None, description="Override the platform's deletion.mode for tenants of this landing zone."
+    )
 
     @field_validator("role_mappings")
     @classmethod

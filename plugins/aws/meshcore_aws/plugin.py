@@ -212,6 +212,14 @@ def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[Any]) -> list[Val
     scp_defs: dict[str, tuple[str, str, str]] = {}  # name -> (landing zone, content, description)
     for lz in landing_zones:
         zone: AwsLandingZone = lz.config
+        if zone.deletion_mode == "quarantine" and not cfg.deletion.quarantine_ou:
+            problems.append(
+                ValidationProblem(
+                    path="deletion_mode",
+                    landing_zone=lz.id,
+                    message="quarantine needs deletion.quarantine_ou in the platform config",
+                )
+            )
         for i, scp in enumerate(zone.scps):
             first = scp_defs.setdefault(scp.name, (lz.id, scp.content, scp.description))
             if first[1:] != (scp.content, scp.description):

@@ -510,6 +510,8 @@ class Vendor:
             attributes["alias"] = alias
         if tenant.attributes.get("created_by"):
             attributes["created_by"] = tenant.attributes["created_by"]
+        if self.cfg.identity_center is not None and self.cfg.identity_center.sign_in_url:
+            attributes["sign_in_url"] = self.cfg.identity_center.sign_in_url
         return changed, attributes
 
     def _move(self, tenant: Any, account_id: str, source: str, destination: str) -> None:

@@ -9,7 +9,6 @@ FAILED with a given reason, or answer throttling errors for the first N calls.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +18,7 @@ from moto import mock_aws
 from moto.organizations import models as org_models
 from moto.organizations.exceptions import OrganizationsClientError
 
+from aws_testlib import DENY_BILLING, DENY_LEAVE, EXAMPLES, EXTERNAL_ID, ROLE
 from meshcore.config import load_config
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
@@ -27,9 +27,6 @@ from meshcore_aws import sessions as aws_sessions
 from meshcore_aws.counting import CallCounter
 from meshcore_aws.sandbox import patch_emulator
 
-MGMT = "123456789012"
-ROLE = f"arn:aws:iam::{MGMT}:role/MeshfedServiceRole"
-EXTERNAL_ID = "xid-7c1d9a3e55f04b2a"
 WRITE_PREFIXES = (
     "Create",
     "Move",
@@ -266,48 +263,6 @@ def world(org, write_config, state_store, calls, registry, config, slow):
         reconciler=reconciler,
         config=config,
     )
-
-
-def by_key(report) -> dict[str, Any]:
-    return {r.key: r for r in report.results}
-
-
-def account_view(org_client, account_id: str) -> dict[str, Any]:
-    """What AWS says about an account: name, e-mail, status, parent, tags, alias."""
-    acct = org_client.describe_account(AccountId=account_id)["Account"]
-    parent = org_client.list_parents(ChildId=account_id)["Parents"][0]["Id"]
-    tags = {t["Key"]: t["Value"] for t in org_client.list_tags_for_resource(ResourceId=account_id)["Tags"]}
-    sts = boto3.client("sts", region_name="us-east-1")
-    creds = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="check"
-    )["Credentials"]
-    iam = boto3.client(
-        "iam",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name="us-east-1",
-    )
-    aliases = iam.list_account_aliases()["AccountAliases"]
-    return {
-        "name": acct["Name"],
-        "email": acct["Email"],
-        "status": acct["Status"],
-        "parent": parent,
-        "tags": tags,
-        "alias": aliases[0] if aliases else None,
-    }
-
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "aws"
-DENY_LEAVE = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}],
-}
-DENY_BILLING = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Deny", "Action": "aws-portal:*", "Resource": "*"}],
-}
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import by_key
+from aws_testlib import by_key
 from meshcore.config import load_config
 from meshcore.errors import ConfigError
 from meshcore.reconciler import Reconciler, approve_deletion
@@ -24,6 +24,8 @@ def test_groups_members_and_assignments_are_replicated(world, sso, access_config
     assert sso.group("meshcore-ws1-p2-admin") is None
     ps = sso.admin.list_permission_sets(InstanceArn=sso.instance["InstanceArn"])["PermissionSets"]
     assert len(ps) == 2  # only the mapped ones are created (Admin is unused)
+    row = next(t for t in world.store.tenants() if t.key == "ws1/p1@aws")
+    assert row.attributes["sign_in_url"] == "https://example.awsapps.com/start"  # shown by meshcore status
 
 
 def test_second_run_makes_zero_writes_and_plan_is_empty(world, sso, access_config):

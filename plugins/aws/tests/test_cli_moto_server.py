@@ -12,7 +12,7 @@ import boto3
 import pytest
 import yaml
 
-from conftest import EXTERNAL_ID, ROLE
+from aws_testlib import EXTERNAL_ID, ROLE
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import MGMT, by_key
+from aws_testlib import MGMT, by_key
 from meshcore.chargeback import statements
 from meshcore.config import load_config
 from meshcore.costs import CostService

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import EXTERNAL_ID, ROLE, by_key
+from aws_testlib import EXTERNAL_ID, ROLE, by_key
 from meshcore.cli.app import app as cli
 from meshcore.errors import LockHeldError
 from meshcore_aws.sandbox import Sandbox

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from conftest import DENY_LEAVE, by_key
+from aws_testlib import DENY_LEAVE, by_key
 from meshcore.config import load_config
 from meshcore.errors import ConfigError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import account_view, by_key
+from aws_testlib import account_view, by_key
 from meshcore.reconciler import approve_deletion
 
 
@@ -189,3 +189,24 @@ def test_missing_external_id_is_a_validation_problem(world, config, write_config
     with pytest.raises(ConfigError) as exc:
         load_config(write_config(config), registry)
     assert "platforms[0].config.management.external_id: set an ExternalId" in str(exc.value.problems[0])
+
+
+def test_landing_zone_overrides_the_deletion_mode(world, config, write_config, registry):
+    config["landing_zones"][1]["config"]["deletion_mode"] = "leave"  # prod accounts are never closed
+    rec = world.reconciler(config)
+    aid = by_key(rec.apply())["ws1/p2@aws"].platform_tenant_id
+    del config["workspaces"][0]["projects"][1]
+    rec = world.reconciler(config)
+    approve_deletion(world.store, "ws1/p2@aws") if rec.apply() else None
+    result = by_key(rec.apply())["ws1/p2@aws"]
+    assert result.status == "changed" and "left untouched by policy" in result.message
+    assert account_view(world.org.client, aid)["status"] == "ACTIVE" and world.calls["CloseAccount"] == 0
+    config["landing_zones"][1]["config"]["deletion_mode"] = "quarantine"
+    import pytest
+
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(config), registry)
+    assert "deletion_mode: quarantine needs deletion.quarantine_ou" in str(exc.value.problems[0])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import by_key
+from aws_testlib import by_key
 from meshcore.chargeback import statements
 from meshcore.config import load_config
 from meshcore.costs import CostService

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import EXTERNAL_ID, MGMT, account_view, by_key
+from aws_testlib import EXTERNAL_ID, MGMT, account_view, by_key
 from meshcore.context import JournalEntry
 from meshcore.testing.fake_platform import SimulatedCrash
 
