@@ -446,9 +446,6 @@ class Reconciler:
         assert tenant is not None and row is not None
         if row.approved_at is None:
             self.store.update_tenant(row.id, approved_at=utcnow())
-        if row.platform_tenant_id is None:
-            # Never provisioned: nothing exists on the platform (the plugin's journal is checked by the hook).
-            pass
         with self._step(ctx, "deprovision") as step:
             outcome = self._call("meshplatform_deprovision_tenant", tenant, ctx)
             if outcome.status == DeprovisionStatus.DELETED:
