@@ -25,20 +25,6 @@ from meshcore_aws import sessions as aws_sessions
 from meshcore_aws.counting import CallCounter
 from meshcore_aws.sandbox import Sandbox
 
-WRITE_PREFIXES = (
-    "Create",
-    "Move",
-    "Tag",
-    "Untag",
-    "Close",
-    "Delete",
-    "Put",
-    "Update",
-    "Attach",
-    "Detach",
-    "Enable",
-)
-
 
 def config(n: int, *, poll: float = 0.0, concurrency: int = 8, access: bool = True) -> dict[str, Any]:
     """N tenants in 10-project workspaces, two landing zones, one binding each."""

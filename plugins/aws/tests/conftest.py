@@ -27,20 +27,6 @@ from meshcore_aws import sessions as aws_sessions
 from meshcore_aws.counting import CallCounter
 from meshcore_aws.sandbox import patch_emulator
 
-WRITE_PREFIXES = (
-    "Create",
-    "Move",
-    "Tag",
-    "Untag",
-    "Close",
-    "Delete",
-    "Put",
-    "Update",
-    "Attach",
-    "Detach",
-    "Enable",
-)
-
 
 class Calls(CallCounter):
     """Counts calls per operation (see :class:`meshcore_aws.counting.CallCounter`)."""
