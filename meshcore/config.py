@@ -405,7 +405,9 @@ def _check_platforms(
         try:
             ptype = types[p.id] = registry.platform_type(p.type)
         except MeshcoreError as exc:
-            problems.append(o.problem(("type",), str(exc)))
+            problem = o.problem(("type",), str(exc))
+            problem.plugin = True
+            problems.append(problem)
             continue
         try:
             cfg = ptype.config_model.model_validate(p.config, context={"config_dir": o.src.path.parent})
@@ -450,7 +452,9 @@ def _check_platforms(
         try:
             found = registry.call("meshplatform_validate", platform, landing_zones=lzs)
         except MeshcoreError as exc:
-            problems.append(o.problem(("type",), str(exc)))
+            problem = o.problem(("type",), str(exc))
+            problem.plugin = True
+            problems.append(problem)
             continue
         for prob in found:
             if prob.landing_zone and prob.landing_zone in lz_origin:

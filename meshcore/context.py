@@ -2,15 +2,22 @@
 
 Plugins never touch the state store directly. They get:
 
-* ``ctx.journal``: record an intent before a non-idempotent cloud call and the
-  operation id right after, find the open entry again after a crash;
-* ``ctx.step(name)``: record a step's outcome the moment it ends, so nothing
-  done is lost when a later step fails;
+* ``ctx.journal``: record an *intent* before a non-idempotent cloud call and the
+  operation id right after; find the open intent again after a crash;
+* ``ctx.resources``: the resources table: everything the plugin created or
+  adopted (kind, key, cloud id, owning tenant, data, revision), so it can tell
+  its own resources from foreign ones with the same name and find them again
+  for removal;
+* ``ctx.quota(name)``: a rolling-window quota whose slots are reserved
+  atomically in the state store (e.g. account closures), safe across the
+  tenants of a run and across runners;
 * ``ctx.cache``: a per-run, per-platform cache for bulk reads shared by all
   tenants (list the organization's accounts once, not once per tenant);
 * ``ctx.limiter(name, limit)``: a per-run, per-platform semaphore capping calls
   in flight across the tenants reconciled in parallel;
-* ``ctx.owner_of(id)``: which tenant, if any, owns a platform tenant id;
+* ``ctx.owner_of(id)``: which tenant, live or deleted, owns a platform tenant id;
+* ``ctx.platform_tenant_id``: the tenant's id as the core knows it *now*
+  (inside action ``run`` closures: set by the action that created it);
 * ``ctx.sleep(seconds)``: the core's sleep, so tests can make waiting instant.
 """
 
@@ -20,15 +27,31 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from meshcore.redaction import redact
-from meshcore.state.tables import utcnow
 
 T = TypeVar("T")
 log = logging.getLogger("meshcore")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One row of the resources table: something a plugin created or adopted.
+
+    ``owner`` is the key of the tenant it belongs to, or ``""`` for a resource
+    shared by the platform (e.g. a policy many landing zones attach).
+    ``revision`` grows by one on every write.
+    """
+
+    kind: str
+    key: str
+    cloud_id: str = ""
+    owner: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    revision: int = 1
 
 
 class StateBackend(Protocol):
@@ -39,21 +62,17 @@ class StateBackend(Protocol):
     ) -> Any: ...
     def journal_find(self, platform: str, kind: str, key: str) -> Any: ...
     def journal_update(self, entry_id: int, **fields: Any) -> None: ...
-    def journal_history(
-        self, platform: str, kind: str, since: Any, key: str | None = None, key_prefix: str | None = None
-    ) -> list[Any]: ...
-    def record_step(
-        self,
-        run_id: int,
-        tenant_key: str,
-        platform: str,
-        name: str,
-        status: str,
-        message: str,
-        started_at: Any,
-        duration_ms: int,
-    ) -> None: ...
     def owner_of(self, platform: str, platform_tenant_id: str) -> str | None: ...
+    def resource_get(self, platform: str, kind: str, key: str) -> Resource | None: ...
+    def resource_put(
+        self, platform: str, kind: str, key: str, cloud_id: str, owner: str, data: dict[str, Any]
+    ) -> Resource: ...
+    def resource_remove(self, platform: str, kind: str, key: str) -> None: ...
+    def resource_list(self, platform: str, kind: str | None, owner: str | None) -> list[Resource]: ...
+    def quota_reserve(
+        self, platform: str, name: str, key: str, limit: int, window: dt.timedelta
+    ) -> tuple[bool, int]: ...
+    def quota_used(self, platform: str, name: str, window: dt.timedelta) -> int: ...
 
 
 class JournalEntry:
@@ -71,21 +90,26 @@ class JournalEntry:
         self.status: str = row.status
         created = row.created_at
         self.created_at: dt.datetime = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
-        self.result: dict[str, Any] = dict(row.result or {})
 
     def record_operation(self, operation_id: str) -> None:
         self.operation_id = operation_id
         self._backend.journal_update(self.id, operation_id=operation_id)
 
     def complete(self, result: dict[str, Any] | None = None) -> None:
+        self.status = "done"
         self._backend.journal_update(self.id, status="done", result=result or {})
 
     def fail(self, message: str) -> None:
+        self.status = "failed"
         self._backend.journal_update(self.id, status="failed", message=redact(message))
 
 
 class Journal:
-    """Per-platform operations journal (see :class:`JournalEntry`)."""
+    """Intents of non-idempotent cloud calls (see :class:`JournalEntry`).
+
+    The journal is for crash recovery only: what exists is recorded in
+    :class:`Resources`, not here.
+    """
 
     def __init__(self, backend: StateBackend, platform: str, tenant_key: str):
         self._backend = backend
@@ -102,20 +126,63 @@ class Journal:
         row = self._backend.journal_find(self._platform, kind, key)
         return JournalEntry(self._backend, row) if row is not None else None
 
-    def last(self, kind: str, key: str) -> JournalEntry | None:
-        """The newest entry for ``kind`` and ``key`` in any status (e.g. to skip repeating a done action)."""
-        rows = self._backend.journal_history(self._platform, kind, None, key)
-        return JournalEntry(self._backend, rows[-1]) if rows else None
 
-    def history(self, kind: str, since: Any = None, key_prefix: str | None = None) -> list[JournalEntry]:
-        """Entries of ``kind`` on this platform (any status), oldest first, created at or after ``since``
-        and with keys starting with ``key_prefix``.
+class Resources:
+    """The resources table of one platform, seen from one tenant (or from the platform)."""
 
-        For quotas over a rolling window (account closures in the last 30 days), or to find what
-        was recorded for one resource (every StackSet instance of an account).
+    def __init__(self, backend: StateBackend, platform: str, tenant_key: str):
+        self._backend = backend
+        self._platform = platform
+        self._tenant_key = tenant_key
+
+    def get(self, kind: str, key: str) -> Resource | None:
+        """The recorded resource, or ``None`` if meshcore never recorded it as its own."""
+        return self._backend.resource_get(self._platform, kind, key)
+
+    def put(
+        self, kind: str, key: str, *, cloud_id: str = "", data: dict[str, Any] | None = None, shared: bool = False
+    ) -> Resource:
+        """Record (or update) a resource owned by this context's tenant, or by the platform if ``shared``.
+
+        Refuses (:class:`~meshcore.errors.ConflictError`) to take over a
+        resource recorded for another owner.
         """
-        rows = self._backend.journal_history(self._platform, kind, since, key_prefix=key_prefix)
-        return [JournalEntry(self._backend, r) for r in rows]
+        owner = "" if shared else self._tenant_key
+        return self._backend.resource_put(self._platform, kind, key, cloud_id, owner, dict(data or {}))
+
+    def remove(self, kind: str, key: str) -> None:
+        """Forget a resource after it was deleted in the cloud."""
+        self._backend.resource_remove(self._platform, kind, key)
+
+    def owned(self, kind: str | None = None) -> list[Resource]:
+        """Resources of this context's tenant (of one kind, or all)."""
+        return self._backend.resource_list(self._platform, kind, self._tenant_key)
+
+    def all(self, kind: str) -> list[Resource]:
+        """Every recorded resource of one kind on the platform, whoever owns it."""
+        return self._backend.resource_list(self._platform, kind, None)
+
+
+class Quota:
+    """A rolling-window quota of one platform (e.g. AWS account closures per 30 days).
+
+    :meth:`reserve` takes a slot in one state-store transaction, so parallel
+    tenants and concurrent runners never exceed ``limit`` together. A slot is
+    kept once taken (a refused or failed attempt still used it); reserving the
+    same ``key`` again inside the window returns the slot it already holds.
+    """
+
+    def __init__(self, backend: StateBackend, platform: str, name: str):
+        self._backend = backend
+        self._platform = platform
+        self.name = name
+
+    def reserve(self, key: str, limit: int, window: dt.timedelta) -> bool:
+        granted, _used = self._backend.quota_reserve(self._platform, self.name, key, limit, window)
+        return granted
+
+    def used(self, window: dt.timedelta) -> int:
+        return self._backend.quota_used(self._platform, self.name, window)
 
 
 class RunCache:
@@ -130,49 +197,16 @@ class RunCache:
         """Return the cached value for ``key``, computing it once if absent."""
         with self._lock:
             if key in self._values:
-                return self._values[key]
+                return self._values[key]  # type: ignore[no-any-return]
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 if key in self._values:
-                    return self._values[key]
+                    return self._values[key]  # type: ignore[no-any-return]
             value = compute()
             with self._lock:
                 self._values[key] = value
             return value
-
-    def invalidate(self, key: str) -> None:
-        with self._lock:
-            self._values.pop(key, None)
-
-
-class StepHandle:
-    """Lets the code inside ``ctx.step(...)`` say what happened."""
-
-    def __init__(self) -> None:
-        self.status = "ok"
-        self.message = ""
-
-    def changed(self, message: str = "") -> None:
-        self.status, self.message = "changed", message
-
-    def note(self, message: str) -> None:
-        self.message = message
-
-    def warn(self, message: str) -> None:
-        """Record a problem that does not fail the tenant (e.g. a notification hook's own error)."""
-        self.status, self.message = "warning", message
-
-    def skip(self, message: str = "") -> None:
-        self.status, self.message = "skipped", message
-
-    def fail(self, message: str) -> None:
-        """Mark the step failed without raising (the hook carries on)."""
-        self.status, self.message = "failed", message
-
-
-class StepRecorder(Protocol):
-    def __call__(self, name: str, status: str, message: str, started_at: Any, duration_ms: int) -> None: ...
 
 
 class HookContext:
@@ -187,23 +221,23 @@ class HookContext:
         cache: RunCache | None = None,
         limiters: dict[str, threading.BoundedSemaphore] | None = None,
         tenant_key: str = "",
-        dry_run: bool = False,
+        platform_tenant_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._backend = backend
         self.platform_id = platform_id
         self.run_id = run_id
         self.tenant_key = tenant_key
-        self.dry_run = dry_run
+        self.platform_tenant_id = platform_tenant_id
         self.cache = cache if cache is not None else RunCache()
         self._limiters = limiters if limiters is not None else {}
         self._limiters_lock = threading.Lock()
         self._sleep = sleep
         self.journal = Journal(backend, platform_id, tenant_key)
-        self.failed_steps: list[str] = []
+        self.resources = Resources(backend, platform_id, tenant_key)
         self.log = logging.LoggerAdapter(log, {"platform": platform_id, "tenant": tenant_key})
 
-    def for_tenant(self, tenant_key: str) -> HookContext:
+    def for_tenant(self, tenant_key: str, platform_tenant_id: str | None = None) -> HookContext:
         """A context for one tenant sharing this one's cache and limiters."""
         ctx = HookContext(
             backend=self._backend,
@@ -212,41 +246,11 @@ class HookContext:
             cache=self.cache,
             limiters=self._limiters,
             tenant_key=tenant_key,
-            dry_run=self.dry_run,
+            platform_tenant_id=platform_tenant_id,
             sleep=self._sleep,
         )
         ctx._limiters_lock = self._limiters_lock
         return ctx
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[StepHandle]:
-        """Record one step. An exception marks it failed (with its message) and propagates."""
-        handle = StepHandle()
-        started = utcnow()
-        t0 = time.perf_counter()
-        try:
-            yield handle
-        except BaseException as exc:
-            handle.status = "failed"
-            handle.message = handle.message or f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self.record(name, handle.status, handle.message, started, t0)
-
-    def record(self, name: str, status: str, message: str, started: Any, t0: float) -> None:
-        """Store a step result now (used by :meth:`step` and by the reconciler)."""
-        if status == "failed":
-            self.failed_steps.append(name)
-        self._backend.record_step(
-            self.run_id,
-            self.tenant_key,
-            self.platform_id,
-            name,
-            status,
-            redact(message),
-            started,
-            int((time.perf_counter() - t0) * 1000),
-        )
 
     def limiter(self, name: str, limit: int) -> threading.BoundedSemaphore:
         """A semaphore shared by every tenant of this platform in this run (created on first use)."""
@@ -256,8 +260,12 @@ class HookContext:
                 sem = self._limiters[name] = threading.BoundedSemaphore(limit)
             return sem
 
+    def quota(self, name: str) -> Quota:
+        """The platform's rolling-window quota called ``name``."""
+        return Quota(self._backend, self.platform_id, name)
+
     def owner_of(self, platform_tenant_id: str) -> str | None:
-        """The key of the tenant bound to ``platform_tenant_id`` on this platform, or ``None``."""
+        """The key of the tenant (live or deleted) bound to ``platform_tenant_id`` on this platform."""
         return self._backend.owner_of(self.platform_id, platform_tenant_id)
 
     def sleep(self, seconds: float) -> None:

@@ -9,8 +9,6 @@ replicate (only those whose definition has a ``replication_key``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 
 from meshcore.config import LoadedConfig
 from meshcore.models import ConfigDocument, Project, Workspace
@@ -77,12 +75,3 @@ def desired_tenants(config: LoadedConfig, on: dt.date | None = None) -> list[Ten
                     )
                 )
     return out
-
-
-def spec_hash(tenant: TenantSpec) -> str:
-    """A fingerprint of what the user asked for (shown by status, for change detection)."""
-    data = tenant.model_dump(
-        mode="json",
-        exclude={"platform_tenant_id": True, "status": True, "attributes": True, "landing_zone": {"config"}},
-    )
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

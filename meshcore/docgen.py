@@ -80,13 +80,9 @@ def _default(field: Any) -> str:
     return f"`{value}`"
 
 
-def render_page(title: str, roots: list[type[BaseModel]]) -> str:
-    lines = [
-        f"# {title}",
-        "",
-        "Generated from the models by `python -m meshcore.docgen`; do not edit by hand.",
-        "",
-    ]
+def render_models(roots: list[type[BaseModel]], level: int = 2, follow: bool = True) -> str:
+    """One table per model (key, type, default, description), following nested models if ``follow``."""
+    lines: list[str] = []
     seen: list[type[BaseModel]] = []
     queue = list(roots)
     while queue:
@@ -96,7 +92,7 @@ def render_page(title: str, roots: list[type[BaseModel]]) -> str:
         seen.append(model)
         doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         lines += [
-            f"## {model.__name__}",
+            f"{'#' * level} {model.__name__}",
             "",
             doc,
             "",
@@ -106,9 +102,15 @@ def render_page(title: str, roots: list[type[BaseModel]]) -> str:
         for name, field in model.model_fields.items():
             desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {desc} |")
-            queue += [m for m in _models(field.annotation) if m not in seen]
+            if follow:
+                queue += [m for m in _models(field.annotation) if m not in seen]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_page(title: str, roots: list[type[BaseModel]]) -> str:
+    head = f"# {title}\n\nGenerated from the models by `python -m meshcore.docgen`; do not edit by hand.\n\n"
+    return head + render_models(roots)
 
 
 def pages() -> dict[str, str]:
@@ -126,11 +128,20 @@ def pages() -> dict[str, str]:
     return out
 
 
+def outputs() -> dict[Path, str]:
+    """Every generated page by its path: the config reference pages and the hook reference."""
+    from meshcore.hookdocs import render_hooks
+
+    out = {OUT / name: text for name, text in pages().items()}
+    out[OUT.parent / "hooks.md"] = render_hooks()
+    return out
+
+
 def main(argv: list[str]) -> int:
     stale = []
     OUT.mkdir(parents=True, exist_ok=True)
-    for filename, text in pages().items():
-        path = OUT / filename
+    for path, text in outputs().items():
+        filename = path.name
         if "--check" in argv:
             if not path.exists() or path.read_text() != text:
                 stale.append(filename)

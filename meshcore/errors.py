@@ -1,10 +1,9 @@
 """Exceptions of the public contract.
 
-Plugins raise :class:`PlatformError` (a clear, final failure of one tenant's
-step) or :class:`RetryableError` (transient: the core retries the hook with
-bounded, jittered backoff). Anything else a hook raises is treated as a plugin
-bug: recorded as a failed step that names the plugin, and the run goes on with
-the other tenants.
+Plugins raise :class:`PlatformError` (or :class:`ConflictError`): a clear
+failure of one tenant's step, which the next run retries by observing again.
+Anything else a hook or an action raises is treated as a plugin bug: recorded as
+a failed step that names the plugin, and the run goes on with the other tenants.
 """
 
 from __future__ import annotations
@@ -25,13 +24,14 @@ class ConfigError(MeshcoreError):
 class ConfigProblem:
     """One config problem: which file, which key path, what is wrong."""
 
-    __slots__ = ("file", "line", "message", "path")
+    __slots__ = ("file", "line", "message", "path", "plugin")
 
-    def __init__(self, file: str, path: str, message: str, line: int | None = None):
+    def __init__(self, file: str, path: str, message: str, line: int | None = None, plugin: bool = False):
         self.file = file
         self.path = path
         self.message = message
         self.line = line
+        self.plugin = plugin  # the problem is a missing, broken or misbehaving plugin (exit code 3)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -41,7 +41,13 @@ class ConfigProblem:
         return f"ConfigProblem({self!s})"
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+            "plugin": self.plugin,
+        }
 
 
 class PluginError(MeshcoreError):
@@ -60,8 +66,8 @@ class ConflictError(PlatformError):
     """The platform holds something that contradicts the desired state (e.g. an account owned elsewhere)."""
 
 
-class RetryableError(MeshcoreError):
-    """A transient failure: the core retries the hook call with backoff."""
+class RefusedError(MeshcoreError):
+    """The run is refused before any change (e.g. more deletions than allowed); exit code 2."""
 
 
 class LockHeldError(MeshcoreError):

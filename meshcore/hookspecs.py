@@ -2,26 +2,35 @@
 
 A platform plugin is a module (or object) exposed through the entry-point group
 ``meshcore.platforms``; the entry-point name is the platform type users write in
-config. It implements any of the hooks below with the :data:`meshcore.hookimpl`
-marker. Hooks are called with keyword arguments only; an implementation may
-accept a subset of the arguments (pluggy passes only those it names) but must
-not give them defaults (pluggy never fills an argument that has one).
+config. It implements the hooks below with the :data:`meshcore.hookimpl` marker.
+Hooks are called with keyword arguments only; an implementation may accept a
+subset of the arguments (pluggy passes only those it names) but must not give
+them defaults (pluggy never fills an argument that has one).
 
-Dispatch: every hook except :func:`meshplatform_platform_types` is a
-``firstresult`` hook whose first argument is ``platform``. The core calls it
-only on the plugin that registered ``platform.type`` (a per-type registry), so a
-plugin can never answer for another plugin's platforms. The contract still asks
-a plugin to return ``None`` for a type it does not own, so that one plugin can
-serve several types and the conformance suite can check it.
+**Contract version 2.** Plugins do not plan and apply separately: the
+*observing* hooks (``meshplatform_*_actions``) read the cloud and return an
+:class:`~meshcore.actions.Observation` of typed :class:`~meshcore.actions.Action`
+objects. ``meshcore plan`` prints those actions; ``meshcore apply`` runs exactly
+those, in the order of their :class:`~meshcore.actions.Phase`, and records each
+as a step. The core owns ordering, gating, deletion limits and the state store;
+see ``docs/concepts.md``.
 
-Every ``ctx`` argument is a :class:`meshcore.context.HookContext`: the journal,
-step recorder, per-run cache, concurrency limiters and ownership lookups the
-core gives plugins.
+**Dispatch.** The core keeps a registry of platform types and calls a hook only
+on the plugin that registered ``platform.type`` (pluggy's
+``subset_hook_caller``), so a plugin never sees another plugin's platforms and
+needs no ``if platform.type != ...`` check. Every dispatched hook is
+``firstresult``: the one owning plugin answers. Which hooks a plugin must
+implement follows from the capabilities it declares (checked when it loads).
 
-Errors: raise :class:`meshcore.errors.PlatformError` for a final failure (the
-step fails with its message), :class:`meshcore.errors.RetryableError` for a
-transient one (the core retries the hook with backoff). Any other exception is
-reported as a plugin bug, naming the plugin; other tenants carry on.
+**Errors.** Raise :class:`meshcore.errors.PlatformError` (or its subclass
+:class:`~meshcore.errors.ConflictError`) for a failure the user must act on; the
+hook's tenant (or the platform, for whole-platform hooks) fails with that
+message and the others carry on. Any other exception is reported as a plugin
+bug that names the plugin. Transient cloud errors are the plugin's to retry;
+anything still failing is retried by the next run, which observes again.
+
+Every ``ctx`` argument is a :class:`meshcore.context.HookContext`: the journal
+of intents, the resources table, quotas, the per-run cache and limiters.
 """
 
 from __future__ import annotations
@@ -31,21 +40,31 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from meshcore.actions import Observation
     from meshcore.context import HookContext
     from meshcore.results import (
-        Change,
         CostCollection,
-        DeprovisionResult,
         DiscoveredTenant,
         PlatformType,
         PreflightReport,
-        ProvisionResult,
-        StepOutcome,
         ValidationProblem,
     )
     from meshcore.specs import LandingZoneSpec, Period, PlatformSpec, TenantRef, TenantSpec
 
 PROJECT_NAME = "meshplatform"
+#: Version of this contract; a plugin built for another version is reported as broken.
+CONTRACT_VERSION = 2
+#: Hooks of contract version 1, to tell the author of an old plugin what changed.
+RETIRED_HOOKS = frozenset(
+    {
+        "meshplatform_plan_tenant",
+        "meshplatform_provision_tenant",
+        "meshplatform_update_tenant",
+        "meshplatform_deprovision_tenant",
+        "meshplatform_apply_landing_zone",
+        "meshplatform_replicate_access",
+    }
+)
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -57,7 +76,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def meshplatform_platform_types() -> list[PlatformType]:
+def meshplatform_platform_types() -> list[PlatformType]:  # type: ignore[empty-body]
     """Register the platform types this plugin provides.
 
     :returns: a list of :class:`~meshcore.results.PlatformType`; one of them
@@ -65,65 +84,142 @@ def meshplatform_platform_types() -> list[PlatformType]:
     :raises: nothing should be raised; an exception makes the plugin "broken"
         in ``meshcore plugins`` and fatal only for configs that use it.
 
-    Not ``firstresult``: the core asks each plugin separately.
+    Not ``firstresult``: the core asks each plugin separately, when it loads.
+
+    .. versionadded:: 1
 
     Example::
 
         @hookimpl
         def meshplatform_platform_types():
-            return [PlatformType(name="aws", config_model=AwsConfig,
-                                 landing_zone_model=AwsLandingZone,
-                                 capabilities=frozenset(Capability))]
+            return [PlatformType(name="acme", config_model=AcmeConfig,
+                                 landing_zone_model=AcmeLandingZone,
+                                 capabilities=frozenset({Capability.TENANTS, Capability.ACCESS}))]
     """
 
 
 @hookspec(firstresult=True)
-def meshplatform_validate(
+def meshplatform_validate(  # type: ignore[empty-body]
     platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
-) -> list[ValidationProblem] | None:
+) -> list[ValidationProblem]:
     """Check a platform's config and its landing zones beyond what the models express.
 
-    Called by ``meshcore validate`` and before every ``plan``/``apply``; must
-    make no cloud calls (use ``meshplatform_preflight`` for those).
+    Called by ``meshcore validate`` and before every ``plan`` and ``apply``;
+    must make no cloud calls (``meshplatform_preflight`` is for those).
 
     :param platform: the platform, ``config`` already validated by the plugin's model.
     :param landing_zones: the landing zones on this platform, configs validated.
-    :returns: a list of :class:`~meshcore.results.ValidationProblem` (empty if
-        all is well); ``None`` for a platform type the plugin does not own.
+    :returns: a list of :class:`~meshcore.results.ValidationProblem` (empty if all is well).
     :raises: nothing: report problems instead.
 
     ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 1
 
     Example::
 
         @hookimpl
         def meshplatform_validate(platform, landing_zones):
-            if platform.type != "aws":
-                return None
-            return [ValidationProblem(path="role_mappings.admin", message="...", landing_zone=lz.id)
+            return [ValidationProblem(path="role_mappings.admin", landing_zone=lz.id,
+                                      message="maps to a privileged role without a boundary")
                     for lz in landing_zones if privileged(lz)]
     """
 
 
 @hookspec(firstresult=True)
-def meshplatform_preflight(platform: PlatformSpec, ctx: HookContext) -> PreflightReport | None:
-    """Check that credentials work and the needed permissions are granted.
+def meshplatform_preflight(platform: PlatformSpec, ctx: HookContext) -> PreflightReport:  # type: ignore[empty-body]
+    """Check that credentials work and every permission a run needs is granted.
+
+    Needs the ``preflight`` capability.
 
     :param platform: the platform to check.
     :param ctx: the hook context (read-only use).
     :returns: a :class:`~meshcore.results.PreflightReport` with one check per
-        role or permission; ``None`` for a foreign platform type.
+        role or permission.
     :raises: nothing for a failed check (report it as ``ok=False``).
 
     ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 1
 
     Example::
 
         @hookimpl
         def meshplatform_preflight(platform, ctx):
-            if platform.type != "aws":
-                return None
             return PreflightReport(checks=[PreflightCheck(name="assume role", ok=True)])
+    """
+
+
+@hookspec(firstresult=True)
+def meshplatform_identity(platform: PlatformSpec, ctx: HookContext) -> str | None:  # type: ignore[empty-body]
+    """Say which cloud instance this platform config points at (e.g. the AWS organization id).
+
+    The core records the answer per platform id on first use. A platform id
+    that later points at another instance, or a new platform id that points at
+    an instance recorded under another id (a renamed platform), is refused
+    before any change: either would bind one cloud tenant to two tenants.
+    Optional; without it the core cannot detect renames.
+
+    :param platform: the platform.
+    :param ctx: the hook context (read-only use).
+    :returns: a stable, non-secret identifier of the cloud instance, or ``None``
+        when it cannot be told.
+    :raises PlatformError: the platform cannot be reached.
+
+    ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 2
+
+    Example::
+
+        @hookimpl
+        def meshplatform_identity(platform, ctx):
+            return "aws-organization:" + org(platform).describe_organization()["Organization"]["Id"]
+    """
+
+
+# ---------------------------------------------------------------------------
+# Shared resources (one per platform, used by many tenants)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def meshplatform_platform_actions(  # type: ignore[empty-body]
+    platform: PlatformSpec, landing_zones: list[LandingZoneSpec], ctx: HookContext
+) -> Observation:
+    """Observe the resources the platform's landing zones share and say what must change.
+
+    Placement targets, their guardrails, templates, permission sets: whatever
+    many tenants use. Called once per ``plan`` and ``apply``, before any tenant.
+    ``apply`` runs the returned actions first, in phase order; a tenant action
+    whose ``requires`` names one of their keys runs only once it is confirmed.
+    Needs the ``shared_resources`` capability.
+
+    :param platform: the platform.
+    :param landing_zones: the platform's landing zones in the config.
+    :param ctx: the hook context (``ctx.tenant_key`` is empty).
+    :returns: an :class:`~meshcore.actions.Observation`; report what cannot be
+        put in place in ``problems`` (key → reason) rather than raising, so
+        that landing zones without problems go on.
+    :raises PlatformError: the platform cannot be read at all.
+
+    ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 2
+
+    Example::
+
+        @hookimpl
+        def meshplatform_platform_actions(platform, landing_zones, ctx):
+            obs = Observation()
+            for lz in landing_zones:
+                if folder_exists(lz.config.folder):
+                    obs = obs.model_copy(update={"in_place": obs.in_place | {f"folder:{lz.config.folder}"}})
+                else:
+                    obs = obs.model_copy(update={"actions": (*obs.actions, Action(
+                        phase=Phase.TARGET, change=ChangeAction.CREATE, resource="folder",
+                        target=lz.config.folder, run=lambda f=lz.config.folder: make_folder(f)))})
+            return obs
     """
 
 
@@ -133,160 +229,80 @@ def meshplatform_preflight(platform: PlatformSpec, ctx: HookContext) -> Prefligh
 
 
 @hookspec(firstresult=True)
-def meshplatform_plan_tenant(
-    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
-) -> list[Change] | None:
-    """Say what applying ``tenant`` would change, including drift. No writes.
+def meshplatform_tenant_actions(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:  # type: ignore[empty-body]
+    """Observe the tenant itself and say what must change: create, adopt, place, configure, delete.
+
+    For a tenant that is ``ACTIVE``: actions of the ``tenant``, ``placement``
+    and ``configure`` phases (and ``target``/``guardrails`` if the tenant has
+    its own). For a tenant ``MARKED_FOR_DELETION`` whose deletion is approved
+    (``tenant.deletion_approved``): ``deprovision`` actions, until observing
+    finds nothing left to do — the core then records it ``DELETED``.
+
+    A tenant with no ``platform_tenant_id`` was never bound: look it up by its
+    natural key (and by any open journal intent) before planning a create, and
+    return an existing one as ``platform_tenant_id`` in the observation with an
+    action that adopts it. Never adopt what ``ctx.owner_of`` says belongs to
+    another tenant, live or deleted. The action that creates or adopts returns
+    the id in its :class:`~meshcore.actions.ActionResult`; the core binds it at
+    once. Inside ``run`` closures, read the id from ``ctx.platform_tenant_id``.
 
     :param platform: the tenant's platform.
     :param tenant: the desired tenant, with its recorded ``platform_tenant_id``
-        (``None`` if never provisioned) and ``status``.
-    :param ctx: the hook context; use ``ctx.cache`` for bulk reads shared by all
-        tenants of the platform.
-    :returns: a list of :class:`~meshcore.results.Change` (empty: converged);
-        ``None`` for a foreign platform type.
-    :raises PlatformError: the state cannot be read.
+        (``None`` if never bound), ``status`` and ``deletion_approved``.
+    :param ctx: the hook context, scoped to this tenant.
+    :returns: an :class:`~meshcore.actions.Observation`.
+    :raises PlatformError: the tenant cannot be observed (e.g. its cloud
+        tenant vanished); the tenant fails and nothing runs.
+    :raises ConflictError: the tenant's natural key is taken by something that
+        is not this tenant's.
 
-    ``firstresult``: the owning plugin answers.
+    ``firstresult``: the owning plugin answers. Needs the ``tenants`` capability.
+
+    .. versionadded:: 2
 
     Example::
 
         @hookimpl
-        def meshplatform_plan_tenant(platform, tenant, ctx):
-            if platform.type != "aws":
-                return None
+        def meshplatform_tenant_actions(platform, tenant, ctx):
             if tenant.platform_tenant_id is None:
-                return [Change(action="create", resource="account")]
-            return diff(desired(tenant), observed(ctx, tenant.platform_tenant_id))
+                return Observation(actions=(Action(
+                    phase=Phase.TENANT, change=ChangeAction.CREATE, resource="project",
+                    target=name(tenant), requires=(f"folder:{tenant.landing_zone.config.folder}",),
+                    run=lambda: create_project(ctx, tenant)),))
+            return Observation(actions=tuple(tag_actions(ctx, tenant)))
     """
 
 
 @hookspec(firstresult=True)
-def meshplatform_provision_tenant(
+def meshplatform_landing_zone_actions(  # type: ignore[empty-body]
     platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
-) -> ProvisionResult | None:
-    """Create the tenant on the platform, or adopt ``tenant.import_id``, and converge it.
+) -> Observation:
+    """Observe the landing zone's guardrails and baseline on one tenant and say what must change.
 
-    Must be crash-safe: journal the intent with ``ctx.journal`` before any
-    non-idempotent call and the operation id right after; when called again
-    after a crash, resume from the open journal entry instead of creating a
-    duplicate.
+    ``guardrails`` and ``baseline`` actions for an ``ACTIVE`` tenant (before
+    the tenant exists, everything is to be created); ``teardown`` actions for a
+    tenant whose deletion is approved. Needs the ``landing_zones`` capability.
 
     :param platform: the tenant's platform.
-    :param tenant: the desired tenant; ``platform_tenant_id`` is ``None``.
-    :param ctx: the hook context.
-    :returns: a :class:`~meshcore.results.ProvisionResult` with the new
-        ``platform_tenant_id`` (status ``ready``), or status ``in_progress`` if an
-        asynchronous operation is still running; ``None`` for a foreign type.
-    :raises PlatformError: creation failed for a reason the user must fix.
-    :raises ConflictError: the tenant exists but belongs to someone else.
-    :raises RetryableError: a transient failure; the core retries.
+    :param tenant: the tenant; ``platform_tenant_id`` is the bound id, the id
+        the tenant hook found, or ``None`` when it is still to be created.
+    :param ctx: the hook context, scoped to this tenant.
+    :returns: an :class:`~meshcore.actions.Observation`.
+    :raises PlatformError: the tenant's guardrails or baseline cannot be read.
 
     ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 2
 
     Example::
 
         @hookimpl
-        def meshplatform_provision_tenant(platform, tenant, ctx):
-            if platform.type != "aws":
-                return None
-            entry = ctx.journal.find("create-account", email) or ctx.journal.begin(
-                "create-account", email, {"name": name})
-            ...
-            return ProvisionResult(platform_tenant_id=account_id, changed=True)
-    """
-
-
-@hookspec(firstresult=True)
-def meshplatform_update_tenant(
-    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
-) -> ProvisionResult | None:
-    """Converge an existing tenant (name, tags, placement) and repair drift.
-
-    A call with nothing to change must make no write calls to the platform.
-
-    :param platform: the tenant's platform.
-    :param tenant: the desired tenant; ``platform_tenant_id`` is set.
-    :param ctx: the hook context.
-    :returns: a :class:`~meshcore.results.ProvisionResult` (``changed`` says
-        whether anything was written); ``None`` for a foreign type.
-    :raises PlatformError: the tenant cannot be converged.
-    :raises RetryableError: a transient failure; the core retries.
-
-    ``firstresult``: the owning plugin answers.
-
-    Example::
-
-        @hookimpl
-        def meshplatform_update_tenant(platform, tenant, ctx):
-            if platform.type != "aws":
-                return None
-            changed = ensure_tags(tenant) | ensure_ou(tenant)
-            return ProvisionResult(platform_tenant_id=tenant.platform_tenant_id, changed=changed)
-    """
-
-
-@hookspec(firstresult=True)
-def meshplatform_deprovision_tenant(
-    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
-) -> DeprovisionResult | None:
-    """Remove an approved-for-deletion tenant according to its landing zone's policy.
-
-    Called on every run until it returns ``deleted``. Never deletes resources
-    inside the tenant; closing or quarantining it is the plugin's choice by policy.
-
-    :param platform: the tenant's platform.
-    :param tenant: the tenant, ``status`` ``MARKED_FOR_DELETION``.
-    :param ctx: the hook context.
-    :returns: a :class:`~meshcore.results.DeprovisionResult`: ``deleted``,
-        ``in_progress`` (poll again next run) or ``blocked`` (e.g. a quota; retried
-        next run); ``None`` for a foreign type.
-    :raises PlatformError: deletion is impossible as configured.
-
-    ``firstresult``: the owning plugin answers.
-
-    Example::
-
-        @hookimpl
-        def meshplatform_deprovision_tenant(platform, tenant, ctx):
-            if platform.type != "aws":
-                return None
-            return DeprovisionResult(status="in_progress", message="PENDING_CLOSURE")
-    """
-
-
-# ---------------------------------------------------------------------------
-# Landing zones
-# ---------------------------------------------------------------------------
-
-
-@hookspec(firstresult=True)
-def meshplatform_apply_landing_zone(
-    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
-) -> StepOutcome | None:
-    """Apply ``tenant.landing_zone`` to a provisioned tenant (guardrails, baselines).
-
-    Called after provision/update for platforms with the ``landing_zones``
-    capability. Must be idempotent; record sub-steps with ``ctx.step``.
-
-    :param platform: the tenant's platform.
-    :param tenant: the tenant, ``platform_tenant_id`` set.
-    :param ctx: the hook context.
-    :returns: a :class:`~meshcore.results.StepOutcome`; ``None`` for a foreign type.
-    :raises PlatformError: a guardrail or baseline failed to apply.
-    :raises RetryableError: a transient failure; the core retries.
-
-    ``firstresult``: the owning plugin answers.
-
-    Example::
-
-        @hookimpl
-        def meshplatform_apply_landing_zone(platform, tenant, ctx):
-            if platform.type != "aws":
-                return None
-            with ctx.step("scp"):
-                changed = attach_policies(tenant)
-            return StepOutcome(changed=changed)
+        def meshplatform_landing_zone_actions(platform, tenant, ctx):
+            have = guardrails_of(tenant.platform_tenant_id)
+            want = set(tenant.landing_zone.config.guardrails)
+            return Observation(
+                in_place=frozenset(f"guardrail:{g}" for g in want & have),
+                actions=tuple(attach(ctx, g) for g in sorted(want - have)))
     """
 
 
@@ -296,34 +312,35 @@ def meshplatform_apply_landing_zone(
 
 
 @hookspec(firstresult=True)
-def meshplatform_replicate_access(
-    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
-) -> StepOutcome | None:
-    """Make the platform's permissions match ``tenant.bindings``.
+def meshplatform_access_actions(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:  # type: ignore[empty-body]
+    """Observe who has access to the tenant and say what must change to match ``tenant.bindings``.
 
-    Expired bindings are already removed by the core. For a tenant
-    ``MARKED_FOR_DELETION`` the bindings are empty: revoke everything. For a
-    ``DELETED`` tenant, also remove what the plugin created for access (groups).
+    Removing access is always a ``revoke`` action (the core runs it first, for
+    every tenant, every run until it is confirmed); granting is an ``access``
+    action (run last, only when every earlier phase is confirmed). For a tenant
+    marked for deletion the bindings are empty: revoke everything; once its
+    deletion is approved, ``cleanup`` actions remove what was created for
+    access (e.g. groups). Expired bindings are already dropped by the core.
+    Needs the ``access`` capability.
 
     :param platform: the tenant's platform.
     :param tenant: the tenant with its bindings in force.
-    :param ctx: the hook context.
-    :returns: a :class:`~meshcore.results.StepOutcome`; ``None`` for a foreign type.
-    :raises PlatformError: access could not be replicated (record per-binding
-        problems with ``ctx.step`` and carry on where possible).
-    :raises RetryableError: a transient failure; the core retries.
+    :param ctx: the hook context, scoped to this tenant.
+    :returns: an :class:`~meshcore.actions.Observation`.
+    :raises PlatformError: access cannot be read.
 
     ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 2
 
     Example::
 
         @hookimpl
-        def meshplatform_replicate_access(platform, tenant, ctx):
-            if platform.type != "aws":
-                return None
-            for binding in tenant.bindings:
-                ensure_assignment(binding)
-            return StepOutcome(changed=True)
+        def meshplatform_access_actions(platform, tenant, ctx):
+            have, want = granted(tenant), wanted(tenant)
+            return Observation(actions=tuple(
+                [revoke(ctx, g) for g in sorted(have - want)]
+                + [grant(ctx, g) for g in sorted(want - have)]))
     """
 
 
@@ -333,31 +350,31 @@ def meshplatform_replicate_access(
 
 
 @hookspec(firstresult=True)
-def meshplatform_collect_costs(
+def meshplatform_collect_costs(  # type: ignore[empty-body]
     platform: PlatformSpec, period: Period, tenants: list[TenantRef], ctx: HookContext
-) -> CostCollection | None:
+) -> CostCollection:
     """Collect the platform's costs for ``period``, per platform tenant.
 
     Return costs of every platform tenant the bill shows, managed or not; the
     core attributes them to tenants and reports the rest as unattributed.
+    Needs the ``costs`` capability.
 
     :param platform: the platform.
     :param period: the half-open UTC date range and granularity.
     :param tenants: the recorded tenants of this platform (for filtering if needed).
     :param ctx: the hook context.
     :returns: a :class:`~meshcore.results.CostCollection` whose records lie
-        inside the period, with the number and price of API requests made;
-        ``None`` for a foreign type.
-    :raises RetryableError: a transient failure; the core retries.
+        inside the period, with the number and price of API requests made.
+    :raises PlatformError: the costs cannot be read.
 
     ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 1
 
     Example::
 
         @hookimpl
         def meshplatform_collect_costs(platform, period, tenants, ctx):
-            if platform.type != "aws":
-                return None
             return CostCollection(records=[...], requests=1, request_cost=Decimal("0.01"))
     """
 
@@ -368,27 +385,27 @@ def meshplatform_collect_costs(
 
 
 @hookspec(firstresult=True)
-def meshplatform_discover_tenants(platform: PlatformSpec, ctx: HookContext) -> list[DiscoveredTenant] | None:
+def meshplatform_discover_tenants(platform: PlatformSpec, ctx: HookContext) -> list[DiscoveredTenant]:  # type: ignore[empty-body]
     """List the tenants that exist on the platform (for import).
 
-    The core removes those a tenant already manages; the plugin should leave
-    out infrastructure that must never be a tenant (e.g. the management account).
+    The core removes those a tenant already manages; the plugin leaves out
+    infrastructure that must never be a tenant (e.g. the management account).
+    Needs the ``discovery`` capability.
 
     :param platform: the platform.
     :param ctx: the hook context.
-    :returns: a list of :class:`~meshcore.results.DiscoveredTenant`; ``None``
-        for a foreign type.
+    :returns: a list of :class:`~meshcore.results.DiscoveredTenant`.
     :raises PlatformError: the platform cannot be listed.
 
     ``firstresult``: the owning plugin answers.
+
+    .. versionadded:: 1
 
     Example::
 
         @hookimpl
         def meshplatform_discover_tenants(platform, ctx):
-            if platform.type != "aws":
-                return None
-            return [DiscoveredTenant(platform_tenant_id=a["Id"], name=a["Name"]) for a in accounts()]
+            return [DiscoveredTenant(platform_tenant_id=p.id, name=p.name) for p in projects()]
     """
 
 
@@ -411,11 +428,13 @@ def meshplatform_cli_commands() -> Any:
 
     Not ``firstresult``: the core asks the one plugin named on the command line.
 
+    .. versionadded:: 1
+
     Example::
 
         @hookimpl
         def meshplatform_cli_commands():
-            app = typer.Typer(help="AWS plugin commands")
+            app = typer.Typer(help="ACME plugin commands")
 
             @app.command()
             def sandbox(): ...

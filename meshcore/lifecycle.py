@@ -1,8 +1,8 @@
 """Decide what each tenant needs: the diff of desired (config) against recorded (state store).
 
 Pure logic, no I/O beyond the rows it is given: a :class:`Task` per tenant says
-which lifecycle action applies. The reconciler then asks plugins for details
-(``plan``) or carries the actions out (``apply``).
+which lifecycle step applies. The reconciler then asks plugins what each tenant
+needs (``plan``) and runs it (``apply``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from meshcore.specs import LandingZoneSpec, ProjectRef, TenantSpec, WorkspaceRef
 from meshcore.state.tables import TenantRow
 
 
-class Action(StrEnum):
+class Lifecycle(StrEnum):
     PROVISION = "provision"  # never provisioned (or creation still in progress)
     UPDATE = "update"  # converge an existing tenant
     RESTORE = "restore"  # back in config before its deletion was approved
@@ -29,14 +29,14 @@ class Action(StrEnum):
 @dataclass
 class Task:
     key: str
-    action: Action
+    lifecycle: Lifecycle
     tenant: TenantSpec | None
     row: TenantRow | None
     note: str = ""
 
 
-def _spec_from_row(row: TenantRow, lz: LandingZoneSpec, status: TenantStatus) -> TenantSpec:
-    """A spec for a tenant no longer in config: identity and recorded attributes only."""
+def _spec_from_row(row: TenantRow, lz: LandingZoneSpec, status: TenantStatus, approved: bool) -> TenantSpec:
+    """A spec for a tenant no longer in config: its identity only (no tags, no bindings)."""
     return TenantSpec(
         workspace=WorkspaceRef(id=row.workspace, name=row.workspace, tags={}),
         project=ProjectRef(id=row.project, name=row.project, tags={}),
@@ -47,7 +47,7 @@ def _spec_from_row(row: TenantRow, lz: LandingZoneSpec, status: TenantStatus) ->
         tags={},
         replicated_tags={},
         bindings=(),
-        attributes={k: str(v) for k, v in (row.attributes or {}).items()},
+        deletion_approved=approved,
     )
 
 
@@ -58,52 +58,49 @@ def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[Tenant
     for spec in desired:
         row = by_key.pop(spec.key, None)
         if row is None:
-            out.append(Task(spec.key, Action.PROVISION, spec, None))
+            out.append(Task(spec.key, Lifecycle.PROVISION, spec, None))
             continue
-        live = spec.model_copy(
-            update={
-                "platform_tenant_id": row.platform_tenant_id,
-                "attributes": {k: str(v) for k, v in (row.attributes or {}).items()},
-            }
-        )
+        live = spec.model_copy(update={"platform_tenant_id": row.platform_tenant_id})
         if row.status == TenantStatus.MARKED_FOR_DELETION:
             if row.approved_at is None:
-                out.append(Task(spec.key, Action.RESTORE, live, row))
+                out.append(Task(spec.key, Lifecycle.RESTORE, live, row))
             else:
                 out.append(
                     Task(
                         spec.key,
-                        Action.DEPROVISION,
+                        Lifecycle.DEPROVISION,
                         _deleting(live),
                         row,
                         "deletion already approved; it cannot be undone",
                     )
                 )
         elif row.platform_tenant_id is None:
-            out.append(Task(spec.key, Action.PROVISION, live, row))
+            out.append(Task(spec.key, Lifecycle.PROVISION, live, row))
         else:
-            out.append(Task(spec.key, Action.UPDATE, live, row))
+            out.append(Task(spec.key, Lifecycle.UPDATE, live, row))
 
     for row in by_key.values():
         lz = config.landing_zones.get(row.landing_zone)
-        if row.platform not in config.platforms or lz is None:
-            missing = "platform" if row.platform not in config.platforms else "landing zone"
+        if row.platform not in config.platforms:
             out.append(
                 Task(
                     row.key,
-                    Action.ORPHANED,
+                    Lifecycle.ORPHANED,
                     None,
                     row,
-                    f"its {missing} is no longer in the config; the tenant is left untouched",
+                    "its platform is no longer in the config: left untouched, access NOT revoked",
                 )
             )
+            continue
+        if lz is None:  # refused before any change: see missing_landing_zones()
+            out.append(Task(row.key, Lifecycle.ORPHANED, None, row, f"landing zone {row.landing_zone!r} is gone"))
             continue
         if row.status == TenantStatus.ACTIVE:
             out.append(
                 Task(
                     row.key,
-                    Action.MARK_FOR_DELETION,
-                    _spec_from_row(row, lz, TenantStatus.MARKED_FOR_DELETION),
+                    Lifecycle.MARK_FOR_DELETION,
+                    _spec_from_row(row, lz, TenantStatus.MARKED_FOR_DELETION, lz.auto_approve_deletion),
                     row,
                 )
             )
@@ -111,8 +108,8 @@ def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[Tenant
             out.append(
                 Task(
                     row.key,
-                    Action.AWAIT_APPROVAL,
-                    _spec_from_row(row, lz, TenantStatus.MARKED_FOR_DELETION),
+                    Lifecycle.AWAIT_APPROVAL,
+                    _spec_from_row(row, lz, TenantStatus.MARKED_FOR_DELETION, False),
                     row,
                     f"run 'meshcore approve {row.key}' to delete it",
                 )
@@ -121,8 +118,8 @@ def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[Tenant
             out.append(
                 Task(
                     row.key,
-                    Action.DEPROVISION,
-                    _spec_from_row(row, lz, TenantStatus.MARKED_FOR_DELETION),
+                    Lifecycle.DEPROVISION,
+                    _spec_from_row(row, lz, TenantStatus.MARKED_FOR_DELETION, True),
                     row,
                 )
             )
@@ -130,7 +127,18 @@ def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[Tenant
 
 
 def _deleting(spec: TenantSpec) -> TenantSpec:
-    return spec.model_copy(update={"status": TenantStatus.MARKED_FOR_DELETION, "bindings": ()})
+    return spec.model_copy(
+        update={"status": TenantStatus.MARKED_FOR_DELETION, "bindings": (), "deletion_approved": True}
+    )
 
 
-__all__ = ["Action", "Task", "tasks", "tenant_key"]
+def missing_landing_zones(config: LoadedConfig, recorded: list[TenantRow]) -> dict[str, list[str]]:
+    """Landing zones gone from the config while live tenants of a configured platform still use them."""
+    out: dict[str, list[str]] = {}
+    for row in recorded:
+        if row.platform in config.platforms and row.landing_zone not in config.landing_zones:
+            out.setdefault(row.landing_zone, []).append(row.key)
+    return out
+
+
+__all__ = ["Lifecycle", "Task", "missing_landing_zones", "tasks", "tenant_key"]

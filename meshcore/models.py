@@ -184,8 +184,12 @@ class Settings(Frozen):
 
     concurrency: int = Field(default=8, ge=1, le=64, description="Tenants reconciled in parallel.")
     project_roles: tuple[Identifier, ...] = DEFAULT_PROJECT_ROLES
-    hook_retries: int = Field(
-        default=3, ge=0, le=10, description="Retries of a hook that raised RetryableError."
+    max_deletions_per_run: int = Field(
+        default=5,
+        ge=0,
+        le=10000,
+        description="An apply that would mark more tenants for deletion than this is refused before any "
+        "change, unless 'meshcore apply --allow-deletions N' allows at least that many.",
     )
     costs: CostSettings = CostSettings()
 

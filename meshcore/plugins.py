@@ -26,16 +26,14 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from meshcore import hookspecs
+from meshcore.actions import Observation
 from meshcore.errors import MeshcoreError, PluginError
 from meshcore.results import (
-    Change,
+    Capability,
     CostCollection,
-    DeprovisionResult,
     DiscoveredTenant,
     PlatformType,
     PreflightReport,
-    ProvisionResult,
-    StepOutcome,
     ValidationProblem,
 )
 from meshcore.specs import PlatformSpec
@@ -43,18 +41,29 @@ from meshcore.specs import PlatformSpec
 ENTRY_POINT_GROUP = "meshcore.platforms"
 DISABLE_ENV = "MESHCORE_DISABLE_PLUGINS"
 
-# hook name -> (model, is_list): what the core accepts back from each hook.
-RESULT_TYPES: dict[str, tuple[type[BaseModel], bool]] = {
+# hook name -> (model, is_list): what the core accepts back from each dispatched hook.
+RESULT_TYPES: dict[str, tuple[type[BaseModel] | type[str], bool]] = {
     "meshplatform_validate": (ValidationProblem, True),
     "meshplatform_preflight": (PreflightReport, False),
-    "meshplatform_plan_tenant": (Change, True),
-    "meshplatform_provision_tenant": (ProvisionResult, False),
-    "meshplatform_update_tenant": (ProvisionResult, False),
-    "meshplatform_deprovision_tenant": (DeprovisionResult, False),
-    "meshplatform_apply_landing_zone": (StepOutcome, False),
-    "meshplatform_replicate_access": (StepOutcome, False),
+    "meshplatform_identity": (str, False),
+    "meshplatform_platform_actions": (Observation, False),
+    "meshplatform_tenant_actions": (Observation, False),
+    "meshplatform_landing_zone_actions": (Observation, False),
+    "meshplatform_access_actions": (Observation, False),
     "meshplatform_collect_costs": (CostCollection, False),
     "meshplatform_discover_tenants": (DiscoveredTenant, True),
+}
+#: Hooks that may answer ``None`` (the plugin cannot tell).
+OPTIONAL_ANSWER = frozenset({"meshplatform_identity"})
+#: capability -> the hook a plugin declaring it must implement (and may implement only then).
+CAPABILITY_HOOKS: dict[Capability, str] = {
+    Capability.TENANTS: "meshplatform_tenant_actions",
+    Capability.LANDING_ZONES: "meshplatform_landing_zone_actions",
+    Capability.SHARED_RESOURCES: "meshplatform_platform_actions",
+    Capability.ACCESS: "meshplatform_access_actions",
+    Capability.COSTS: "meshplatform_collect_costs",
+    Capability.DISCOVERY: "meshplatform_discover_tenants",
+    Capability.PREFLIGHT: "meshplatform_preflight",
 }
 
 
@@ -177,6 +186,19 @@ class PluginRegistry:
         except Exception as exc:  # pluggy does not roll back a failed register
             self._forget(name)
             return self._broken(info, f"registration failed: {exc}")
+        retired = sorted(
+            impl
+            for impl in dir(plugin)
+            if impl in hookspecs.RETIRED_HOOKS and hasattr(getattr(plugin, impl), "meshplatform_impl")
+        )
+        if retired:
+            self._forget(name)
+            return self._broken(
+                info,
+                f"implements hooks of contract 1 ({', '.join(retired)}); this meshcore implements hook "
+                f"contract {hookspecs.CONTRACT_VERSION}, where plugins return actions "
+                "(see docs/hooks.md, 'Changes')",
+            )
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -205,7 +227,25 @@ class PluginRegistry:
                 f"entry point {name!r} must register platform type {name!r} "
                 f"(it registered: {', '.join(t.name for t in types) or 'none'})",
             )
-        info.platform_type = match[0]
+        ptype = match[0]
+        implemented = {h.name for h in self.pm.get_hookcallers(plugin) or []}
+        missing = sorted(CAPABILITY_HOOKS[c] for c in ptype.capabilities if CAPABILITY_HOOKS[c] not in implemented)
+        undeclared = sorted(
+            f"{hook} (capability {cap.value!r})"
+            for cap, hook in CAPABILITY_HOOKS.items()
+            if hook in implemented and cap not in ptype.capabilities
+        )
+        if Capability.TENANTS not in ptype.capabilities or missing or undeclared:
+            self._forget(name)
+            reasons = []
+            if Capability.TENANTS not in ptype.capabilities:
+                reasons.append("every platform type needs the 'tenants' capability")
+            if missing:
+                reasons.append(f"declares capabilities without their hooks: {', '.join(missing)}")
+            if undeclared:
+                reasons.append(f"implements hooks without declaring the capability: {', '.join(undeclared)}")
+            return self._broken(info, "; ".join(reasons))
+        info.platform_type = ptype
         return info
 
     def _broken(self, info: PluginInfo, error: str) -> PluginInfo:
@@ -237,7 +277,12 @@ class PluginRegistry:
             raise PluginError(name, f"is {info.status}: {info.error}")
         return info.platform_type
 
-    def has_capability(self, type_name: str, capability: str) -> bool:
+    def implements(self, type_name: str, hook: str) -> bool:
+        """Whether the plugin owning ``type_name`` implements ``hook`` (for optional hooks)."""
+        plugin = self.infos[type_name].plugin if type_name in self.infos else None
+        return plugin is not None and any(h.name == hook for h in self.pm.get_hookcallers(plugin) or [])
+
+    def has_capability(self, type_name: str, capability: Capability) -> bool:
         return capability in self.platform_type(type_name).capabilities
 
     # -- dispatch ----------------------------------------------------------------
@@ -277,15 +322,23 @@ class PluginRegistry:
         """Validate a hook's answer against :data:`RESULT_TYPES`."""
         model, is_list = RESULT_TYPES[hook]
         if result is None:
-            raise PluginError(plugin, f"{hook} returned None for its own platform type")
+            if hook in OPTIONAL_ANSWER:
+                return None
+            raise PluginError(plugin, f"{hook} returned None")
+        if model is str:
+            if not isinstance(result, str) or not result.strip():
+                raise PluginError(plugin, f"{hook} must return a non-empty string or None")
+            return result
+        if model is Observation and isinstance(result, list | tuple):
+            result = {"actions": tuple(result)}
         try:
             if is_list:
                 if not isinstance(result, list | tuple):
                     raise PluginError(
                         plugin, f"{hook} must return a list of {model.__name__}, got {type(result).__name__}"
                     )
-                return [r if isinstance(r, model) else model.model_validate(r) for r in result]
-            return result if isinstance(result, model) else model.model_validate(result)
+                return [r if isinstance(r, model) else model.model_validate(r) for r in result]  # type: ignore[union-attr]
+            return result if isinstance(result, model) else model.model_validate(result)  # type: ignore[union-attr]
         except ValidationError as exc:
             raise PluginError(
                 plugin, f"{hook} returned a malformed {model.__name__}: {_brief(exc)}"

@@ -1,12 +1,19 @@
-"""Plan and apply: drive plugins from the lifecycle tasks, tenant by tenant.
+"""Plan and apply: observe through plugins, then run exactly the observed actions in the core's order.
 
-* ``plan`` asks each plugin what applying would change (reads only) and records
-  nothing but the run itself.
-* ``apply`` carries out every task. Tenants run in parallel (``settings.concurrency``)
-  and independently: an exception in one tenant fails that tenant only. Every
-  step's outcome is written to the state store the moment it ends.
-* A hook that raises :class:`~meshcore.errors.RetryableError` is retried with
-  bounded, jittered backoff (``settings.hook_retries``).
+Both commands observe the same way, so ``plan`` shows exactly what ``apply``
+would run:
+
+1. refusals before anything else (:mod:`meshcore.guards`): too many deletions,
+   a vanished landing zone, a renamed platform;
+2. per platform, the shared resources (``meshplatform_platform_actions``);
+3. per tenant, in parallel (``settings.concurrency``): the tenant, landing-zone
+   and access hooks, merged into one observation.
+
+``apply`` then runs the platform's actions, then each tenant's, by the rules of
+:mod:`meshcore.execution`, recording every action as a step the moment it ends.
+Tenants are independent: a failure in one never stops the others. A tenant
+whose deletion is approved is ``DELETED`` only once observing it again finds
+nothing left to do.
 """
 
 from __future__ import annotations
@@ -17,75 +24,45 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
+from meshcore import guards
+from meshcore.actions import (
+    ACTIVE_PHASES,
+    DELETION_PHASES,
+    MARKED_PHASES,
+    Action,
+    ActionResult,
+    Observation,
+    Phase,
+    merge,
+)
 from meshcore.config import LoadedConfig
 from meshcore.context import HookContext, RunCache
-from meshcore.desired import desired_tenants, spec_hash
-from meshcore.errors import MeshcoreError, RetryableError
-from meshcore.lifecycle import Action, Task, tasks
+from meshcore.desired import desired_tenants
+from meshcore.errors import MeshcoreError, PluginError, RefusedError
+from meshcore.execution import Confirmed, Outcome, execute, predict, step_name
+from meshcore.lifecycle import Lifecycle, Task, tasks
 from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
 from meshcore.redaction import redact
-from meshcore.results import Capability, Change, ChangeAction, DeprovisionStatus, ProvisionStatus
-from meshcore.retry import Backoff, call_with_retries
-from meshcore.specs import TenantSpec
+from meshcore.report import ActionView, Item, Report
+from meshcore.results import Capability
+from meshcore.specs import PlatformSpec, TenantSpec
 from meshcore.state import StateStore
-from meshcore.state.tables import utcnow
+from meshcore.state.tables import TenantRow, utcnow
 
 LEASE_NAME = "apply"
 LEASE_TTL = 600.0
-
-
-@dataclass
-class PlanItem:
-    key: str
-    action: str
-    changes: list[Change] = field(default_factory=list)
-    note: str = ""
-    error: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.key,
-            "action": self.action,
-            "note": self.note,
-            "error": self.error,
-            "changes": [c.model_dump(mode="json") for c in self.changes],
-        }
-
-
-@dataclass
-class TenantResult:
-    key: str
-    action: str
-    status: str = "ok"  # ok | changed | failed | in_progress | waiting | skipped
-    message: str = ""
-    platform_tenant_id: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Report:
-    run_id: int
-    plan: list[PlanItem] = field(default_factory=list)
-    results: list[TenantResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[TenantResult]:
-        return [r for r in self.results if r.status == "failed"]
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.results:
-            out[r.status] = out.get(r.status, 0) + 1
-        return out
+#: (capability, hook) of the hooks that observe one tenant, in the order they are asked.
+TENANT_HOOKS: tuple[tuple[Capability, str], ...] = (
+    (Capability.TENANTS, "meshplatform_tenant_actions"),
+    (Capability.LANDING_ZONES, "meshplatform_landing_zone_actions"),
+    (Capability.ACCESS, "meshplatform_access_actions"),
+)
 
 
 def runner_id() -> str:
@@ -107,6 +84,13 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
+def phases_for(tenant: TenantSpec) -> tuple[Phase, ...]:
+    """The phases the core runs for a tenant in its lifecycle state."""
+    if tenant.status == TenantStatus.ACTIVE:
+        return ACTIVE_PHASES
+    return DELETION_PHASES if tenant.deletion_approved else MARKED_PHASES
+
+
 class Reconciler:
     """Reconciles one validated config against one state store through the registry's plugins."""
 
@@ -118,7 +102,7 @@ class Reconciler:
         *,
         sleep: Callable[[float], None] = time.sleep,
         today: dt.date | None = None,
-        on_progress: Callable[[TenantResult], None] | None = None,
+        on_progress: Callable[[Item], None] | None = None,
     ):
         self.config = config
         self.store = store
@@ -126,99 +110,148 @@ class Reconciler:
         self.sleep = sleep
         self.today = today
         self.on_progress = on_progress
-        settings = config.document.settings
-        self.concurrency = settings.concurrency
-        self.backoff = Backoff(attempts=settings.hook_retries + 1, base=1.0, cap=30.0)
+        self.concurrency = config.document.settings.concurrency
 
     # -- shared ---------------------------------------------------------------------
 
-    def _tasks(self) -> list[Task]:
-        return tasks(self.config, desired_tenants(self.config, self.today), self.store.tenants())
+    def _tasks(self) -> tuple[list[Task], list[TenantRow]]:
+        recorded = self.store.tenants()
+        return tasks(self.config, desired_tenants(self.config, self.today), recorded), recorded
 
     def _contexts(self, run_id: int) -> dict[str, HookContext]:
         return {
-            pid: HookContext(
-                backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep
-            )
+            pid: HookContext(backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep)
             for pid in self.config.platforms
         }
 
-    def _call(self, hook: str, tenant: TenantSpec, ctx: HookContext) -> Any:
+    def _can(self, platform: PlatformSpec, capability: Capability) -> bool:
+        return self.registry.has_capability(platform.type, capability)
+
+    def _refusals(self, work: list[Task], recorded: list[TenantRow], allow_deletions: int) -> None:
+        guards.check_landing_zones(self.config, recorded)
+        guards.check_deletions(self.config, work, recorded, allow_deletions)
+
+    def _identity(self, platform: PlatformSpec, ctx: HookContext, record: bool) -> None:
+        """Check (and on apply record) which cloud the platform points at; raises RefusedError."""
+        implemented = self.registry.implements(platform.type, "meshplatform_identity")
+        identity = self.registry.call("meshplatform_identity", platform, ctx=ctx) if implemented else None
+        guards.check_identity(self.store, platform.id, platform.type, identity)
+        if record:
+            self.store.record_platform(platform.id, platform.type, identity or "")
+
+    def _observe_platform(self, platform: PlatformSpec, ctx: HookContext) -> Observation:
+        if not self._can(platform, Capability.SHARED_RESOURCES):
+            return Observation()
+        lzs = [lz for lz in self.config.landing_zones.values() if lz.platform == platform.id]
+        obs: Observation = self.registry.call("meshplatform_platform_actions", platform, landing_zones=lzs, ctx=ctx)
+        return obs
+
+    def _observe_tenant(self, tenant: TenantSpec, ctx: HookContext) -> Observation:
+        """Ask the tenant, landing-zone and access hooks; the latter two see the tenant the first one found."""
         platform = self.config.platforms[tenant.platform_id]
-        mark = len(ctx.failed_steps)
-
-        def attempt() -> Any:
-            # Steps that failed in an attempt that is then retried stay in the history,
-            # but only the last attempt decides the tenant's outcome.
-            del ctx.failed_steps[mark:]
-            return self.registry.call(hook, platform, tenant=tenant, ctx=ctx)
-
-        return call_with_retries(
-            attempt,
-            retry_on=lambda exc: isinstance(exc, RetryableError),
-            backoff=self.backoff,
-            sleep=self.sleep,
-        )
-
-    def _can(self, tenant: TenantSpec, capability: Capability) -> bool:
-        return self.registry.has_capability(self.config.platforms[tenant.platform_id].type, capability)
+        found: list[Observation] = []
+        live = tenant
+        for capability, hook in TENANT_HOOKS:
+            if not self._can(platform, capability):
+                continue
+            obs: Observation = self.registry.call(hook, platform, tenant=live, ctx=ctx)
+            if hook == "meshplatform_tenant_actions":
+                if obs.platform_tenant_id and tenant.platform_tenant_id not in (None, obs.platform_tenant_id):
+                    raise PluginError(
+                        platform.type,
+                        f"observed tenant {obs.platform_tenant_id} for {tenant.key}, which is bound to "
+                        f"{tenant.platform_tenant_id}",
+                    )
+                if obs.platform_tenant_id and tenant.platform_tenant_id is None:
+                    live = tenant.model_copy(update={"platform_tenant_id": obs.platform_tenant_id})
+            found.append(obs)
+        return merge(found)
 
     # -- plan -----------------------------------------------------------------------
 
-    def plan(self) -> Report:
-        """What ``apply`` would do, per tenant, including drift the plugins see. No writes."""
+    def plan(self, *, allow_deletions: int = 0) -> Report:
+        """What ``apply`` would run, per platform and per tenant, drift included. No cloud writes."""
         run = self.store.start_run("plan", runner_id())
-        report = Report(run.id)
+        report = Report(run.id, "plan")
+        work, recorded = self._tasks()
+        try:
+            self._refusals(work, recorded, allow_deletions)
+        except MeshcoreError as exc:
+            self.store.finish_run(run.id, "refused", {"refused": str(exc)})
+            raise
         contexts = self._contexts(run.id)
-        work = self._tasks()
-
-        def one(task: Task) -> PlanItem:
-            item = PlanItem(task.key, task.action.value, note=task.note)
-            if task.tenant is None:
-                return item
-            ctx = contexts[task.tenant.platform_id].for_tenant(task.key)
-            lifecycle = {
-                Action.MARK_FOR_DELETION: Change(
-                    action=ChangeAction.UPDATE,
-                    resource="tenant",
-                    detail="mark for deletion and revoke all access",
-                    before="ACTIVE",
-                    after="MARKED_FOR_DELETION",
-                ),
-                Action.RESTORE: Change(
-                    action=ChangeAction.UPDATE,
-                    resource="tenant",
-                    detail="cancel the pending deletion",
-                    before="MARKED_FOR_DELETION",
-                    after="ACTIVE",
-                ),
-                Action.DEPROVISION: Change(
-                    action=ChangeAction.DELETE,
-                    resource="tenant",
-                    detail="deletion approved"
-                    if task.row and task.row.approved_at
-                    else "deletion auto-approved by the landing zone",
-                ),
-            }.get(task.action)
-            if lifecycle is not None:
-                item.changes.append(lifecycle)
-            if task.action == Action.AWAIT_APPROVAL:
-                return item
+        confirmed: dict[str, Confirmed] = {}
+        broken: dict[str, str] = {}
+        for pid, platform in self.config.platforms.items():
+            item = Item(f"platform:{pid}", scope="platform", lifecycle="shared")
             try:
-                item.changes.extend(self._call("meshplatform_plan_tenant", task.tenant, ctx))
+                self._identity(platform, contexts[pid], record=False)
+                obs = self._observe_platform(platform, contexts[pid])
+                keys = confirmed[pid] = _confirmed_by(obs)
+                item.actions = predict(obs.actions, phases=ACTIVE_PHASES, confirmed=keys, gated=False)
+                for view in item.actions:  # planned shared actions confirm their keys for the tenants' plans
+                    if view.status == "planned":
+                        keys.add(view.key)
+                item.status = "changes" if item.actions else "converged"
+                item.events = [f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())]
             except MeshcoreError as exc:
-                item.error = redact(str(exc))
+                if isinstance(exc, RefusedError):
+                    self.store.finish_run(run.id, "refused", {"refused": str(exc)})
+                    raise
+                broken[pid] = redact(str(exc))
+                item.status, item.message = "error", broken[pid]
+            if item.actions or item.message or item.events:
+                report.items.append(item)
+
+        def one(task: Task) -> Item:
+            item = Item(task.key, lifecycle=task.lifecycle.value, note=task.note)
+            if task.tenant is None:
+                item.status = "skipped"
+                return item
+            if task.tenant.platform_id in broken:
+                item.status = "error"
+                item.message = f"platform {task.tenant.platform_id}: {broken[task.tenant.platform_id]}"
+                return item
+            tenant = self._lifecycle_spec(task)
+            ctx = contexts[tenant.platform_id].for_tenant(task.key, tenant.platform_tenant_id)
+            try:
+                obs = self._observe_tenant(tenant, ctx)
+            except MeshcoreError as exc:
+                item.status, item.message = "error", redact(str(exc))
+                return item
+            keys = Confirmed(confirmed[tenant.platform_id])
+            keys.keys |= obs.in_place
+            keys.problems.update(obs.problems)
+            item.actions = predict(obs.actions, phases=phases_for(tenant), confirmed=keys)
+            item.platform_tenant_id = tenant.platform_tenant_id or obs.platform_tenant_id
+            item.events = _lifecycle_events(task)
+            item.status = "changes" if item.actions or item.events else "converged"
             return item
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            report.plan = list(pool.map(one, work))
-        self.store.finish_run(run.id, "ok", {"tenants": len(work)})
+            report.items.extend(pool.map(one, work))
+        report.summary = {
+            "tenants": len(report.tenants),
+            "actions": report.pending_changes(),
+            "blocked": sum(1 for i in report.items for a in i.actions if a.status in ("blocked", "refused")),
+            "errors": len(report.failed),
+        }
+        self.store.finish_run(run.id, "ok" if not report.failed else "failed", report.summary)
         return report
+
+    def _lifecycle_spec(self, task: Task) -> TenantSpec:
+        """The spec as the tenant will be once this run's lifecycle step is taken."""
+        assert task.tenant is not None
+        if task.lifecycle == Lifecycle.MARK_FOR_DELETION:
+            return task.tenant.model_copy(
+                update={"deletion_approved": task.tenant.landing_zone.auto_approve_deletion}
+            )
+        return task.tenant
 
     # -- apply ----------------------------------------------------------------------
 
     @contextmanager
-    def lease(self, wait: float = 0.0):
+    def lease(self, wait: float = 0.0) -> Iterator[str]:
         """Hold the state store's apply lease (renewed in the background) for the block."""
         holder = runner_id()
         deadline = time.monotonic() + wait
@@ -256,218 +289,274 @@ class Reconciler:
             stop.set()
             self.store.release_lease(LEASE_NAME, holder)
 
-    def apply(self, *, wait: float = 0.0) -> Report:
-        """Carry out every task; returns per-tenant results. Holds the apply lease."""
+    def apply(self, *, wait: float = 0.0, allow_deletions: int = 0) -> Report:
+        """Run every platform's and tenant's actions; refusals raise before any change."""
         with self.lease(wait):
+            work, recorded = self._tasks()
+            self._refusals(work, recorded, allow_deletions)
             run = self.store.start_run("apply", runner_id())
-            report = Report(run.id)
+            report = Report(run.id, "apply")
             contexts = self._contexts(run.id)
-            work = self._tasks()
+            confirmed: dict[str, Confirmed] = {}
+            broken: dict[str, str] = {}
+            for pid, platform in self.config.platforms.items():
+                try:
+                    self._identity(platform, contexts[pid], record=True)
+                except RefusedError as exc:
+                    self.store.finish_run(run.id, "refused", {"refused": str(exc)})
+                    raise
+                except MeshcoreError as exc:
+                    broken[pid] = redact(str(exc))
+            for pid, platform in self.config.platforms.items():
+                if pid in broken:
+                    report.items.append(Item(f"platform:{pid}", "platform", "shared", "failed", broken[pid]))
+                    continue
+                item, keys = self._apply_platform(platform, contexts[pid])
+                confirmed[pid] = keys
+                if item.status == "failed" and not item.actions:
+                    broken[pid] = item.message
+                if item.actions or item.status == "failed":
+                    report.items.append(item)
 
-            def one(task: Task) -> TenantResult:
-                result = self._apply_one(task, contexts)
+            def one(task: Task) -> Item:
+                if task.tenant is not None and task.tenant.platform_id in broken:
+                    item = Item(task.key, lifecycle=task.lifecycle.value, status="failed")
+                    item.message = f"platform {task.tenant.platform_id}: {broken[task.tenant.platform_id]}"
+                else:
+                    item = self._apply_one(task, contexts, confirmed)
                 if self.on_progress is not None:
-                    self.on_progress(result)
-                return result
+                    self.on_progress(item)
+                return item
 
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                report.results = list(pool.map(one, work))
-            status = "failed" if report.failed else "ok"
-            self.store.finish_run(run.id, status, report.counts())
+                report.items.extend(pool.map(one, work))
+            report.summary = _summary(report)
+            self.store.finish_run(run.id, "failed" if report.failed else "ok", report.summary)
             return report
 
-    def _apply_one(self, task: Task, contexts: dict[str, HookContext]) -> TenantResult:
-        result = TenantResult(task.key, task.action.value)
-        if task.tenant is None:
-            result.status, result.message = "skipped", task.note
-            return result
-        ctx = contexts[task.tenant.platform_id].for_tenant(task.key)
-        try:
-            handler = {
-                Action.PROVISION: self._provision,
-                Action.UPDATE: self._update,
-                Action.RESTORE: self._restore,
-                Action.MARK_FOR_DELETION: self._mark,
-                Action.AWAIT_APPROVAL: self._await,
-                Action.DEPROVISION: self._deprovision,
-            }[task.action]
-            handler(task, ctx, result)
-            if ctx.failed_steps and result.status != "failed":
-                result.status = "failed"
-                result.message = result.message or f"failed steps: {', '.join(ctx.failed_steps)}"
-        except MeshcoreError as exc:
-            result.status, result.message = "failed", redact(str(exc))
-        except Exception as exc:  # a core bug must not stop the other tenants either
-            result.status, result.message = "failed", redact(f"internal error: {type(exc).__name__}: {exc}")
-        if task.row is not None or result.status == "failed":
-            row = task.row or self.store.find_tenant(
-                task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
+    def _record(self, ctx: HookContext) -> Callable[[ActionView, Any, float], None]:
+        def record(view: ActionView, started: Any, t0: float) -> None:
+            self.store.record_step(
+                ctx.run_id,
+                ctx.tenant_key,
+                ctx.platform_id,
+                step_name(view),
+                view.status,
+                view.message or view.describe(),
+                started,
+                int((time.perf_counter() - t0) * 1000),
             )
-            if row is not None:
-                self.store.update_tenant(
-                    row.id, last_error=result.message if result.status == "failed" else ""
-                )
-        return result
 
-    @contextmanager
-    def _step(self, ctx: HookContext, name: str):
-        with ctx.step(name) as handle:
-            yield handle
+        return record
 
-    def _provision(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
+    def _apply_platform(self, platform: PlatformSpec, ctx: HookContext) -> tuple[Item, Confirmed]:
+        item = Item(f"platform:{platform.id}", scope="platform", lifecycle="shared")
+        try:
+            obs = self._observe_platform(platform, ctx)
+        except MeshcoreError as exc:
+            item.status, item.message = "failed", redact(str(exc))
+            return item, Confirmed()
+        keys = _confirmed_by(obs)
+        outcome = _run_independent(obs.actions, keys, platform.type, self._record(ctx))
+        item.actions = outcome.views
+        item.events = [f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())]
+        item.status = "failed" if outcome.failed else "changed" if outcome.changed else "ok"
+        item.message = outcome.first_problem()
+        return item, keys
+
+    # -- one tenant -------------------------------------------------------------------
+
+    def _apply_one(self, task: Task, contexts: dict[str, HookContext], confirmed: dict[str, Confirmed]) -> Item:
+        item = Item(task.key, lifecycle=task.lifecycle.value)
+        if task.tenant is None:
+            item.status, item.message = "skipped", task.note
+            return item
+        ctx = contexts[task.tenant.platform_id].for_tenant(task.key, task.tenant.platform_tenant_id)
+        try:
+            row, tenant = self._enter_lifecycle(task, item)
+            self._converge(tenant, row, ctx, confirmed[tenant.platform_id], item)
+        except MeshcoreError as exc:
+            item.status, item.message = "failed", redact(str(exc))
+        except Exception as exc:  # a core bug must not stop the other tenants either
+            item.status, item.message = "failed", redact(f"internal error: {type(exc).__name__}: {exc}")
+        row = self.store.find_tenant(task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id)
+        if row is not None:
+            self.store.update_tenant(row.id, last_error=item.message if item.status == "failed" else "")
+        item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
+        return item
+
+    def _enter_lifecycle(self, task: Task, item: Item) -> tuple[TenantRow, TenantSpec]:
+        """Take the lifecycle step (create the row, mark, restore) and return the row and the spec to converge."""
         tenant = task.tenant
         assert tenant is not None
         row = task.row
+        now = utcnow()
         if row is None:
             row = self.store.create_tenant(
                 tenant.workspace.id, tenant.project.id, tenant.platform_id, tenant.landing_zone.id
             )
             self.store.audit("tenant.created", tenant.key, {"landing_zone": tenant.landing_zone.id})
-        with self._step(ctx, "provision") as step:
-            outcome = self._call("meshplatform_provision_tenant", tenant, ctx)
-            if outcome.status == ProvisionStatus.IN_PROGRESS:
-                step.note(outcome.message or "in progress")
-                self.store.update_tenant(
-                    row.id, provisioning="in_progress", attributes={**row.attributes, **outcome.attributes}
-                )
-                result.status, result.message = "in_progress", outcome.message or "provisioning in progress"
-                return
-            if not outcome.platform_tenant_id:
-                raise MeshcoreError("the plugin reported the tenant ready without a platform tenant id")
-            step.changed(
-                f"provisioned {outcome.platform_tenant_id}"
-                + (f": {outcome.message}" if outcome.message else "")
+        if task.lifecycle == Lifecycle.RESTORE:
+            row = self.store.update_tenant(
+                row.id, status=TenantStatus.ACTIVE.value, marked_at=None, approved_at=None, revoked_at=None
             )
-            self.store.update_tenant(
-                row.id,
-                platform_tenant_id=outcome.platform_tenant_id,
-                provisioning="ready",
-                attributes=dict(outcome.attributes),
-                spec_hash=spec_hash(tenant),
-                landing_zone=tenant.landing_zone.id,
-            )
-            action = "tenant.imported" if tenant.import_id else "tenant.provisioned"
-            self.store.audit(action, tenant.key, {"platform_tenant_id": outcome.platform_tenant_id})
-        result.platform_tenant_id = outcome.platform_tenant_id
-        result.status = "changed"
-        live = tenant.model_copy(
-            update={"platform_tenant_id": outcome.platform_tenant_id, "attributes": dict(outcome.attributes)}
-        )
-        self._converge_rest(live, ctx, result)
-
-    def _update(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
-        tenant = task.tenant
-        assert tenant is not None and task.row is not None
-        result.platform_tenant_id = tenant.platform_tenant_id
-        with self._step(ctx, "update") as step:
-            outcome = self._call("meshplatform_update_tenant", tenant, ctx)
-            if outcome.changed:
-                step.changed(outcome.message)
-                result.status = "changed"
-            else:
-                step.note(outcome.message)
-        fields: dict[str, Any] = {}
-        if outcome.attributes and outcome.attributes != task.row.attributes:
-            fields["attributes"] = dict(outcome.attributes)
-        new_hash = spec_hash(tenant)
-        if new_hash != task.row.spec_hash:
-            fields["spec_hash"] = new_hash
-        if task.row.landing_zone != tenant.landing_zone.id:
-            fields["landing_zone"] = tenant.landing_zone.id
-            self.store.audit(
-                "tenant.landing_zone_changed",
-                tenant.key,
-                {"from": task.row.landing_zone, "to": tenant.landing_zone.id},
-            )
-        if fields:
-            self.store.update_tenant(task.row.id, **fields)
-        self._converge_rest(tenant, ctx, result)
-
-    def _converge_rest(self, tenant: TenantSpec, ctx: HookContext, result: TenantResult) -> None:
-        """Landing zone then access, each its own step; a failure in one still runs the other."""
-        for capability, hook, name in (
-            (Capability.LANDING_ZONES, "meshplatform_apply_landing_zone", "landing-zone"),
-            (Capability.ACCESS, "meshplatform_replicate_access", "access"),
-        ):
-            if not self._can(tenant, capability):
-                continue
-            try:
-                with self._step(ctx, name) as step:
-                    outcome = self._call(hook, tenant, ctx)
-                    if outcome.changed:
-                        step.changed(outcome.message)
-                        if result.status == "ok":
-                            result.status = "changed"
-                    else:
-                        step.note(outcome.message)
-            except MeshcoreError as exc:
-                result.status = "failed"
-                result.message = result.message or redact(str(exc))
-
-    def _restore(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
-        assert task.row is not None
-        self.store.update_tenant(task.row.id, status=TenantStatus.ACTIVE.value, marked_at=None)
-        self.store.audit("tenant.deletion_cancelled", task.key, {})
-        with self._step(ctx, "restore") as step:
-            step.changed("deletion cancelled: the tenant is back in the config")
-        result.status = "changed"
-        self._update(task, ctx, result)
-
-    def _revoke(self, tenant: TenantSpec, ctx: HookContext) -> None:
-        if self._can(tenant, Capability.ACCESS):
-            with self._step(ctx, "revoke-access") as step:
-                outcome = self._call("meshplatform_replicate_access", tenant, ctx)
-                if outcome.changed:
-                    step.changed(outcome.message or "access revoked")
-
-    def _mark(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
-        assert task.row is not None and task.tenant is not None
-        now = utcnow()
-        self.store.update_tenant(task.row.id, status=TenantStatus.MARKED_FOR_DELETION.value, marked_at=now)
-        self.store.audit("tenant.marked_for_deletion", task.key, {})
-        with self._step(ctx, "mark-for-deletion") as step:
-            step.changed("removed from config")
-        result.status = "changed"
-        self._revoke(task.tenant, ctx)
-        if task.tenant.landing_zone.auto_approve_deletion:
-            self.store.update_tenant(task.row.id, approved_at=now)
+            self.store.audit("tenant.deletion_cancelled", task.key, {})
+            item.events.append("deletion cancelled: the tenant is back in the config")
+        elif task.lifecycle == Lifecycle.MARK_FOR_DELETION:
+            fields: dict[str, Any] = {"status": TenantStatus.MARKED_FOR_DELETION.value, "marked_at": now}
+            if tenant.landing_zone.auto_approve_deletion:
+                fields["approved_at"] = now
+            row = self.store.update_tenant(row.id, **fields)
+            self.store.audit("tenant.marked_for_deletion", task.key, {})
+            item.events.append("marked for deletion: removed from the config")
+            if tenant.landing_zone.auto_approve_deletion:
+                self.store.audit("tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"})
+                item.events.append("deletion auto-approved by the landing zone")
+            tenant = self._lifecycle_spec(task)
+        elif task.lifecycle == Lifecycle.DEPROVISION and row.approved_at is None:
+            row = self.store.update_tenant(row.id, approved_at=now)
             self.store.audit("tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"})
-            self._deprovision(task, ctx, result)
-        else:
-            result.status, result.message = "waiting", f"awaiting approval: meshcore approve {task.key}"
+        if row.landing_zone != tenant.landing_zone.id and tenant.status == TenantStatus.ACTIVE:
+            self.store.audit(
+                "tenant.landing_zone_changed", tenant.key, {"from": row.landing_zone, "to": tenant.landing_zone.id}
+            )
+            row = self.store.update_tenant(row.id, landing_zone=tenant.landing_zone.id)
+        return row, tenant
 
-    def _await(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
-        with self._step(ctx, "await-approval") as step:
-            step.skip(task.note)
-        result.status, result.message = "waiting", task.note
+    def _converge(
+        self, tenant: TenantSpec, row: TenantRow, ctx: HookContext, platform_keys: Confirmed, item: Item
+    ) -> None:
+        platform = self.config.platforms[tenant.platform_id]
+        obs = self._observe_tenant(tenant, ctx)
+        keys = Confirmed(platform_keys)
+        keys.keys |= obs.in_place
+        keys.problems.update(obs.problems)
+        bound: dict[str, Any] = {}
 
-    def _deprovision(self, task: Task, ctx: HookContext, result: TenantResult) -> None:
-        tenant, row = task.tenant, task.row
-        assert tenant is not None and row is not None
-        if row.approved_at is None:
-            self.store.update_tenant(row.id, approved_at=utcnow())
-        with self._step(ctx, "deprovision") as step:
-            outcome = self._call("meshplatform_deprovision_tenant", tenant, ctx)
-            if outcome.status == DeprovisionStatus.DELETED:
-                step.changed(outcome.message or "deleted")
-            elif outcome.status == DeprovisionStatus.BLOCKED:
-                step.skip(outcome.message)
-            else:
-                step.note(outcome.message or "in progress")
-        if outcome.status == DeprovisionStatus.DELETED:
-            self.store.update_tenant(row.id, status=TenantStatus.DELETED.value, deleted_at=utcnow())
-            self.store.audit("tenant.deleted", task.key, {"platform_tenant_id": row.platform_tenant_id})
-            if self._can(tenant, Capability.ACCESS):
-                gone = tenant.model_copy(update={"status": TenantStatus.DELETED, "bindings": ()})
-                with self._step(ctx, "cleanup-access") as step:
-                    out = self._call("meshplatform_replicate_access", gone, ctx)
-                    if out.changed:
-                        step.changed(out.message)
-            result.status, result.message = "changed", outcome.message or "deleted"
-        elif outcome.status == DeprovisionStatus.BLOCKED:
-            result.status, result.message = "waiting", outcome.message
+        def on_result(action: Action, result: ActionResult) -> None:
+            new_id = result.platform_tenant_id
+            if new_id and new_id != ctx.platform_tenant_id:
+                if ctx.platform_tenant_id is not None:
+                    raise PluginError(
+                        platform.type, f"action {action.key!r} returned {new_id}, but the tenant is bound to "
+                        f"{ctx.platform_tenant_id}"
+                    )
+                self.store.update_tenant(row.id, platform_tenant_id=new_id, provisioning="ready")
+                ctx.platform_tenant_id = new_id
+                bound["id"] = new_id
+                how = "tenant.imported" if tenant.import_id else "tenant.bound"
+                self.store.audit(how, tenant.key, {"platform_tenant_id": new_id, "action": action.key})
+
+        phases = phases_for(tenant)
+        outcome = execute(
+            obs.actions,
+            phases=phases,
+            confirmed=keys,
+            plugin=platform.type,
+            record=self._record(ctx),
+            on_result=on_result,
+        )
+        item.actions = outcome.views
+        attributes = {**(row.attributes or {}), **obs.attributes, **outcome.attributes}
+        fields: dict[str, Any] = {}
+        if attributes != (row.attributes or {}):
+            fields["attributes"] = attributes
+        if ctx.platform_tenant_id is None:
+            fields["provisioning"] = "in_progress" if outcome.in_progress else "pending"
+        if fields:
+            self.store.update_tenant(row.id, **fields)
+        if bound:
+            item.events.append(f"bound to {bound['id']}")
+        self._settle(tenant, row, ctx, outcome, item)
+
+    def _settle(self, tenant: TenantSpec, row: TenantRow, ctx: HookContext, outcome: Outcome, item: Item) -> None:
+        """Record revocation and deletion, and the tenant's status for the report."""
+        item.message = outcome.first_problem()
+        if outcome.failed:
+            item.status = "failed"
+        elif outcome.in_progress or outcome.blocked:
+            item.status = "in_progress"
+        elif outcome.changed or item.events:
+            item.status = "changed"
         else:
-            result.status, result.message = "in_progress", outcome.message or "deletion in progress"
+            item.status = "ok"
+        if tenant.status != TenantStatus.MARKED_FOR_DELETION:
+            return
+        revoked = outcome.phase_complete(Phase.REVOKE) and not any(
+            v.status == "refused" for v in outcome.views
+        )
+        if revoked and row.revoked_at is None:
+            self.store.update_tenant(row.id, revoked_at=utcnow())
+            self.store.audit("tenant.access_revoked", tenant.key, {})
+            item.events.append("access revoked")
+        if not tenant.deletion_approved:
+            if item.status in ("ok", "changed"):
+                item.status = "waiting"
+                item.message = f"awaiting approval: meshcore approve {tenant.key}"
+            return
+        if not outcome.complete:
+            return
+        again = self._observe_tenant(tenant.model_copy(update={"platform_tenant_id": ctx.platform_tenant_id}), ctx)
+        if again.actions:
+            item.status = "in_progress"
+            item.message = "deletion continues: " + "; ".join(a.describe() for a in again.actions[:3])
+            return
+        self.store.update_tenant(row.id, status=TenantStatus.DELETED.value, deleted_at=utcnow())
+        self.store.audit("tenant.deleted", tenant.key, {"platform_tenant_id": ctx.platform_tenant_id})
+        item.events.append("deleted")
+        item.status = "changed"
+
+
+def _confirmed_by(obs: Observation) -> Confirmed:
+    keys = Confirmed()
+    keys.keys |= obs.in_place
+    keys.problems.update(obs.problems)
+    return keys
+
+
+def _run_independent(
+    actions: tuple[Action, ...], keys: Confirmed, plugin: str, record: Callable[[ActionView, Any, float], None]
+) -> Outcome:
+    """Shared resources: phase order and ``requires``, but no gate between phases (they are independent)."""
+    outcome = Outcome()
+    for phase in ACTIVE_PHASES:
+        batch = [a for a in actions if a.phase == phase]
+        if batch:
+            part = execute(batch, phases=(phase,), confirmed=keys, plugin=plugin, record=record)
+            outcome.views.extend(part.views)
+    others = [a for a in actions if a.phase not in ACTIVE_PHASES]
+    if others:
+        part = execute(others, phases=(), confirmed=keys, plugin=plugin, record=record)
+        outcome.views.extend(part.views)
+    return outcome
+
+
+def _lifecycle_events(task: Task) -> list[str]:
+    if task.lifecycle == Lifecycle.MARK_FOR_DELETION:
+        assert task.tenant is not None
+        return ["mark for deletion" + (" (auto-approved)" if task.tenant.landing_zone.auto_approve_deletion else "")]
+    if task.lifecycle == Lifecycle.RESTORE:
+        return ["cancel the pending deletion"]
+    if task.lifecycle == Lifecycle.AWAIT_APPROVAL:
+        return [task.note]
+    if task.lifecycle == Lifecycle.DEPROVISION:
+        return ["delete (approved)"]
+    return []
+
+
+def _summary(report: Report) -> dict[str, int]:
+    events = [e for i in report.tenants for e in i.events]
+    return {
+        "tenants": len(report.tenants),
+        "bound": sum(1 for e in events if e.startswith("bound to")),
+        "marked_for_deletion": sum(1 for e in events if e.startswith("marked for deletion")),
+        "access_revoked": sum(1 for e in events if e == "access revoked"),
+        "deleted": sum(1 for e in events if e == "deleted"),
+        "changed": sum(1 for i in report.tenants if i.status == "changed"),
+        "failed": len([i for i in report.items if i.status == "failed"]),
+        "in_progress": sum(1 for i in report.tenants if i.status == "in_progress"),
+        "waiting": sum(1 for i in report.tenants if i.status == "waiting"),
+    }
 
 
 def approve_deletion(store: StateStore, key: str) -> str:

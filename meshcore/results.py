@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Result(BaseModel):
@@ -24,6 +23,7 @@ class Capability(StrEnum):
 
     TENANTS = "tenants"
     LANDING_ZONES = "landing_zones"
+    SHARED_RESOURCES = "shared_resources"
     ACCESS = "access"
     COSTS = "costs"
     DISCOVERY = "discovery"
@@ -76,66 +76,12 @@ class ValidationProblem(Result):
 
 
 class ChangeAction(StrEnum):
+    """What an action does to its resource (``wait``: awaits an operation started earlier)."""
+
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
-
-
-class Change(Result):
-    """One planned change to a tenant (what ``plan`` prints, what ``apply`` would do)."""
-
-    action: ChangeAction
-    resource: str
-    detail: str = ""
-    before: str | None = None
-    after: str | None = None
-
-
-class ProvisionStatus(StrEnum):
-    READY = "ready"
-    IN_PROGRESS = "in_progress"
-
-
-class ProvisionResult(Result):
-    """Outcome of provisioning or updating a tenant.
-
-    ``IN_PROGRESS`` means an asynchronous operation is still running; the core
-    keeps the tenant and calls the hook again on the next run. ``attributes`` are
-    shown by ``meshcore status`` (e.g. account e-mail, OU).
-    """
-
-    status: ProvisionStatus = ProvisionStatus.READY
-    platform_tenant_id: str | None = Field(default=None, min_length=1, max_length=256)
-    attributes: dict[str, str] = {}
-    changed: bool = False
-    message: str = ""
-
-    @field_validator("platform_tenant_id")
-    @classmethod
-    def _no_blank(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("must not be blank")
-        return v
-
-
-class DeprovisionStatus(StrEnum):
-    IN_PROGRESS = "in_progress"
-    DELETED = "deleted"
-    BLOCKED = "blocked"
-
-
-class DeprovisionResult(Result):
-    """Outcome of one deprovision attempt; ``BLOCKED`` (e.g. closure quota used up) is retried next run."""
-
-    status: DeprovisionStatus
-    message: str = ""
-
-
-class StepOutcome(Result):
-    """What an access or landing-zone hook did, when it reports more than its recorded steps."""
-
-    changed: bool = False
-    message: str = ""
+    WAIT = "wait"
 
 
 class CostRecord(Result):
@@ -169,5 +115,3 @@ class DiscoveredTenant(Result):
     status: str = ""
     attributes: dict[str, str] = {}
 
-
-StepStatus = Literal["ok", "changed", "failed", "skipped", "warning"]

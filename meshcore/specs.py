@@ -69,9 +69,10 @@ class BindingSpec(Spec):
 class TenantSpec(Spec):
     """Everything a plugin needs to converge one tenant.
 
-    ``platform_tenant_id`` is the id recorded in the state store (e.g. the AWS
-    account id) or, for an import, the id to adopt; ``None`` means the tenant
-    has never been provisioned.
+    ``platform_tenant_id`` is the id bound to the tenant in the state store
+    (e.g. the AWS account id); ``None`` means none is bound yet (``import_id``
+    then names the one to adopt, if any). ``deletion_approved`` is set for a
+    tenant ``MARKED_FOR_DELETION`` whose deletion may now be carried out.
     """
 
     workspace: WorkspaceRef
@@ -84,7 +85,7 @@ class TenantSpec(Spec):
     tags: dict[str, str]
     replicated_tags: dict[str, str]
     bindings: tuple[BindingSpec, ...] = ()
-    attributes: dict[str, str] = {}
+    deletion_approved: bool = False
 
     @property
     def key(self) -> str:

@@ -24,8 +24,15 @@ def run(tmp_path, monkeypatch):
 
 
 def with_state_file(cfg, tmp_path):
-    cfg["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.json")}
+    cfg["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.db")}
     return cfg
+
+
+def cloud_of(tmp_path):
+    """The fake cloud as another process sees it."""
+    from meshcore.testing.fake_cloud import FakeCloud
+
+    return FakeCloud(str(tmp_path / "cloud.db"))
 
 
 def test_validate_reports_problems_with_exit_2_and_no_traceback(run, write_config, base_config):
@@ -61,7 +68,9 @@ def test_plan_apply_status_across_processes(run, write_config, base_config, tmp_
     cfg = str(write_config(with_state_file(base_config, tmp_path)))
     plan = run("plan", "-c", cfg, "-o", "json")
     assert plan.exit_code == 0
-    assert {i["action"] for i in json.loads(plan.output)} == {"provision"}
+    items = json.loads(plan.output)["items"]
+    assert {i["lifecycle"] for i in items if i["scope"] == "tenant"} == {"provision"}
+    assert [i["key"] for i in items if i["scope"] == "platform"] == ["platform:demo"]
     first = run("apply", "-c", cfg, "-o", "json")
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)["counts"] == {"changed": 3}
@@ -73,20 +82,21 @@ def test_plan_apply_status_across_processes(run, write_config, base_config, tmp_
     assert {t["tenant"] for t in status["tenants"]} == {"ws1/p1@demo", "ws1/p2@demo", "ws2/p3@demo"}
     assert all(t["platform_tenant_id"] for t in status["tenants"])
     assert status["last_run"]["status"] == "ok"
-    cloud = json.loads((tmp_path / "cloud.json").read_text())
-    assert len(cloud["tenants"]) == 3
+    assert len(cloud_of(tmp_path).tenants) == 3
 
 
 def test_apply_exit_code_1_when_a_tenant_fails(run, write_config, base_config, tmp_path):
     cfg = str(write_config(with_state_file(base_config, tmp_path)))
     assert run("apply", "-c", cfg).exit_code == 0
-    (tmp_path / "cloud.json").write_text(json.dumps({"tenants": {}, "operations": {}, "next_id": 1}))
-    result = run("apply", "-c", cfg, "-o", "json")  # every tenant vanished from the platform
+    cloud = cloud_of(tmp_path)
+    with cloud.lock:
+        for tid in list(cloud.tenants):  # every tenant vanishes from the platform
+            cloud._save("tenant", tid, None)
+    result = run("apply", "-c", cfg, "-o", "json")
     assert result.exit_code == 1
-    assert all(
-        t["status"] == "failed" and "no longer exists" in t["message"]
-        for t in json.loads(result.output)["tenants"]
-    )
+    tenants = [i for i in json.loads(result.output)["items"] if i["scope"] == "tenant"]
+    assert len(tenants) == 3
+    assert all(t["status"] == "failed" and "is gone on the platform" in t["message"] for t in tenants)
 
 
 def test_deletion_approval_flow_via_cli(run, write_config, base_config, tmp_path):
@@ -95,7 +105,8 @@ def test_deletion_approval_flow_via_cli(run, write_config, base_config, tmp_path
     del base_config["workspaces"][0]["projects"][1]
     write_config(base_config, "c.yaml")
     out = json.loads(run("apply", "-c", cfg, "-o", "json").output)
-    assert next(t for t in out["tenants"] if t["key"] == "ws1/p2@demo")["status"] == "waiting"
+    assert next(t for t in out["items"] if t["key"] == "ws1/p2@demo")["status"] == "waiting"
+    assert out["summary"]["marked_for_deletion"] == 1 and out["summary"]["access_revoked"] == 1
     assert "ws1/p2@demo" in run("plan", "-c", cfg).output
     result = run("approve", "ws1/p2@demo")
     assert result.exit_code == 0 and "approved" in result.output
@@ -114,7 +125,7 @@ def test_secrets_from_the_environment_never_reach_state_or_output(
     secret = "s3cr3t-ExternalId-9f8e7d"
     monkeypatch.setenv("MC_SECRET_PATTERN", secret)
     base_config["platforms"][0]["config"] = {
-        "state_file": str(tmp_path / "cloud.json"),
+        "state_file": str(tmp_path / "cloud.db"),
         "name_pattern": "${MC_SECRET_PATTERN}-{project}",
     }
     cfg = str(write_config(base_config))
@@ -144,20 +155,33 @@ def test_schema_and_plugins(run):
 def test_discover_and_preflight(run, write_config, base_config, tmp_path):
     cfg = str(write_config(with_state_file(base_config, tmp_path)))
     run("apply", "-c", cfg)
-    data = json.loads((tmp_path / "cloud.json").read_text())
-    data["tenants"]["999"] = {
-        "name": "legacy",
-        "folder": "",
-        "tags": {},
-        "access": {},
-        "status": "ACTIVE",
-        "guardrails": [],
-    }
-    (tmp_path / "cloud.json").write_text(json.dumps(data))
+    legacy = cloud_of(tmp_path).add_external("legacy")
     found = json.loads(run("discover", "demo", "-c", cfg, "-o", "json").output)
-    assert [d["platform_tenant_id"] for d in found] == ["999"]
+    assert [d["platform_tenant_id"] for d in found] == [legacy]
     pre = run("preflight", "-c", cfg, "-o", "json")
     assert pre.exit_code == 0 and json.loads(pre.output)[0]["ok"] is True
+
+
+def test_mass_deletion_is_refused_with_exit_2_unless_allowed(run, write_config, base_config, tmp_path):
+    cfg = str(write_config(with_state_file(base_config, tmp_path), "c.yaml"))
+    assert run("apply", "-c", cfg).exit_code == 0
+    base_config["workspaces"] = []
+    write_config(base_config, "c.yaml")
+    for command in ("plan", "apply"):
+        result = run(command, "-c", cfg)
+        assert result.exit_code == 2, result.output
+        assert "declares no workspaces" in result.output and "--allow-deletions 3" in result.output
+        assert "Traceback" not in result.output
+    assert all(t["status"] == "ACTIVE" for t in cloud_of(tmp_path).tenants.values())
+    allowed = run("apply", "-c", cfg, "--allow-deletions", "3")
+    assert allowed.exit_code == 0, allowed.output
+    assert "3 marked for deletion, access revoked on 3" in allowed.output
+
+
+def test_a_config_needing_a_missing_plugin_exits_3(run, write_config, base_config):
+    base_config["platforms"][0]["type"] = "azure"
+    result = run("plan", "-c", str(write_config(base_config)))
+    assert result.exit_code == 3 and "no installed plugin provides platform type 'azure'" in result.output
 
 
 def test_state_store_that_cannot_be_opened(run, write_config, base_config):

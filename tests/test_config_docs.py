@@ -34,11 +34,9 @@ def test_every_config_key_is_documented(model):
 
 
 def test_generated_reference_pages_are_up_to_date():
-    from meshcore.docgen import OUT, pages
+    from meshcore.docgen import outputs
 
-    generated = pages()
-    assert "config.md" in generated
-    for filename, text in generated.items():
-        assert (OUT / filename).read_text() == text, (
-            f"docs/reference/{filename} is stale: run python -m meshcore.docgen"
-        )
+    generated = outputs()
+    assert {p.name for p in generated} >= {"config.md", "hooks.md", "aws.md", "folders.md"}
+    for path, text in generated.items():
+        assert path.read_text() == text, f"{path} is stale: run python -m meshcore.docgen"

@@ -24,6 +24,10 @@ class Cfg(BaseModel):
 @hookimpl
 def meshplatform_platform_types():
     return [PlatformType(name="{name}", config_model=Cfg)]
+
+@hookimpl
+def meshplatform_tenant_actions(platform, tenant, ctx):
+    return []
 """
 
 
@@ -102,13 +106,13 @@ def test_disabled_by_environment(site, monkeypatch):
 def test_misspelled_hook_is_caught(site):
     code = (
         GOOD.format(name="typo")
-        + "\n@hookimpl\ndef meshplatform_provison_tenant(platform, tenant, ctx):\n    return None\n"
+        + "\n@hookimpl\ndef meshplatform_tenant_action(platform, tenant, ctx):\n    return None\n"
     )
     make_dist(site, "mc-typo", {"typo": "mc_typo"}, {"mc_typo": code})
     registry = PluginRegistry.discover()
     info = registry.infos["typo"]
     assert info.status == "broken"
-    assert "meshplatform_provison_tenant" in info.error and "unknown hook" in info.error
+    assert "meshplatform_tenant_action" in info.error and "unknown hook" in info.error
     assert registry.pm.get_plugin("typo") is None  # rolled back
 
 

@@ -18,15 +18,26 @@ SPECS = {n: f for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n
 NOT_DISPATCHED = {"meshplatform_platform_types", "meshplatform_cli_commands"}
 
 
-def test_every_hook_has_a_result_type():
+def test_every_hook_has_a_result_type_and_a_place_in_the_reference():
+    from meshcore.hookdocs import grouped_hooks
+
     assert set(SPECS) - NOT_DISPATCHED == set(RESULT_TYPES)
+    assert sorted(grouped_hooks()) == sorted(SPECS)
+
+
+def test_every_capability_has_its_hook():
+    from meshcore.plugins import CAPABILITY_HOOKS
+    from meshcore.results import Capability
+
+    assert set(CAPABILITY_HOOKS) == set(Capability)
+    assert set(CAPABILITY_HOOKS.values()) <= set(SPECS)
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_docstring_has_the_standard_shape(name):
     doc = inspect.getdoc(SPECS[name])
     assert doc, f"{name} has no docstring"
-    for section in (":returns:", ":raises", "Example::", "firstresult"):
+    for section in (":returns:", ":raises", "Example::", "firstresult", ".. versionadded::"):
         assert section in doc, f"{name}'s docstring lacks {section!r}"
     for param in inspect.signature(SPECS[name]).parameters:
         assert f":param {param}:" in doc, f"{name}'s docstring does not document {param!r}"

@@ -7,14 +7,14 @@ import datetime as dt
 import pytest
 
 from meshcore.config import load_config
-from meshcore.errors import LockHeldError, RetryableError
+from meshcore.errors import LockHeldError
 from meshcore.reconciler import Reconciler, approve_deletion
 from meshcore.testing.fake_platform import SimulatedCrash
 
 
 @pytest.fixture
 def setup(write_config, meshcore_registry, state_store, fake_plugin, base_config):
-    """Returns run(config_dict=None, **kw) -> (reconciler, cloud)."""
+    """Returns make(config_dict=None, today=None) -> (reconciler, cloud)."""
 
     def make(cfg=None, today=None):
         loaded = load_config(write_config(cfg or base_config), meshcore_registry)
@@ -26,35 +26,51 @@ def setup(write_config, meshcore_registry, state_store, fake_plugin, base_config
 
 
 def by_key(report):
-    return {r.key: r for r in report.results}
+    return {i.key: i for i in report.tenants}
 
 
 def test_apply_creates_tenants_in_place_and_second_apply_writes_nothing(setup, state_store):
     rec, cloud = setup()
     report = rec.apply()
-    assert {r.status for r in report.results} == {"changed"}
+    assert {i.status for i in report.tenants} == {"changed"}
     assert len(cloud.tenants) == 3
     tid = by_key(report)["ws1/p1@demo"].platform_tenant_id
     t = cloud.tenants[tid]
     assert t["name"] == "ws1-p1" and t["folder"] == "/sandbox" and t["tags"] == {"env": "dev"}
     assert t["guardrails"] == ["g1"]
     assert t["access"] == {"operator": ["alice"], "user": ["bob"]}
+    assert cloud.folders == {"/sandbox": {"guardrails": ["g1"]}, "/prod": {"guardrails": ["g1", "g2"]}}
     writes = cloud.write_count
     second = rec.apply()
-    assert {r.status for r in second.results} == {"ok"}
+    assert {i.status for i in second.tenants} == {"ok"}
+    assert second.platforms == [], "a converged platform reports no shared actions"
     assert cloud.write_count == writes, "a converged second apply made write calls"
-    assert [t.platform_tenant_id for t in state_store.tenants()] and all(
-        t.platform_tenant_id for t in state_store.tenants()
-    )
+    rows = state_store.tenants()
+    assert sorted(r.platform_tenant_id for r in rows) == sorted(cloud.tenants)
 
 
-def test_plan_shows_creates_then_nothing_and_makes_no_writes(setup):
+def test_plan_lists_everything_a_new_tenant_gets_and_apply_runs_exactly_that(setup, state_store):
     rec, cloud = setup()
     plan = rec.plan()
-    assert all(any(c.action == "create" for c in item.changes) for item in plan.plan)
-    assert cloud.write_count == 0
-    rec.apply()
-    assert all(item.changes == [] for item in rec.plan().plan)
+    assert cloud.write_count == 0, "plan made writes"
+    p1 = by_key(plan)["ws1/p1@demo"]
+    planned = [(a.phase, a.change, a.resource, a.target) for a in p1.actions]
+    assert planned == [
+        ("tenant", "create", "tenant", "ws1-p1"),
+        ("guardrails", "update", "guardrails", "ws1-p1"),
+        ("placement", "update", "placement", "ws1-p1"),
+        ("access", "create", "access", "operator/alice"),
+        ("access", "create", "access", "user/bob"),
+    ]
+    assert all(a.status == "planned" for i in plan.items for a in i.actions)
+    report = rec.apply()
+    for before, after in zip(plan.items, report.items, strict=True):
+        assert before.key == after.key
+        assert [a.key for a in before.actions] == [a.key for a in after.actions], before.key
+        assert {a.status for a in after.actions} <= {"changed"}
+    steps = [s.name for s in state_store.steps(run_id=report.run_id) if s.tenant_key == "ws1/p1@demo"]
+    assert steps == [f"{a.phase} {a.resource} {a.target}" for a in p1.actions], "one step per action, in order"
+    assert all(not i.actions for i in rec.plan().items)
 
 
 def test_drift_is_planned_and_repaired(setup):
@@ -62,8 +78,11 @@ def test_drift_is_planned_and_repaired(setup):
     tid = by_key(rec.apply())["ws1/p1@demo"].platform_tenant_id
     cloud.tenants[tid]["folder"] = "/moved-by-hand"
     cloud.tenants[tid]["access"]["operator"].append("mallory")
-    item = next(i for i in rec.plan().plan if i.key == "ws1/p1@demo")
-    assert {c.resource for c in item.changes} == {"folder", "access"}
+    item = by_key(rec.plan())["ws1/p1@demo"]
+    assert {(a.phase, a.resource, a.target) for a in item.actions} == {
+        ("placement", "placement", "ws1-p1"),
+        ("revoke", "access", "operator/mallory"),
+    }
     assert by_key(rec.apply())["ws1/p1@demo"].status == "changed"
     assert cloud.tenants[tid]["folder"] == "/sandbox"
     assert cloud.tenants[tid]["access"] == {"operator": ["alice"], "user": ["bob"]}
@@ -78,38 +97,82 @@ def test_one_failing_tenant_does_not_stop_the_others_and_every_step_is_recorded(
     assert "simulated platform outage" in results["ws1/p2@demo"].message
     assert "plugin 'fake'" in results["ws1/p2@demo"].message
     assert results["ws1/p1@demo"].status == results["ws2/p3@demo"].status == "changed"
-    steps = state_store.steps(run_id=report.run_id)
-    assert {(s.tenant_key, s.name, s.status) for s in steps} >= {
-        ("ws1/p2@demo", "provision", "failed"),
-        ("ws1/p1@demo", "provision", "changed"),
-        ("ws1/p1@demo", "access", "changed"),
-        ("ws2/p3@demo", "landing-zone", "changed"),
-    }
+    steps = {(s.tenant_key, s.name, s.status) for s in state_store.steps(run_id=report.run_id)}
+    assert ("ws1/p2@demo", "tenant tenant ws1-p2", "failed") in steps
+    assert ("ws1/p2@demo", "guardrails guardrails ws1-p2", "blocked") in steps
+    assert ("ws1/p1@demo", "access access operator/alice", "changed") in steps
     failed_row = next(t for t in state_store.tenants() if t.key == "ws1/p2@demo")
     assert "simulated platform outage" in failed_row.last_error
     assert state_store.runs(1)[0].status == "failed"
-    # the next run converges the failed tenant without duplicating the others
-    report = rec.apply()
+    report = rec.apply()  # the next run converges the failed tenant without duplicating the others
     assert by_key(report)["ws1/p2@demo"].status == "changed"
     assert len(cloud.tenants) == 3
 
 
-def test_crash_right_after_create_is_recovered_from_the_journal(setup, state_store):
+def test_no_access_is_granted_when_the_guardrails_did_not_go_on(setup, state_store):
     rec, cloud = setup()
-    cloud.crash_after.add("create")
-    with pytest.raises(SimulatedCrash):
-        rec.apply()
-    created = len(cloud.tenants)
-    assert created >= 1
-    open_entries = state_store.journal_entries(status="open")
-    assert open_entries and all(e.operation_id for e in open_entries)
+    cloud.fail["set-guardrails:ws1-p1"] = RuntimeError("guardrail service down")
+    item = by_key(rec.apply())["ws1/p1@demo"]
+    tid = item.platform_tenant_id
+    assert item.status == "failed" and "guardrail service down" in item.message
+    assert cloud.tenants[tid]["access"] == {}, "access was granted without guardrails"
+    assert cloud.tenants[tid]["folder"] == "", "the tenant was placed without its guardrails"
+    blocked = {a.key: a.status for a in item.actions}
+    assert blocked["access:operator/alice"] == "blocked" and blocked["placement:ws1-p1"] == "blocked"
+    assert by_key(rec.apply())["ws1/p1@demo"].status == "changed"
+    assert cloud.tenants[tid]["access"] == {"operator": ["alice"], "user": ["bob"]}
+
+
+def test_folder_guardrails_failing_blocks_creation_of_its_tenants(setup):
+    rec, cloud = setup()
+    cloud.fail["set-folder-guardrails:/sandbox"] = RuntimeError("policy engine down")
     report = rec.apply()
-    assert not report.failed
-    assert by_key(report)  # every tenant reported
-    assert len(cloud.tenants) == 3, "the rerun duplicated a tenant created before the crash"
-    assert state_store.journal_entries(status="open") == []
-    ids = [t.platform_tenant_id for t in state_store.tenants()]
-    assert len(set(ids)) == 3 and set(ids) == set(cloud.tenants)
+    assert report.platforms[0].status == "failed"
+    for key in ("ws1/p1@demo", "ws2/p3@demo"):
+        item = by_key(report)[key]
+        assert item.status == "in_progress" and item.platform_tenant_id is None
+        assert "folder-guardrails:/sandbox" in item.message and "policy engine down" in item.message
+    assert sorted(t["name"] for t in cloud.tenants.values()) == ["ws1-p2"], "tenants were created unguarded"
+    assert not report.failed or report.platforms[0] in report.failed
+
+
+def test_missing_placement_target_fails_before_anything_is_created(setup, base_config, state_store):
+    base_config["landing_zones"][0]["config"]["folder"] = "/Workloads/Development"
+    base_config["landing_zones"][0]["config"]["create_folder"] = False
+    rec, cloud = setup(base_config)
+    plan = rec.plan()
+    p1 = by_key(plan)["ws1/p1@demo"]
+    assert p1.actions[0].status == "blocked"
+    assert "folder /Workloads/Development does not exist" in p1.actions[0].message
+    report = rec.apply()
+    item = by_key(report)["ws1/p1@demo"]
+    assert item.status == "in_progress" and "does not exist" in item.message
+    assert "ws1-p1" not in {t["name"] for t in cloud.tenants.values()}, "a tenant was created with no target"
+    assert by_key(report)["ws1/p2@demo"].status == "changed", "other landing zones go on"
+
+
+def test_crash_after_every_write_converges_without_duplicates(setup, state_store, fake_plugin):
+    rec, cloud = setup()
+    clean = rec.apply()
+    writes = cloud.write_count
+    expected = {k: cloud.tenants[i.platform_tenant_id] for k, i in by_key(clean).items()}
+    for k in range(1, writes + 1):
+        fake_plugin.reset()
+        state_store.engine.dispose()
+        for table in ("tenants", "journal", "resources", "steps", "runs", "audit", "platforms"):
+            with state_store.engine.begin() as conn:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+        rec, cloud = setup()
+        cloud.crash_after_write = k
+        with pytest.raises(SimulatedCrash):
+            rec.apply()
+        report = rec.apply()
+        assert not report.failed, (k, [i.message for i in report.failed])
+        assert len(cloud.tenants) == 3, f"crash after write {k} duplicated a tenant"
+        got = {i.key: cloud.tenants[i.platform_tenant_id] for i in report.tenants}
+        assert got == expected, k
+        assert state_store.journal_entries(status="open") == []
+        assert all(not i.actions for i in rec.plan().items), f"not converged after crash at write {k}"
 
 
 def test_crash_between_intent_and_operation_id_recovers_by_name(setup, state_store, monkeypatch):
@@ -120,29 +183,37 @@ def test_crash_between_intent_and_operation_id_recovers_by_name(setup, state_sto
     calls = {"n": 0}
 
     def dying(self, op):
-        if self.key == "ws1/p1@demo" and calls["n"] == 0:
+        if self.key == "ws1-p1" and calls["n"] == 0:
             calls["n"] += 1
-            cloud.create("ws1-p1", "lost-op")  # the call went out, the id never got recorded
             raise SimulatedCrash("died before recording the operation id")
         return original(self, op)
 
     monkeypatch.setattr(JournalEntry, "record_operation", dying)
     with pytest.raises(SimulatedCrash):
-        Reconciler(rec.config, state_store, rec.registry, sleep=lambda _s: None).apply()
+        rec.apply()
     monkeypatch.setattr(JournalEntry, "record_operation", original)
-    rec.apply()
+    report = rec.apply()
+    assert not report.failed
+    resumed = by_key(report)["ws1/p1@demo"].actions[0]
+    assert resumed.change == "create" and "adopt existing tenant" in resumed.detail, resumed
     names = sorted(t["name"] for t in cloud.tenants.values())
     assert names == ["ws1-p1", "ws1-p2", "ws2-p3"], names
+    assert state_store.journal_entries(status="open") == []
 
 
-def test_retryable_errors_are_retried_with_backoff(setup):
-    rec, cloud = setup()
-    sleeps = []
-    rec.sleep = sleeps.append
-    cloud.fail["set-guardrails"] = RetryableError("throttled")
-    report = rec.apply()
-    assert {r.status for r in report.results} == {"changed"}
-    assert len(sleeps) == 1
+def test_asynchronous_creation_is_awaited_across_runs(setup, base_config, state_store):
+    base_config["platforms"][0]["config"]["create_polls"] = 1
+    rec, cloud = setup(base_config)
+    first = by_key(rec.apply())["ws1/p1@demo"]
+    assert first.status == "in_progress" and first.platform_tenant_id is None
+    assert {a.status for a in first.actions[1:]} == {"blocked"}
+    assert cloud.tenants == {}, "the tenant is invisible while its creation runs"
+    plan = by_key(rec.plan())["ws1/p1@demo"]
+    assert plan.actions[0].change == "wait"
+    second = by_key(rec.apply())["ws1/p1@demo"]
+    assert second.status == "changed" and second.platform_tenant_id
+    assert cloud.writes["create"] == 3, "a creation was sent twice"
+    assert cloud.tenants[second.platform_tenant_id]["access"] == {"operator": ["alice"], "user": ["bob"]}
 
 
 def test_removed_tenant_is_marked_revoked_and_waits_for_approval(setup, base_config, state_store):
@@ -151,27 +222,61 @@ def test_removed_tenant_is_marked_revoked_and_waits_for_approval(setup, base_con
     assert cloud.tenants[tid]["access"] == {"reader": ["bob"]}
     del base_config["workspaces"][0]["projects"][1]
     rec2, _ = setup(base_config)
-    result = by_key(rec2.apply())["ws1/p2@demo"]
+    plan = by_key(rec2.plan())["ws1/p2@demo"]
+    assert [(a.phase, a.target) for a in plan.actions] == [("revoke", "reader/bob")]
+    report = rec2.apply()
+    result = by_key(report)["ws1/p2@demo"]
     assert result.status == "waiting" and "meshcore approve ws1/p2@demo" in result.message
+    assert report.summary["marked_for_deletion"] == 1 and report.summary["access_revoked"] == 1
     assert cloud.tenants[tid]["access"] == {}, "access must be revoked at once"
     assert cloud.tenants[tid]["status"] == "ACTIVE", "nothing may be closed before approval"
     assert by_key(rec2.apply())["ws1/p2@demo"].status == "waiting"
-    print(approve_deletion(state_store, "ws1/p2@demo"))
+    approve_deletion(state_store, "ws1/p2@demo")
     assert by_key(rec2.apply())["ws1/p2@demo"].status == "in_progress"
     assert cloud.tenants[tid]["status"] == "CLOSING"
     assert by_key(rec2.apply())["ws1/p2@demo"].status == "changed"
     assert cloud.tenants[tid]["status"] == "CLOSED"
     row = next(t for t in state_store.tenants(include_deleted=True) if t.key == "ws1/p2@demo")
-    assert row.status == "DELETED" and row.deleted_at is not None
+    assert row.status == "DELETED" and row.deleted_at is not None and row.revoked_at is not None
     actions = [a.action for a in state_store.audit_trail("ws1/p2@demo")]
     assert actions == [
         "tenant.created",
-        "tenant.provisioned",
+        "tenant.bound",
         "tenant.marked_for_deletion",
+        "tenant.access_revoked",
         "tenant.deletion_approved",
         "tenant.deleted",
     ]
-    assert "ws1/p2@demo" not in {r.key for r in rec2.apply().results}
+    assert "ws1/p2@demo" not in by_key(rec2.apply())
+
+
+def test_a_failed_revocation_is_retried_every_run_and_shown_by_plan(setup, base_config, state_store):
+    rec, cloud = setup()
+    tid = by_key(rec.apply())["ws1/p2@demo"].platform_tenant_id
+    del base_config["workspaces"][0]["projects"][1]
+    rec2, _ = setup(base_config)
+    cloud.fail["revoke:ws1-p2"] = RuntimeError("identity service down")
+    item = by_key(rec2.apply())["ws1/p2@demo"]
+    assert item.status == "failed" and "identity service down" in item.message
+    assert cloud.tenants[tid]["access"] == {"reader": ["bob"]}
+    row = next(t for t in state_store.tenants() if t.key == "ws1/p2@demo")
+    assert row.status == "MARKED_FOR_DELETION" and row.revoked_at is None
+    plan = by_key(rec2.plan())["ws1/p2@demo"]
+    assert [(a.phase, a.target) for a in plan.actions] == [("revoke", "reader/bob")], "plan hides a pending revoke"
+    assert by_key(rec2.apply())["ws1/p2@demo"].status == "waiting"
+    assert cloud.tenants[tid]["access"] == {}
+    assert next(t for t in state_store.tenants() if t.key == "ws1/p2@demo").revoked_at is not None
+
+
+def test_access_added_by_hand_to_a_marked_tenant_is_revoked_again(setup, base_config):
+    rec, cloud = setup()
+    tid = by_key(rec.apply())["ws1/p2@demo"].platform_tenant_id
+    del base_config["workspaces"][0]["projects"][1]
+    rec2, _ = setup(base_config)
+    rec2.apply()
+    cloud.tenants[tid]["access"] = {"reader": ["mallory"]}
+    rec2.apply()
+    assert cloud.tenants[tid]["access"] == {}
 
 
 def test_auto_approved_landing_zone_deletes_without_approval(setup, base_config, state_store):
@@ -179,9 +284,43 @@ def test_auto_approved_landing_zone_deletes_without_approval(setup, base_config,
     tid = by_key(rec.apply())["ws2/p3@demo"].platform_tenant_id
     base_config["workspaces"].pop()
     rec2, _ = setup(base_config)
-    assert by_key(rec2.apply())["ws2/p3@demo"].status == "in_progress"
-    assert by_key(rec2.apply())["ws2/p3@demo"].status == "changed"
+    first = rec2.apply()
+    assert by_key(first)["ws2/p3@demo"].status == "in_progress"
+    assert first.summary["marked_for_deletion"] == 1 and first.summary["deleted"] == 0
+    second = rec2.apply()
+    assert by_key(second)["ws2/p3@demo"].status == "changed" and second.summary["deleted"] == 1
     assert cloud.tenants[tid]["status"] == "CLOSED"
+
+
+def test_more_deletions_than_allowed_are_refused_before_any_change(setup, base_config, state_store):
+    from meshcore.errors import RefusedError
+
+    rec, cloud = setup()
+    rec.apply()
+    writes = cloud.write_count
+    base_config["settings"] = {"max_deletions_per_run": 1}
+    base_config["workspaces"][0]["projects"] = base_config["workspaces"][0]["projects"][:0]
+    rec2, _ = setup(base_config)
+    with pytest.raises(RefusedError, match="would mark 2 tenant"):
+        rec2.plan()
+    with pytest.raises(RefusedError, match="--allow-deletions 2"):
+        rec2.apply()
+    assert cloud.write_count == writes and {t.status for t in state_store.tenants()} == {"ACTIVE"}
+    report = rec2.apply(allow_deletions=2)
+    assert report.summary["marked_for_deletion"] == 2
+
+
+def test_an_empty_config_never_empties_the_state(setup, base_config, state_store):
+    from meshcore.errors import RefusedError
+
+    rec, cloud = setup()
+    rec.apply()
+    base_config["workspaces"] = []
+    rec2, _ = setup(base_config)
+    with pytest.raises(RefusedError, match="declares no workspaces"):
+        rec2.apply()
+    assert {t.status for t in state_store.tenants()} == {"ACTIVE"}
+    assert all(t["access"] for t in cloud.tenants.values() if t["name"] != "ws2-p3")
 
 
 def test_readding_before_approval_restores_the_tenant(setup, base_config):
@@ -192,8 +331,22 @@ def test_readding_before_approval_restores_the_tenant(setup, base_config):
     base_config["workspaces"][0]["projects"].append(removed)
     rec3, _ = setup(base_config)
     result = by_key(rec3.apply())["ws1/p2@demo"]
-    assert result.action == "restore" and result.status == "changed"
+    assert result.lifecycle == "restore" and result.status == "changed"
     assert result.platform_tenant_id == tid and cloud.tenants[tid]["access"] == {"reader": ["bob"]}
+
+
+def test_readding_a_deleted_project_never_reuses_its_tenant(setup, base_config, state_store):
+    rec, cloud = setup()
+    old = by_key(rec.apply())["ws2/p3@demo"].platform_tenant_id
+    removed = base_config["workspaces"].pop()
+    rec2, _ = setup(base_config)
+    rec2.apply()
+    rec2.apply()
+    base_config["workspaces"].append(removed)
+    rec3, _ = setup(base_config)
+    item = by_key(rec3.apply())["ws2/p3@demo"]
+    assert item.status == "changed" and item.platform_tenant_id not in (None, old)
+    assert cloud.tenants[old]["status"] == "CLOSED"
 
 
 def test_expired_binding_is_revoked(setup, base_config):
@@ -206,22 +359,42 @@ def test_expired_binding_is_revoked(setup, base_config):
     assert cloud.tenants[tid]["access"] == {"user": ["bob"]}
 
 
-def test_import_adopts_an_existing_tenant_and_refuses_a_taken_one(setup, base_config, fake_plugin):
+def test_import_adopts_an_existing_tenant_and_a_namesake_is_never_adopted(setup, base_config):
     rec, cloud = setup()
     existing = cloud.add_external("legacy")
+    namesake = cloud.add_external("ws1-p1")  # made outside meshcore, named like a tenant would be
     base_config["workspaces"][1]["projects"][0]["tenants"][0]["import_id"] = existing
     rec, _ = setup(base_config)
-    result = by_key(rec.apply())["ws2/p3@demo"]
-    assert result.platform_tenant_id == existing and len(cloud.tenants) == 3
-    assert cloud.tenants[existing]["tags"] == {}  # converged; p3 has no replicated tags
-    assert cloud.tenants[existing]["name"] == "ws2-p3"
+    report = rec.apply()
+    result = by_key(report)["ws2/p3@demo"]
+    assert result.platform_tenant_id == existing
+    assert cloud.tenants[existing]["folder"] == "/sandbox"
+    p1 = by_key(report)["ws1/p1@demo"]
+    assert p1.status == "failed" and "meshcore did not create it" in p1.message
+    assert cloud.tenants[namesake]["access"] == {} and cloud.tenants[namesake]["folder"] == ""
+
+
+def test_renaming_a_platform_is_refused(setup, base_config, tmp_path, state_store, write_config):
+    from meshcore.errors import RefusedError
+
+    base_config["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.db")}
+    rec, cloud = setup(base_config)
+    rec.apply()
+    text = write_config(base_config).read_text().replace("demo", "demo2")
+    loaded = load_config(write_config(text), rec.registry)
+    renamed = Reconciler(loaded, state_store, rec.registry, sleep=lambda _s: None)
+    with pytest.raises(RefusedError, match="recorded as platform 'demo'"):
+        renamed.plan()
+    with pytest.raises(RefusedError, match="recorded as platform 'demo'"):
+        renamed.apply()
+    assert len(cloud.tenants) == 3 and all(t["access"] or t["name"] == "ws2-p3" for t in cloud.tenants.values())
 
 
 def test_a_second_runner_is_refused_while_the_lease_is_held(setup, state_store):
     rec, _ = setup()
     with rec.lease(), pytest.raises(LockHeldError, match="another runner"):
         rec.apply()
-    assert rec.apply().results  # released afterwards
+    assert rec.apply().tenants  # released afterwards
 
 
 def test_lease_of_a_dead_process_on_this_host_is_taken_over(setup, state_store):
@@ -229,13 +402,11 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over(setup, state_store):
     import subprocess
     import sys
 
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     holder = f"{socket.gethostname()}:{dead.stdout.strip()}:deadbeef"
     state_store.acquire_lease("apply", holder, 600)
     rec, _ = setup()
-    assert rec.apply().results
+    assert rec.apply().tenants
     alive_holder = f"{socket.gethostname()}:1:cafe"  # pid 1 is alive
     state_store.acquire_lease("apply", alive_holder, 600)
     with pytest.raises(LockHeldError):

@@ -12,11 +12,69 @@ from meshcore.state import StateStore
 def test_new_store_is_migrated_to_head_and_reopening_keeps_data(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = StateStore.open(url)
-    assert store.schema_revision() == "0001"
+    assert store.schema_revision() == "0002"
     store.create_tenant("ws", "p", "aws", "lz")
     store.close()
     again = StateStore.open(str(tmp_path / "s.db"))  # a plain path works too
     assert [t.key for t in again.tenants()] == ["ws/p@aws"]
+
+
+def test_a_store_of_the_first_schema_is_migrated_with_its_data(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from meshcore.state.store import _MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = StateStore.open(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO tenants (workspace, project, platform, landing_zone, status, platform_tenant_id, "
+                "provisioning, attributes, spec_hash, last_error, created_at, updated_at) VALUES "
+                "('ws', 'p', 'aws', 'lz', 'ACTIVE', '123456789012', 'ready', '{}', 'abc', '', "
+                "'2026-01-01', '2026-01-01')"
+            )
+        )
+    store.close()
+    again = StateStore.open(url)
+    assert again.schema_revision() == "0002"
+    (row,) = again.tenants()
+    assert (row.key, row.platform_tenant_id, row.revoked_at) == ("ws/p@aws", "123456789012", None)
+    assert again.resource_list("aws", None, None) == []
+
+
+def test_quota_slots_are_never_over_reserved_by_parallel_reservers(state_store):
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    window = dt.timedelta(days=30)
+
+    def reserve(i: int) -> bool:
+        granted, _ = state_store.quota_reserve("aws", "close-account", f"acct-{i}", 10, window)
+        return granted
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        granted = list(pool.map(reserve, range(40)))
+    assert sum(granted) == 10
+    assert state_store.quota_used("aws", "close-account", window) == 10
+    first = granted.index(True)
+    assert state_store.quota_reserve("aws", "close-account", f"acct-{first}", 10, window) == (True, 10)
+
+
+def test_a_resource_never_changes_owner(state_store):
+    from meshcore.errors import ConflictError
+
+    state_store.resource_put("aws", "group", "g1", "id-1", "ws/a@aws", {"role": "admin"})
+    again = state_store.resource_put("aws", "group", "g1", "id-1", "ws/a@aws", {"role": "admin"})
+    assert again.revision == 2
+    with pytest.raises(ConflictError, match="recorded for ws/a@aws"):
+        state_store.resource_put("aws", "group", "g1", "id-1", "ws/b@aws", {})
+    assert [r.key for r in state_store.resource_list("aws", "group", "ws/a@aws")] == ["g1"]
 
 
 def test_a_schema_newer_than_this_meshcore_is_refused(tmp_path):

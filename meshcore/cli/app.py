@@ -91,7 +91,12 @@ def _load(config: Path, registry: Any = None):
         for problem in exc.problems:
             err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
         err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {config}")
-        raise typer.Exit(EXIT_CONFIG) from None
+        raise typer.Exit(_config_exit(exc)) from None
+
+
+def _config_exit(exc: Any) -> int:
+    """Exit code of a config error: 3 when a plugin the config needs is the problem, else 2."""
+    return EXIT_PLUGIN if any(p.plugin for p in exc.problems) else EXIT_CONFIG
 
 
 def _store(state: str | None):
@@ -128,11 +133,11 @@ def validate(config: Path = ConfigOpt, output: Output = OutputOpt) -> None:
     except ConfigError as exc:
         if output == Output.json:
             _emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
-            raise typer.Exit(EXIT_CONFIG) from None
+            raise typer.Exit(_config_exit(exc)) from None
         for problem in exc.problems:
             err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
         err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {config}")
-        raise typer.Exit(EXIT_CONFIG) from None
+        raise typer.Exit(_config_exit(exc)) from None
     doc = loaded.document
     n_tenants = sum(len(p.tenants) for w in doc.workspaces for p in w.projects)
     if output == Output.json:
@@ -176,21 +181,40 @@ def schema(
     sys.stdout.write(json.dumps(ConfigDocument.model_json_schema(), indent=2) + "\n")
 
 
+AllowDeletionsOpt = typer.Option(
+    0,
+    "--allow-deletions",
+    min=0,
+    help="Allow this run to mark up to N tenants for deletion (above settings.max_deletions_per_run).",
+)
+
+
 @app.command()
-def plan(config: Path = ConfigOpt, state: str = StateOpt, output: Output = OutputOpt) -> None:
-    """Show, per tenant, what apply would create, change or delete (no cloud writes)."""
+def plan(
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+    output: Output = OutputOpt,
+    allow_deletions: int = AllowDeletionsOpt,
+) -> None:
+    """Show, per platform and tenant, the actions apply would run, in its order (no cloud writes)."""
+    from meshcore.errors import MeshcoreError, RefusedError
     from meshcore.reconciler import Reconciler
 
     loaded, registry = _load(config)
     store = _store(state)
-    report = Reconciler(loaded, store, registry).plan()
+    try:
+        report = Reconciler(loaded, store, registry).plan(allow_deletions=allow_deletions)
+    except RefusedError as exc:
+        raise _fail(f"apply would be refused: {exc}", EXIT_CONFIG) from None
+    except MeshcoreError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
     if output == Output.json:
-        _emit_json([i.as_dict() for i in report.plan])
+        _emit_json(report.as_dict())
     else:
         from meshcore.cli.render import plan_view
 
-        console.print(plan_view(report.plan))
-    if any(i.error for i in report.plan):
+        console.print(plan_view(report))
+    if report.failed:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -200,33 +224,32 @@ def apply(
     state: str = StateOpt,
     output: Output = OutputOpt,
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another runner's lease."),
+    allow_deletions: int = AllowDeletionsOpt,
 ) -> None:
-    """Converge every tenant: provision, update, revoke, delete. Tenants fail independently."""
-    from meshcore.errors import LockHeldError, MeshcoreError
+    """Converge every tenant: run the planned actions in order. Tenants fail independently."""
+    from meshcore.errors import LockHeldError, MeshcoreError, RefusedError
     from meshcore.reconciler import Reconciler
 
     loaded, registry = _load(config)
     store = _store(state)
     try:
         if output == Output.json:
-            report = Reconciler(loaded, store, registry).apply(wait=wait)
+            report = Reconciler(loaded, store, registry).apply(wait=wait, allow_deletions=allow_deletions)
         else:
             from meshcore.cli.render import apply_progress
 
             with apply_progress(console) as on_progress:
-                report = Reconciler(loaded, store, registry, on_progress=on_progress).apply(wait=wait)
+                report = Reconciler(loaded, store, registry, on_progress=on_progress).apply(
+                    wait=wait, allow_deletions=allow_deletions
+                )
     except LockHeldError as exc:
         raise _fail(str(exc), EXIT_LOCKED) from None
+    except RefusedError as exc:
+        raise _fail(f"refused: {exc}", EXIT_CONFIG) from None
     except MeshcoreError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     if output == Output.json:
-        _emit_json(
-            {
-                "run": report.run_id,
-                "counts": report.counts(),
-                "tenants": [r.as_dict() for r in report.results],
-            }
-        )
+        _emit_json(report.as_dict())
     else:
         from meshcore.cli.render import apply_view
 
@@ -257,6 +280,7 @@ def status(
                         "platform_tenant_id": t.platform_tenant_id,
                         "landing_zone": t.landing_zone,
                         "provisioning": t.provisioning,
+                        "access_revoked_at": t.revoked_at,
                         "attributes": t.attributes,
                         "last_error": t.last_error,
                     }

@@ -21,12 +21,22 @@ _STATUS_STYLE = {
     "waiting": "yellow",
     "skipped": "dim",
     "warning": "yellow",
+    "blocked": "bold yellow",
+    "refused": "bold red",
+    "converged": "green",
+    "changes": "cyan",
+    "error": "bold red",
     "loaded": "green",
     "broken": "bold red",
     "duplicate": "bold red",
     "disabled": "dim",
 }
-_ACTION_SIGN = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+_ACTION_SIGN = {
+    "create": ("+", "green"),
+    "update": ("~", "yellow"),
+    "delete": ("-", "red"),
+    "wait": ("…", "cyan"),
+}
 
 
 def _status(value: str) -> Text:
@@ -51,36 +61,49 @@ def plugins_table(infos: list[dict[str, Any]]) -> Table:
     return table
 
 
-def plan_view(items: list[Any]) -> Group:
+def _action_line(view: Any, show_status: bool) -> Text:
+    sign, style = _ACTION_SIGN.get(view.change, ("?", ""))
+    blocked = view.status in ("blocked", "refused", "failed")
+    line = Text(f"    {sign} ", style=style)
+    line.append(f"[{view.phase}] ", style="dim")
+    line.append(view.resource + (f" {view.target}" if view.target else ""), style=style)
+    if view.before is not None or view.after is not None:
+        before = view.before if view.before is not None else "∅"
+        after = view.after if view.after is not None else "∅"
+        line.append(f": {redact(before)} → {redact(after)}")
+    if view.detail:
+        line.append(f"  ({redact(view.detail)})", style="dim")
+    if show_status and view.status not in ("planned",):
+        line.append(f"  {view.status}", style=_STATUS_STYLE.get(view.status, ""))
+    if view.message and (blocked or view.status == "in_progress"):
+        line.append(f": {redact(view.message)}", style="red" if blocked else "yellow")
+    return line
+
+
+def plan_view(report: Any) -> Group:
     parts: list[Any] = []
-    n_changes = 0
-    for item in items:
-        header = Text(f"{item.key}", style="bold")
-        header.append(f"  [{item.action}]", style="dim")
+    for item in report.items:
+        header = Text(item.key, style="bold")
+        if item.lifecycle and item.scope == "tenant":
+            header.append(f"  [{item.lifecycle}]", style="dim")
+        if item.platform_tenant_id:
+            header.append(f"  {item.platform_tenant_id}", style="dim")
         if item.note:
-            header.append(f"  {item.note}", style="yellow")
+            header.append(f"  {redact(item.note)}", style="yellow")
         parts.append(header)
-        if item.error:
-            parts.append(Text(f"    ! {redact(item.error)}", style="bold red"))
-        if not item.changes and not item.error:
+        if item.message:
+            parts.append(Text(f"    ! {redact(item.message)}", style="bold red"))
+        for event in item.events:
+            parts.append(Text(f"    * {redact(event)}", style="yellow"))
+        if not item.actions and not item.message and not item.events:
             parts.append(Text("    no changes", style="dim"))
-        for c in item.changes:
-            n_changes += 1
-            sign, style = _ACTION_SIGN.get(c.action, ("?", ""))
-            line = Text(f"    {sign} {c.resource}", style=style)
-            if c.before is not None or c.after is not None:
-                line.append(
-                    f": {c.before if c.before is not None else '∅'} → {c.after if c.after is not None else '∅'}"
-                )
-            if c.detail:
-                line.append(f"  ({c.detail})", style="dim")
-            parts.append(line)
-    parts.append(
-        Text(
-            f"\nPlan: {n_changes} change(s) across {sum(1 for i in items if i.changes)} of {len(items)} tenant(s).",
-            style="bold",
-        )
-    )
+        for view in item.actions:
+            parts.append(_action_line(view, show_status=view.status != "planned"))
+    n = report.pending_changes()
+    blocked = report.summary.get("blocked", 0)
+    tail = f"\nPlan: {n} action(s) across {sum(1 for i in report.items if i.actions)} item(s)"
+    tail += f"; {blocked} would be blocked." if blocked else "."
+    parts.append(Text(tail, style="bold"))
     return Group(*parts)
 
 
@@ -104,21 +127,36 @@ def apply_progress(console: Console) -> Iterator[Callable[[Any], None]]:
         yield on_progress
 
 
+def summary_line(summary: dict[str, int]) -> str:
+    """'2 marked for deletion, access revoked on 2, 0 deleted' style."""
+    parts = [
+        f"{summary.get('tenants', 0)} tenant(s)",
+        f"{summary.get('changed', 0)} changed",
+        f"{summary.get('bound', 0)} created or adopted",
+        f"{summary.get('marked_for_deletion', 0)} marked for deletion",
+        f"access revoked on {summary.get('access_revoked', 0)}",
+        f"{summary.get('deleted', 0)} deleted",
+    ]
+    for key, label in (("in_progress", "in progress"), ("waiting", "awaiting approval"), ("failed", "failed")):
+        if summary.get(key):
+            parts.append(f"{summary[key]} {label}")
+    return ", ".join(parts) + "."
+
+
 def apply_view(report: Any) -> Group:
     table = Table(title=f"Apply (run {report.run_id})")
-    for col in ("tenant", "action", "result", "platform id", "message"):
+    for col in ("tenant", "lifecycle", "result", "platform id", "message"):
         table.add_column(col)
-    for r in report.results:
-        table.add_row(r.key, r.action, _status(r.status), r.platform_tenant_id or "", redact(r.message))
-    counts = report.counts()
-    changed = counts.get("changed", 0)
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"
-    tail = Text(
-        f"{summary}."
-        + ("  No changes: everything is converged." if not changed and not report.failed else ""),
-        style="bold",
-    )
-    return Group(table, tail)
+    for item in report.items:
+        message = item.message or "; ".join(item.events)
+        table.add_row(
+            item.key, item.lifecycle, _status(item.status), item.platform_tenant_id or "", redact(message)
+        )
+    changed = any(i.status == "changed" for i in report.items) or any(i.actions for i in report.platforms)
+    tail = summary_line(report.summary)
+    if not changed and not report.failed:
+        tail += "  No changes: everything is converged."
+    return Group(table, Text(tail, style="bold"))
 
 
 def status_view(tenants: list[Any], last: Any, failures: list[Any]) -> Group:

@@ -21,12 +21,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from meshcore.errors import LockHeldError, MeshcoreError
+from meshcore.context import Resource
+from meshcore.errors import ConflictError, LockHeldError, MeshcoreError
 from meshcore.redaction import redact, redact_data
 from meshcore.state.tables import (
     AuditRow,
     JournalRow,
     LeaseRow,
+    PlatformRow,
+    QuotaLockRow,
+    QuotaRow,
+    ResourceRow,
     RunRow,
     StatementRow,
     StepRow,
@@ -161,7 +166,6 @@ class StateStore:
             status="ACTIVE",
             provisioning="pending",
             attributes={},
-            spec_hash="",
             last_error="",
         )
         with self.session() as s:
@@ -212,7 +216,7 @@ class StateStore:
             platform=platform,
             tenant_key=tenant_key,
             kind=kind,
-            key=key,
+            key=redact(key),
             intent=redact_data(intent),
             status="open",
             result={},
@@ -229,7 +233,7 @@ class StateStore:
                 .where(
                     JournalRow.platform == platform,
                     JournalRow.kind == kind,
-                    JournalRow.key == key,
+                    JournalRow.key == redact(key),
                     JournalRow.status == "open",
                 )
                 .order_by(JournalRow.id.desc())
@@ -242,24 +246,6 @@ class StateStore:
                 update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
             )
 
-    def journal_history(
-        self,
-        platform: str,
-        kind: str,
-        since: dt.datetime | None = None,
-        key: str | None = None,
-        key_prefix: str | None = None,
-    ) -> list[JournalRow]:
-        with self.session() as s:
-            q = select(JournalRow).where(JournalRow.platform == platform, JournalRow.kind == kind)
-            if key is not None:
-                q = q.where(JournalRow.key == key)
-            if key_prefix is not None:
-                q = q.where(JournalRow.key.startswith(key_prefix, autoescape=True))
-            if since is not None:
-                q = q.where(JournalRow.created_at >= since)
-            return list(s.scalars(q.order_by(JournalRow.id)))
-
     def journal_entries(self, platform: str | None = None, status: str | None = None) -> list[JournalRow]:
         with self.session() as s:
             q = select(JournalRow).order_by(JournalRow.id)
@@ -268,6 +254,142 @@ class StateStore:
             if status:
                 q = q.where(JournalRow.status == status)
             return list(s.scalars(q))
+
+    # -- resources ----------------------------------------------------------------
+
+    def resource_get(self, platform: str, kind: str, key: str) -> Resource | None:
+        key = redact(key)
+        with self.session() as s:
+            row = s.scalars(
+                select(ResourceRow).where(
+                    ResourceRow.platform == platform, ResourceRow.kind == kind, ResourceRow.key == key
+                )
+            ).first()
+            return _resource(row) if row else None
+
+    def resource_put(
+        self, platform: str, kind: str, key: str, cloud_id: str, owner: str, data: dict[str, Any]
+    ) -> Resource:
+        """Insert or update a resource; refuse to change its owner (a resource never changes hands)."""
+        key, cloud_id = redact(key), redact(cloud_id)
+        with self.session() as s:
+            row = s.scalars(
+                select(ResourceRow).where(
+                    ResourceRow.platform == platform, ResourceRow.kind == kind, ResourceRow.key == key
+                )
+            ).first()
+            if row is None:
+                row = ResourceRow(
+                    platform=platform,
+                    kind=kind,
+                    key=key,
+                    cloud_id=cloud_id,
+                    owner=owner,
+                    data=redact_data(data),
+                    revision=1,
+                )
+                s.add(row)
+            else:
+                if row.owner != owner:
+                    raise ConflictError(
+                        f"{kind} {key!r} is recorded for {row.owner or 'the platform'}, not for "
+                        f"{owner or 'the platform'}; a resource never changes owner"
+                    )
+                row.cloud_id = cloud_id
+                row.data = redact_data(data)
+                row.revision += 1
+                row.updated_at = utcnow()
+            s.flush()
+            return _resource(row)
+
+    def resource_remove(self, platform: str, kind: str, key: str) -> None:
+        key = redact(key)
+        with self.session() as s:
+            s.execute(
+                delete(ResourceRow).where(
+                    ResourceRow.platform == platform, ResourceRow.kind == kind, ResourceRow.key == key
+                )
+            )
+
+    def resource_list(self, platform: str | None, kind: str | None, owner: str | None) -> list[Resource]:
+        with self.session() as s:
+            q = select(ResourceRow).order_by(ResourceRow.id)
+            if platform is not None:
+                q = q.where(ResourceRow.platform == platform)
+            if kind is not None:
+                q = q.where(ResourceRow.kind == kind)
+            if owner is not None:
+                q = q.where(ResourceRow.owner == owner)
+            return [_resource(r) for r in s.scalars(q)]
+
+    # -- quotas -------------------------------------------------------------------
+
+    def quota_reserve(
+        self, platform: str, name: str, key: str, limit: int, window: dt.timedelta
+    ) -> tuple[bool, int]:
+        """Take a slot of a rolling-window quota atomically; returns (granted, slots used in the window).
+
+        The first statement writes the quota's lock row, which serialises every
+        reservation of this quota until commit (a row lock on PostgreSQL, the
+        database write lock on SQLite), so the count and the insert that follow
+        cannot race another thread or runner.
+        """
+        try:
+            with self.session() as s:
+                if s.get(QuotaLockRow, (platform, name)) is None:
+                    s.add(QuotaLockRow(platform=platform, name=name))
+        except IntegrityError:
+            pass  # created concurrently
+        now = utcnow()
+        since = now - window
+        with self.session() as s:
+            s.execute(
+                update(QuotaLockRow)
+                .where(QuotaLockRow.platform == platform, QuotaLockRow.name == name)
+                .values(touched_at=now)
+            )
+            window_rows = select(QuotaRow).where(
+                QuotaRow.platform == platform, QuotaRow.name == name, QuotaRow.at >= since
+            )
+            used = len(list(s.scalars(window_rows)))
+            if s.scalars(window_rows.where(QuotaRow.key == key)).first() is not None:
+                return True, used
+            if used >= limit:
+                return False, used
+            s.add(QuotaRow(platform=platform, name=name, key=key, at=now))
+            return True, used + 1
+
+    def quota_used(self, platform: str, name: str, window: dt.timedelta) -> int:
+        since = utcnow() - window
+        with self.session() as s:
+            rows = s.scalars(
+                select(QuotaRow).where(QuotaRow.platform == platform, QuotaRow.name == name, QuotaRow.at >= since)
+            )
+            return len(list(rows))
+
+    # -- platform identities ----------------------------------------------------------
+
+    def platform_identity(self, platform: str) -> PlatformRow | None:
+        with self.session() as s:
+            return s.get(PlatformRow, platform)
+
+    def platforms_with_identity(self, identity: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(PlatformRow.id).where(PlatformRow.identity == identity)))
+
+    def record_platform(self, platform: str, type_name: str, identity: str) -> None:
+        with self.session() as s:
+            row = s.get(PlatformRow, platform)
+            if row is None:
+                s.add(PlatformRow(id=platform, type=type_name, identity=identity))
+            else:
+                row.type, row.identity, row.last_seen = type_name, identity, utcnow()
+
+    def forget_platform(self, platform: str) -> None:
+        with self.session() as s:
+            row = s.get(PlatformRow, platform)
+            if row is not None:
+                s.delete(row)
 
     # -- runs, steps, audit -----------------------------------------------------
 
@@ -306,7 +428,7 @@ class StateStore:
                     run_id=run_id,
                     tenant_key=tenant_key,
                     platform=platform,
-                    name=name,
+                    name=redact(name),
                     status=status,
                     message=redact(message),
                     started_at=started_at,
@@ -330,7 +452,7 @@ class StateStore:
             s.add(
                 AuditRow(
                     action=action,
-                    subject=subject,
+                    subject=redact(subject),
                     details=redact_data(details or {}),
                     actor=actor or _actor(),
                 )
@@ -455,6 +577,17 @@ class StateStore:
             row = s.get(LeaseRow, name)
             if row is not None and row.holder == holder:
                 s.delete(row)
+
+
+def _resource(row: ResourceRow) -> Resource:
+    return Resource(
+        kind=row.kind,
+        key=row.key,
+        cloud_id=row.cloud_id,
+        owner=row.owner,
+        data=dict(row.data or {}),
+        revision=row.revision,
+    )
 
 
 def _actor() -> str:

@@ -39,17 +39,73 @@ class TenantRow(Base):
     platform_tenant_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     provisioning: Mapped[str] = mapped_column(String(32), default="pending")
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    spec_hash: Mapped[str] = mapped_column(String(64), default="")
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     marked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     approved_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
     @property
     def key(self) -> str:
         return f"{self.workspace}/{self.project}@{self.platform}"
+
+
+class ResourceRow(Base):
+    """Something a plugin created or adopted: kind, natural key, cloud id, owning tenant ("" = platform)."""
+
+    __tablename__ = "resources"
+    __table_args__ = (
+        UniqueConstraint("platform", "kind", "key", name="uq_resource"),
+        Index("ix_resource_owner", "platform", "owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(512))
+    cloud_id: Mapped[str] = mapped_column(String(512), default="")
+    owner: Mapped[str] = mapped_column(String(256), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuotaLockRow(Base):
+    """One row per quota: writing it first serialises reservations (row lock / SQLite write lock)."""
+
+    __tablename__ = "quota_locks"
+
+    platform: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    touched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class QuotaRow(Base):
+    """A reserved slot of a rolling-window quota (e.g. one account closure)."""
+
+    __tablename__ = "quota_reservations"
+    __table_args__ = (Index("ix_quota_window", "platform", "name", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(512))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PlatformRow(Base):
+    """A platform id seen in a run, with the cloud instance its plugin said it points at."""
+
+    __tablename__ = "platforms"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    identity: Mapped[str] = mapped_column(String(512), default="")
+    first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class JournalRow(Base):

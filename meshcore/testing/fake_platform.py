@@ -1,50 +1,55 @@
 """An in-memory fake platform, type ``fake``: the core's test double and a runnable example.
 
-It implements every hook the way a real plugin should: it journals before the
-one non-idempotent call (creating a tenant), reads before writing so a
-converged tenant costs no writes, revokes access on deletion, and reports costs
-inside the period. Its "cloud" (:class:`FakeCloud`) counts reads and writes and
-can inject failures, so tests can assert outcomes and call counts.
+It implements the contract the way a real plugin should, on a small cloud
+(:class:`~meshcore.testing.fake_cloud.FakeCloud`) of folders, tenants and access:
 
-With ``state_file`` set in the platform config, the cloud persists to that JSON
-file, so the CLI can be tried across processes without any cloud account.
+* **shared resources**: each landing zone's folder and the folder's guardrails
+  (``target`` phase), created once for every tenant that uses them;
+* **the tenant**: looked up by its natural key (the name) and by any open
+  journal intent before it is created; created under a journal intent (the
+  operation id recorded right after the call) and recorded in the resources
+  table; placed in its folder; tagged; closed on deletion;
+* **the landing zone on a tenant**: its guardrails and its baseline;
+* **access**: one ``revoke`` or ``access`` action per (role, user) that differs;
+  every grant requires the tenant's guardrails and placement to be confirmed.
+
+Every observation names what it found in place, so ``requires`` can be checked.
+With ``state_file`` set, the cloud persists, so the CLI can be tried across
+processes without any cloud account.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
-import os
 import threading
-from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshcore.errors import PlatformError
+from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
+from meshcore.context import HookContext
+from meshcore.errors import ConflictError, PlatformError
 from meshcore.hookspecs import hookimpl
 from meshcore.models import TenantStatus
 from meshcore.results import (
     Capability,
-    Change,
     ChangeAction,
     CostCollection,
     CostRecord,
-    DeprovisionResult,
-    DeprovisionStatus,
     DiscoveredTenant,
     PlatformType,
     PreflightCheck,
     PreflightReport,
-    ProvisionResult,
-    StepOutcome,
     ValidationProblem,
 )
+from meshcore.specs import LandingZoneSpec, PlatformSpec, TenantSpec
+from meshcore.testing.fake_cloud import ACTIVE, CLOSED, CLOSING, FakeCloud, SimulatedCrash
 
 TYPE = "fake"
+#: What a tenant that does not exist yet looks like (it is created with its tags).
+EMPTY: dict[str, Any] = {"folder": "", "guardrails": [], "baseline": "", "access": {}, "status": ACTIVE}
 
 
 class FakeConfig(BaseModel):
@@ -52,11 +57,14 @@ class FakeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    state_file: str | None = Field(default=None, description="Persist the fake cloud to this JSON file.")
+    state_file: str | None = Field(default=None, description="Persist the fake cloud to this SQLite file.")
     name_pattern: str = Field(
         default="{workspace}-{project}", description="Tenant name; placeholders workspace, project, platform."
     )
     daily_cost: Decimal = Field(default=Decimal("1.50"), description="Synthetic cost per tenant and day.")
+    create_polls: int = Field(
+        default=0, ge=0, le=100, description="A creation stays in progress for this many status reads."
+    )
 
 
 class FakeLandingZone(BaseModel):
@@ -64,133 +72,13 @@ class FakeLandingZone(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    folder: str = Field(default="default", description="Where tenants of this landing zone are placed.")
-    guardrails: tuple[str, ...] = ()
+    folder: str = Field(default="/default", description="Where tenants of this landing zone are placed.")
+    create_folder: bool = Field(default=True, description="Create the folder if it does not exist.")
+    guardrails: tuple[str, ...] = Field(default=(), description="Set on the folder and on each tenant.")
+    baseline: str = Field(default="", description="What is deployed into each tenant (a version string).")
     role_mappings: dict[str, str] = Field(default_factory=dict, description="Project role -> platform role.")
     forbidden_roles: tuple[str, ...] = ("owner",)
-
-
-class FakeCloud:
-    """The fake platform's state: tenants, access, and counters of every call."""
-
-    def __init__(self, path: str | None = None):
-        self.path = path
-        self.lock = threading.RLock()
-        self.tenants: dict[str, dict[str, Any]] = {}
-        self.operations: dict[str, str] = {}  # operation id -> tenant id
-        self.next_id = 100000000001
-        self.reads: Counter[str] = Counter()
-        self.writes: Counter[str] = Counter()
-        self.fail: dict[str, BaseException] = {}  # "op" or "op:tenant-name" -> exception to raise once
-        self.crash_after: set[str] = set()  # ops after which a simulated crash happens once
-        self.external: set[str] = set()  # ids created outside meshcore (discoverable)
-        self._saved: bytes | None = None
-        if path and Path(path).exists():
-            self._load()
-
-    # persistence ----------------------------------------------------------------
-    def reload_if_changed(self) -> None:
-        """Pick up edits made to the state file by another process (or a test)."""
-        if self.path and Path(self.path).exists():
-            with self.lock:
-                if Path(self.path).read_bytes() != self._saved:
-                    self._load()
-
-    def _load(self) -> None:
-        self._saved = Path(self.path).read_bytes()  # type: ignore[arg-type]
-        data = json.loads(self._saved)
-        self.tenants = data["tenants"]
-        self.operations = data["operations"]
-        self.next_id = data["next_id"]
-        self.external = set(data.get("external", []))
-
-    def save(self) -> None:
-        if self.path:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            data = {
-                "tenants": self.tenants,
-                "operations": self.operations,
-                "next_id": self.next_id,
-                "external": sorted(self.external),
-            }
-            text = json.dumps(data, indent=1, sort_keys=True).encode()
-            tmp = Path(f"{self.path}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(text)
-            os.replace(tmp, self.path)  # atomic: another process never reads half a file
-            self._saved = text
-
-    # calls ----------------------------------------------------------------------
-    def _check(self, op: str, subject: str = "") -> None:
-        for key in (f"{op}:{subject}", op):
-            exc = self.fail.pop(key, None)
-            if exc is not None:
-                raise exc
-
-    def read(self, op: str, subject: str = "") -> None:
-        self.reads[op] += 1
-        self._check(op, subject)
-
-    def write(self, op: str, subject: str = "") -> None:
-        self.writes[op] += 1
-        self._check(op, subject)
-
-    @property
-    def write_count(self) -> int:
-        return sum(self.writes.values())
-
-    def create(self, name: str, operation_id: str) -> str:
-        with self.lock:
-            self.write("create", name)
-            tid = str(self.next_id)
-            self.next_id += 1
-            self.tenants[tid] = {
-                "name": name,
-                "folder": "",
-                "tags": {},
-                "access": {},
-                "status": "ACTIVE",
-                "guardrails": [],
-            }
-            self.operations[operation_id] = tid
-            self.save()
-        if "create" in self.crash_after:
-            self.crash_after.discard("create")
-            raise SimulatedCrash("process died right after create returned")
-        return tid
-
-    def add_external(self, name: str) -> str:
-        """Create a tenant outside meshcore (for discovery and import tests)."""
-        with self.lock:
-            tid = str(self.next_id)
-            self.next_id += 1
-            self.tenants[tid] = {
-                "name": name,
-                "folder": "",
-                "tags": {},
-                "access": {},
-                "status": "ACTIVE",
-                "guardrails": [],
-            }
-            self.external.add(tid)
-            self.save()
-            return tid
-
-
-class SimulatedCrash(BaseException):
-    """Raised by :class:`FakeCloud` to simulate the process dying mid-operation (not an Exception)."""
-
-
-def serialized(hook):
-    """Run a hook under its cloud's lock: tenants are reconciled in parallel, the fake cloud is a plain dict."""
-
-    @functools.wraps(hook)
-    def run(self, platform, *args, **kwargs):
-        if getattr(platform, "type", None) != TYPE:
-            return hook(self, platform, *args, **kwargs)
-        with self.cloud(platform).lock:
-            return hook(self, platform, *args, **kwargs)
-
-    return run
+    deletion: Literal["close", "leave"] = Field(default="close", description="close the tenant, or leave it.")
 
 
 class FakePlatformPlugin:
@@ -200,16 +88,20 @@ class FakePlatformPlugin:
         self.clouds: dict[str, FakeCloud] = {}
         self._lock = threading.Lock()
 
-    def cloud(self, platform: Any) -> FakeCloud:
+    def cloud(self, platform: PlatformSpec) -> FakeCloud:
+        cfg: FakeConfig = platform.config
         with self._lock:
-            key = f"{platform.id}:{platform.config.state_file or ''}"
+            key = f"{platform.id}:{cfg.state_file or ''}"
             if key not in self.clouds:
-                self.clouds[key] = FakeCloud(platform.config.state_file)
+                self.clouds[key] = FakeCloud(cfg.state_file, create_polls=cfg.create_polls)
             cloud = self.clouds[key]
-        cloud.reload_if_changed()  # outside the plugin lock: it takes the cloud's lock
+        cloud.create_polls = cfg.create_polls
+        cloud.reload_if_changed()
         return cloud
 
     def reset(self) -> None:
+        for cloud in self.clouds.values():
+            cloud.disconnect()
         self.clouds.clear()
 
     # -- platform types and config -------------------------------------------------------
@@ -227,13 +119,15 @@ class FakePlatformPlugin:
         ]
 
     @hookimpl
-    def meshplatform_validate(self, platform, landing_zones):
-        if platform.type != TYPE:
-            return None
+    def meshplatform_validate(
+        self, platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
+    ) -> list[ValidationProblem]:
         problems = []
+        folders: dict[str, tuple[str, tuple[str, ...]]] = {}
         for lz in landing_zones:
-            for role, target in lz.config.role_mappings.items():
-                if target in lz.config.forbidden_roles:
+            zone: FakeLandingZone = lz.config
+            for role, target in zone.role_mappings.items():
+                if target in zone.forbidden_roles:
                     problems.append(
                         ValidationProblem(
                             path=f"role_mappings.{role}",
@@ -241,260 +135,446 @@ class FakePlatformPlugin:
                             message=f"platform role {target!r} is forbidden in this landing zone",
                         )
                     )
+            first = folders.setdefault(zone.folder, (lz.id, zone.guardrails))
+            if first[1] != zone.guardrails:
+                problems.append(
+                    ValidationProblem(
+                        path="guardrails",
+                        landing_zone=lz.id,
+                        message=f"landing zone {first[0]!r} puts other guardrails on folder {zone.folder}",
+                    )
+                )
         return problems
 
     @hookimpl
-    @serialized
-    def meshplatform_preflight(self, platform, ctx):
-        if platform.type != TYPE:
-            return None
-        cloud = self.cloud(platform)
-        cloud.read("preflight")
-        return PreflightReport(
-            checks=(PreflightCheck(name="fake cloud reachable", ok=True, scope=platform.id),)
-        )
-
-    # -- tenant lifecycle --------------------------------------------------------------------
-
-    def _name(self, platform, tenant) -> str:
-        return platform.config.name_pattern.format(
-            workspace=tenant.workspace.id, project=tenant.project.id, platform=platform.id
-        )
-
-    def _desired(self, platform, tenant) -> dict[str, Any]:
-        return {
-            "name": self._name(platform, tenant),
-            "folder": tenant.landing_zone.config.folder,
-            "tags": dict(tenant.replicated_tags),
-        }
+    def meshplatform_preflight(self, platform: PlatformSpec, ctx: HookContext) -> PreflightReport:
+        self.cloud(platform).read("preflight")
+        return PreflightReport(checks=(PreflightCheck(name="fake cloud reachable", ok=True, scope=platform.id),))
 
     @hookimpl
-    @serialized
-    def meshplatform_plan_tenant(self, platform, tenant, ctx):
-        if platform.type != TYPE:
-            return None
+    def meshplatform_identity(self, platform: PlatformSpec, ctx: HookContext) -> str:
+        cfg: FakeConfig = platform.config
+        if cfg.state_file:
+            return f"fake:{Path(cfg.state_file).resolve()}"
+        return f"fake:memory:{platform.id}"
+
+    # -- shared resources ----------------------------------------------------------------
+
+    @hookimpl
+    def meshplatform_platform_actions(
+        self, platform: PlatformSpec, landing_zones: list[LandingZoneSpec], ctx: HookContext
+    ) -> Observation:
         cloud = self.cloud(platform)
-        if tenant.status == TenantStatus.MARKED_FOR_DELETION:
-            return [Change(action=ChangeAction.DELETE, resource="tenant", detail="close")]
-        if tenant.platform_tenant_id is None:
-            return [Change(action=ChangeAction.CREATE, resource="tenant", after=self._name(platform, tenant))]
-        cloud.read("describe", tenant.platform_tenant_id)
-        current = cloud.tenants.get(tenant.platform_tenant_id)
-        if current is None:
-            raise PlatformError(f"tenant {tenant.platform_tenant_id} no longer exists on the platform")
-        changes = []
-        for field, want in self._desired(platform, tenant).items():
-            if current[field] != want:
-                changes.append(
-                    Change(
-                        action=ChangeAction.UPDATE,
-                        resource=field,
-                        before=str(current[field]),
-                        after=str(want),
+        actions: list[Action] = []
+        in_place: set[str] = set()
+        problems: dict[str, str] = {}
+        seen: set[str] = set()
+        for lz in landing_zones:
+            zone: FakeLandingZone = lz.config
+            if zone.folder in seen:
+                continue
+            seen.add(zone.folder)
+            cloud.read("describe-folder", zone.folder)
+            folder = cloud.folders.get(zone.folder)
+            folder_key, guard_key = f"folder:{zone.folder}", f"folder-guardrails:{zone.folder}"
+            if folder is None and not zone.create_folder:
+                problems[folder_key] = f"folder {zone.folder} does not exist (create_folder is off)"
+                continue
+            if folder is None:
+                actions.append(
+                    Action(
+                        phase=Phase.TARGET,
+                        change=ChangeAction.CREATE,
+                        resource="folder",
+                        target=zone.folder,
+                        key=folder_key,
+                        run=lambda path=zone.folder: cloud.create_folder(path),
                     )
                 )
-        want_access = self._access(tenant)
-        if current["access"] != want_access:
-            changes.append(
-                Change(
-                    action=ChangeAction.UPDATE,
-                    resource="access",
-                    before=json.dumps(current["access"], sort_keys=True),
-                    after=json.dumps(want_access, sort_keys=True),
+            else:
+                in_place.add(folder_key)
+            have = list(folder["guardrails"]) if folder else []
+            if have != list(zone.guardrails):
+                actions.append(
+                    Action(
+                        phase=Phase.TARGET,
+                        change=ChangeAction.UPDATE,
+                        resource="folder-guardrails",
+                        target=zone.folder,
+                        key=guard_key,
+                        before=", ".join(have) or None,
+                        after=", ".join(zone.guardrails) or None,
+                        requires=(folder_key,),
+                        run=lambda path=zone.folder, want=list(zone.guardrails): cloud.set_folder_guardrails(
+                            path, want
+                        ),
+                    )
+                )
+            else:
+                in_place.add(guard_key)
+        return Observation(actions=tuple(actions), in_place=frozenset(in_place), problems=problems)
+
+    # -- the tenant ----------------------------------------------------------------------
+
+    def _name(self, platform: PlatformSpec, tenant: TenantSpec) -> str:
+        cfg: FakeConfig = platform.config
+        return cfg.name_pattern.format(workspace=tenant.workspace.id, project=tenant.project.id, platform=platform.id)
+
+    @hookimpl
+    def meshplatform_tenant_actions(self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+        cloud = self.cloud(platform)
+        name = self._name(platform, tenant)
+        zone: FakeLandingZone = tenant.landing_zone.config
+        if tenant.status != TenantStatus.ACTIVE:
+            return self._deletion(cloud, tenant, zone, name, ctx)
+        tid = tenant.platform_tenant_id
+        actions: list[Action] = []
+        found: str | None = None
+        if tid is None:
+            found, acquire = self._acquire(cloud, tenant, name, ctx)
+            actions.append(acquire)
+            current = cloud.get(found) if found else {**EMPTY, "name": name, "tags": dict(tenant.replicated_tags)}
+        else:
+            current = cloud.get(tid)
+            if current is None or current["status"] != ACTIVE:
+                raise PlatformError(
+                    f"tenant {tid} is {current['status'] if current else 'gone'} on the platform; "
+                    "it cannot be converged"
+                )
+        assert current is not None
+        in_place: set[str] = set()
+        folder_keys = (f"folder:{zone.folder}", f"folder-guardrails:{zone.folder}")
+        placement = f"placement:{name}"
+        if current["folder"] != zone.folder:
+            actions.append(
+                Action(
+                    phase=Phase.PLACEMENT,
+                    change=ChangeAction.UPDATE,
+                    resource="placement",
+                    target=name,
+                    key=placement,
+                    before=current["folder"] or None,
+                    after=zone.folder,
+                    requires=folder_keys,
+                    run=lambda: cloud.update(_bound(ctx), "move", folder=zone.folder),
                 )
             )
-        return changes
-
-    @hookimpl
-    @serialized
-    def meshplatform_provision_tenant(self, platform, tenant, ctx):
-        if platform.type != TYPE:
-            return None
-        cloud = self.cloud(platform)
-        if tenant.import_id:
-            cloud.read("describe", tenant.import_id)
-            if tenant.import_id not in cloud.tenants:
-                raise PlatformError(f"cannot import {tenant.import_id}: no such tenant on the platform")
-            owner = ctx.owner_of(tenant.import_id)
-            if owner and owner != tenant.key:
-                raise PlatformError(f"cannot import {tenant.import_id}: it belongs to {owner}")
-            tid = tenant.import_id
         else:
-            name = self._name(platform, tenant)
-            entry = ctx.journal.find("create", tenant.key)
-            tid = None
-            if entry is not None and entry.operation_id:
-                cloud.read("describe-operation", entry.operation_id)
-                tid = cloud.operations.get(entry.operation_id)
-            else:
-                # No operation id (lost, or the core never recorded our answer): look the
-                # tenant up by name, the natural dedupe key, before creating anything.
-                cloud.read("list")
-                tid = next(
-                    (
-                        i
-                        for i, t in cloud.tenants.items()
-                        if t["name"] == name and t["status"] == "ACTIVE" and i not in cloud.external
-                    ),
-                    None,
+            in_place.add(placement)
+        want_tags = dict(tenant.replicated_tags)
+        if current["tags"] != want_tags:
+            actions.append(
+                Action(
+                    phase=Phase.CONFIGURE,
+                    change=ChangeAction.UPDATE,
+                    resource="tags",
+                    target=name,
+                    before=_fmt(current["tags"]),
+                    after=_fmt(want_tags),
+                    run=lambda: cloud.update(_bound(ctx), "set-tags", tags=want_tags),
                 )
-                owner = ctx.owner_of(tid) if tid else None
-                if owner and owner != tenant.key:
-                    raise PlatformError(f"a tenant named {name!r} exists and belongs to {owner}")
-            if tid is None:
-                entry = entry or ctx.journal.begin("create", tenant.key, {"name": name})
-                op_id = f"op-{entry.id}"
-                entry.record_operation(op_id)
-                tid = cloud.create(name, op_id)
+            )
+        return Observation(
+            actions=tuple(actions),
+            in_place=frozenset(in_place),
+            platform_tenant_id=found,
+            attributes={"name": name, "folder": zone.folder},
+        )
+
+    def _acquire(self, cloud: FakeCloud, tenant: TenantSpec, name: str, ctx: HookContext) -> tuple[str | None, Action]:
+        """For a tenant with no bound id: the action that creates, resumes or adopts it (and what it found)."""
+        zone: FakeLandingZone = tenant.landing_zone.config
+        needs = (f"folder:{zone.folder}", f"folder-guardrails:{zone.folder}")
+        if tenant.import_id:
+            current = cloud.get(tenant.import_id)
+            if current is None or current["status"] != ACTIVE:
+                raise PlatformError(f"cannot import {tenant.import_id}: no such live tenant on the platform")
+            self._check_owner(ctx, tenant, tenant.import_id)
+            return tenant.import_id, self._adopt(ctx, tenant.import_id, name, "import", needs)
+        entry = ctx.journal.find("create", name)
+        if entry is not None and entry.operation_id is None:
+            pending = cloud.pending_creation(name)
+            if pending is not None:
+                entry.record_operation(pending)
+        if entry is not None and entry.operation_id is not None:
+            return None, Action(
+                phase=Phase.TENANT,
+                change=ChangeAction.WAIT,
+                resource="tenant",
+                target=name,
+                detail=f"creation {entry.operation_id} started by an earlier run",
+                requires=needs,
+                run=lambda: self._await(cloud, ctx, name, entry),
+            )
+        existing = cloud.find(name)
+        if existing is not None:
+            recorded = ctx.resources.get("tenant", name)
+            ours = entry is not None or (recorded is not None and recorded.cloud_id == existing)
+            if not ours:
+                raise ConflictError(
+                    f"a tenant named {name!r} ({existing}) exists on the platform and meshcore did not create it; "
+                    f"adopt it with 'import_id: {existing}' or change name_pattern"
+                )
+            self._check_owner(ctx, tenant, existing)
+            return existing, self._adopt(ctx, existing, name, "resume", needs, entry)
+        return None, Action(
+            phase=Phase.TENANT,
+            change=ChangeAction.CREATE,
+            resource="tenant",
+            target=name,
+            after=name,
+            detail=f"in {zone.folder}",
+            requires=needs,
+            run=lambda: self._create(cloud, ctx, tenant, name),
+        )
+
+    @staticmethod
+    def _check_owner(ctx: HookContext, tenant: TenantSpec, tid: str) -> None:
+        owner = ctx.owner_of(tid)
+        if owner and owner != tenant.key:
+            raise ConflictError(f"tenant {tid} belongs to {owner}; a tenant id is never reused")
+
+    def _adopt(
+        self, ctx: HookContext, tid: str, name: str, how: str, needs: tuple[str, ...], entry: Any = None
+    ) -> Action:
+        """Adopt an existing tenant: an import, or one an interrupted run of ours created (``entry``)."""
+
+        def run() -> ActionResult:
+            ctx.resources.put("tenant", name, cloud_id=tid, data={"adopted": how})
             if entry is not None:
-                entry.complete({"platform_tenant_id": tid})
-        self._converge(cloud, platform, tenant.model_copy(update={"platform_tenant_id": tid}))
-        return ProvisionResult(
-            platform_tenant_id=tid, changed=True, attributes={"name": self._name(platform, tenant)}
+                entry.complete({"tenant": tid, "recovered": "by name"})
+            return ActionResult(platform_tenant_id=tid, message=f"{how}: adopted {tid}")
+
+        return Action(
+            phase=Phase.TENANT,
+            change=ChangeAction.CREATE,
+            resource="tenant",
+            target=name,
+            after=tid,
+            detail=f"adopt existing tenant {tid} ({how})",
+            requires=needs,
+            run=run,
         )
 
-    def _converge(self, cloud: FakeCloud, platform, tenant) -> bool:
-        tid = tenant.platform_tenant_id
-        cloud.read("describe", tid)
-        current = cloud.tenants.get(tid)
-        if current is None:
-            raise PlatformError(f"tenant {tid} no longer exists on the platform")
-        changed = False
-        for field, want in self._desired(platform, tenant).items():
-            if current[field] != want:
-                cloud.write(f"set-{field}", current["name"])
-                current[field] = want
-                changed = True
-        if changed:
-            cloud.save()
-        return changed
-
-    @hookimpl
-    @serialized
-    def meshplatform_update_tenant(self, platform, tenant, ctx):
-        if platform.type != TYPE:
-            return None
-        cloud = self.cloud(platform)
-        changed = self._converge(cloud, platform, tenant)
-        return ProvisionResult(
-            platform_tenant_id=tenant.platform_tenant_id,
-            changed=changed,
-            attributes={"name": self._name(platform, tenant)},
-        )
-
-    @hookimpl
-    @serialized
-    def meshplatform_deprovision_tenant(self, platform, tenant, ctx):
-        if platform.type != TYPE:
-            return None
-        cloud = self.cloud(platform)
-        tid = tenant.platform_tenant_id
+    def _create(self, cloud: FakeCloud, ctx: HookContext, tenant: TenantSpec, name: str) -> ActionResult:
+        entry = ctx.journal.find("create", name) or ctx.journal.begin("create", name, {"tenant": tenant.key})
+        op_id = f"op-{entry.id}"
+        tid = cloud.create(name, op_id, dict(tenant.replicated_tags))
+        entry.record_operation(op_id)
         if tid is None:
-            return DeprovisionResult(status=DeprovisionStatus.DELETED, message="never provisioned")
-        cloud.read("describe", tid)
-        current = cloud.tenants.get(tid)
-        if current is None or current["status"] == "CLOSED":
-            return DeprovisionResult(status=DeprovisionStatus.DELETED, message="closed")
-        if current["status"] == "ACTIVE":
-            cloud.write("close", current["name"])
-            current["status"] = "CLOSING"
-            cloud.save()
-            return DeprovisionResult(status=DeprovisionStatus.IN_PROGRESS, message="closing")
-        current["status"] = "CLOSED"
-        cloud.save()
-        return DeprovisionResult(status=DeprovisionStatus.DELETED, message="closed")
+            return ActionResult(status=ActionStatus.IN_PROGRESS, message=f"creation {op_id} in progress")
+        return self._created(ctx, entry, name, tid)
 
-    # -- landing zones and access ------------------------------------------------------------
+    def _await(self, cloud: FakeCloud, ctx: HookContext, name: str, entry: Any) -> ActionResult:
+        state, tid = cloud.poll(entry.operation_id)
+        if state == "IN_PROGRESS":
+            return ActionResult(status=ActionStatus.IN_PROGRESS, message=f"creation {entry.operation_id} in progress")
+        if tid is None:
+            entry.fail(f"operation {entry.operation_id} is unknown to the platform")
+            raise PlatformError(f"creation {entry.operation_id} of {name} is unknown to the platform")
+        return self._created(ctx, entry, name, tid)
 
-    @hookimpl
-    @serialized
-    def meshplatform_apply_landing_zone(self, platform, tenant, ctx):
-        if platform.type != TYPE:
-            return None
-        cloud = self.cloud(platform)
-        current = cloud.tenants[tenant.platform_tenant_id]
-        want = list(tenant.landing_zone.config.guardrails)
-        with ctx.step("guardrails") as step:
-            if current["guardrails"] != want:
-                cloud.write("set-guardrails", current["name"])
-                current["guardrails"] = want
-                cloud.save()
-                step.changed(f"guardrails: {', '.join(want) or 'none'}")
-                return StepOutcome(changed=True, message="guardrails applied")
-        return StepOutcome(changed=False)
+    @staticmethod
+    def _created(ctx: HookContext, entry: Any, name: str, tid: str) -> ActionResult:
+        ctx.resources.put("tenant", name, cloud_id=tid)
+        entry.complete({"tenant": tid})
+        return ActionResult(platform_tenant_id=tid, message=f"created {tid}")
 
-    def _access(self, tenant) -> dict[str, list[str]]:
-        mapping = tenant.landing_zone.config.role_mappings
-        out: dict[str, set[str]] = {}
-        for b in tenant.bindings:
-            role = mapping.get(b.role, b.role)
-            out.setdefault(role, set()).update(u.id for u in b.users)
-        return {r: sorted(u) for r, u in sorted(out.items())}
-
-    @hookimpl
-    @serialized
-    def meshplatform_replicate_access(self, platform, tenant, ctx):
-        if platform.type != TYPE:
-            return None
-        cloud = self.cloud(platform)
+    def _deletion(
+        self, cloud: FakeCloud, tenant: TenantSpec, zone: FakeLandingZone, name: str, ctx: HookContext
+    ) -> Observation:
+        if not tenant.deletion_approved or zone.deletion == "leave" or tenant.platform_tenant_id is None:
+            return Observation()
         tid = tenant.platform_tenant_id
-        if tid is None or tid not in cloud.tenants:
-            return StepOutcome(changed=False, message="nothing to do")
-        current = cloud.tenants[tid]
-        want = {} if tenant.status != TenantStatus.ACTIVE else self._access(tenant)
-        if current["access"] == want:
-            return StepOutcome(changed=False)
-        cloud.write("set-access", current["name"])
-        before = current["access"]
-        current["access"] = want
-        cloud.save()
-        gained = {r: sorted(set(u) - set(before.get(r, []))) for r, u in want.items()}
-        lost = {r: sorted(set(u) - set(want.get(r, []))) for r, u in before.items()}
-        msg = "; ".join(
-            [f"+{r}: {', '.join(u)}" for r, u in gained.items() if u]
-            + [f"-{r}: {', '.join(u)}" for r, u in lost.items() if u]
+        current = cloud.get(tid)
+        if current is None or current["status"] == CLOSED:
+            return Observation()
+        if current["status"] == CLOSING:
+            return Observation(
+                actions=(
+                    Action(
+                        phase=Phase.DEPROVISION,
+                        change=ChangeAction.WAIT,
+                        resource="tenant",
+                        target=name,
+                        before=CLOSING,
+                        after=CLOSED,
+                        run=lambda: self._await_closure(cloud, tid),
+                    ),
+                )
+            )
+        return Observation(
+            actions=(
+                Action(
+                    phase=Phase.DEPROVISION,
+                    change=ChangeAction.DELETE,
+                    resource="tenant",
+                    target=name,
+                    before=ACTIVE,
+                    after=CLOSING,
+                    run=lambda: cloud.close_tenant(tid),
+                ),
+            )
         )
-        return StepOutcome(changed=True, message=msg)
 
-    # -- costs and discovery ------------------------------------------------------------------
+    @staticmethod
+    def _await_closure(cloud: FakeCloud, tid: str) -> ActionResult:
+        if cloud.poll_closure(tid) == CLOSING:
+            return ActionResult(status=ActionStatus.IN_PROGRESS, message=f"{tid} is still closing")
+        return ActionResult(changed=False, message=f"{tid} is closed")
+
+    # -- landing zone on the tenant -------------------------------------------------------
 
     @hookimpl
-    @serialized
-    def meshplatform_collect_costs(self, platform, period, tenants, ctx):
-        if platform.type != TYPE:
-            return None
+    def meshplatform_landing_zone_actions(
+        self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
+    ) -> Observation:
+        cloud = self.cloud(platform)
+        name = self._name(platform, tenant)
+        zone: FakeLandingZone = tenant.landing_zone.config
+        tid = tenant.platform_tenant_id
+        current = (cloud.get(tid) if tid else None) or dict(EMPTY)
+        if tenant.status != TenantStatus.ACTIVE:
+            if not tenant.deletion_approved or not current["baseline"] or current["status"] != ACTIVE:
+                return Observation()
+            return Observation(
+                actions=(
+                    Action(
+                        phase=Phase.TEARDOWN,
+                        change=ChangeAction.DELETE,
+                        resource="baseline",
+                        target=name,
+                        before=current["baseline"],
+                        run=lambda: cloud.update(_bound(ctx), "remove-baseline", baseline=""),
+                    ),
+                )
+            )
+        actions: list[Action] = []
+        in_place: set[str] = set()
+        guard_key = f"guardrails:{name}"
+        if current["guardrails"] != list(zone.guardrails):
+            actions.append(
+                Action(
+                    phase=Phase.GUARDRAILS,
+                    change=ChangeAction.UPDATE,
+                    resource="guardrails",
+                    target=name,
+                    key=guard_key,
+                    before=", ".join(current["guardrails"]) or None,
+                    after=", ".join(zone.guardrails) or None,
+                    run=lambda: cloud.update(_bound(ctx), "set-guardrails", guardrails=list(zone.guardrails)),
+                )
+            )
+        else:
+            in_place.add(guard_key)
+        if current["baseline"] != zone.baseline:
+            actions.append(
+                Action(
+                    phase=Phase.BASELINE,
+                    change=ChangeAction.UPDATE,
+                    resource="baseline",
+                    target=name,
+                    before=current["baseline"] or None,
+                    after=zone.baseline or None,
+                    run=lambda: cloud.update(_bound(ctx), "set-baseline", baseline=zone.baseline),
+                )
+            )
+        return Observation(actions=tuple(actions), in_place=frozenset(in_place))
+
+    # -- access ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _wanted(tenant: TenantSpec) -> set[tuple[str, str]]:
+        if tenant.status != TenantStatus.ACTIVE:
+            return set()
+        zone: FakeLandingZone = tenant.landing_zone.config
+        return {(zone.role_mappings.get(b.role, b.role), u.id) for b in tenant.bindings for u in b.users}
+
+    @hookimpl
+    def meshplatform_access_actions(self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+        cloud = self.cloud(platform)
+        name = self._name(platform, tenant)
+        tid = tenant.platform_tenant_id
+        current = (cloud.get(tid) if tid else None) or dict(EMPTY)
+        if current["status"] == CLOSED:
+            return Observation()
+        have = {(role, user) for role, users in current["access"].items() for user in users}
+        want = self._wanted(tenant)
+        actions = [
+            Action(
+                phase=Phase.REVOKE,
+                change=ChangeAction.DELETE,
+                resource="access",
+                target=f"{role}/{user}",
+                detail=f"{user} loses {role}",
+                run=lambda role=role, user=user: cloud.revoke(_bound(ctx), role, user),
+            )
+            for role, user in sorted(have - want)
+        ]
+        guarded = (f"guardrails:{name}", f"placement:{name}")
+        actions += [
+            Action(
+                phase=Phase.ACCESS,
+                change=ChangeAction.CREATE,
+                resource="access",
+                target=f"{role}/{user}",
+                detail=f"{user} gains {role}",
+                requires=guarded,
+                run=lambda role=role, user=user: cloud.grant(_bound(ctx), role, user),
+            )
+            for role, user in sorted(want - have)
+        ]
+        return Observation(actions=tuple(actions))
+
+    # -- costs and discovery ------------------------------------------------------------
+
+    @hookimpl
+    def meshplatform_collect_costs(self, platform: PlatformSpec, period: Any, tenants: Any, ctx: HookContext) -> CostCollection:
         cloud = self.cloud(platform)
         cloud.read("costs")
+        cfg: FakeConfig = platform.config
         records = []
         day = period.start
+        with cloud.lock:
+            live = sorted(tid for tid, t in cloud.tenants.items() if t["status"] == ACTIVE)
         while day < period.end:
-            for tid, t in sorted(cloud.tenants.items()):
-                if t["status"] == "ACTIVE":
-                    records.append(
-                        CostRecord(
-                            platform_tenant_id=tid,
-                            usage_start=day,
-                            usage_end=day + dt.timedelta(days=1),
-                            seller="Fake Cloud Inc.",
-                            product="compute",
-                            currency="EUR",
-                            amount=platform.config.daily_cost,
-                        )
+            for tid in live:
+                records.append(
+                    CostRecord(
+                        platform_tenant_id=tid,
+                        usage_start=day,
+                        usage_end=day + dt.timedelta(days=1),
+                        seller="Fake Cloud Inc.",
+                        product="compute",
+                        currency="EUR",
+                        amount=cfg.daily_cost,
                     )
+                )
             day += dt.timedelta(days=1)
         return CostCollection(records=tuple(records), requests=1, request_cost=Decimal("0"))
 
     @hookimpl
-    @serialized
-    def meshplatform_discover_tenants(self, platform, ctx):
-        if platform.type != TYPE:
-            return None
+    def meshplatform_discover_tenants(self, platform: PlatformSpec, ctx: HookContext) -> list[DiscoveredTenant]:
         cloud = self.cloud(platform)
         cloud.read("list")
-        return [
-            DiscoveredTenant(platform_tenant_id=tid, name=t["name"], status=t["status"])
-            for tid, t in sorted(cloud.tenants.items())
-        ]
+        with cloud.lock:
+            return [
+                DiscoveredTenant(platform_tenant_id=tid, name=t["name"], status=t["status"])
+                for tid, t in sorted(cloud.tenants.items())
+            ]
+
+
+def _bound(ctx: HookContext) -> str:
+    """The tenant's id inside a ``run`` closure (set by the action that created it, if this run did)."""
+    if ctx.platform_tenant_id is None:
+        raise PlatformError("the tenant has no platform id yet")
+    return ctx.platform_tenant_id
+
+
+def _fmt(tags: dict[str, str]) -> str | None:
+    return ", ".join(f"{k}={v}" for k, v in sorted(tags.items())) or None
 
 
 plugin = FakePlatformPlugin()
+
+__all__ = ["FakeCloud", "FakeConfig", "FakeLandingZone", "FakePlatformPlugin", "SimulatedCrash", "plugin"]
