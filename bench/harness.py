@@ -85,7 +85,7 @@ def sandbox(latency: float = 0.0):
             )
         os.environ.update(box.env())
         counter = CallCounter(latency)
-        aws_sessions.EVENT_HOOKS[:] = [("before-call", counter.handler)]
+        aws_sessions.EVENT_HOOKS[:] = counter.hooks()
         aws_plugin.reset_sessions()
         yield box, counter
     finally:

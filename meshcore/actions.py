@@ -141,7 +141,9 @@ class Action(BaseModel):
     @model_validator(mode="after")
     def _default_key(self) -> Action:
         if not self.key:
-            object.__setattr__(self, "key", f"{self.resource}:{self.target}" if self.target else self.resource)
+            object.__setattr__(
+                self, "key", f"{self.resource}:{self.target}" if self.target else self.resource
+            )
         return self
 
     def describe(self) -> str:

@@ -12,6 +12,7 @@ Validation runs in three passes, collecting problems instead of stopping:
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections import Counter
@@ -88,11 +89,34 @@ def load_config(path: str | Path, registry: PluginRegistry, *, check_plugins: bo
 # -- pass 1 helpers -----------------------------------------------------------------
 
 
+_UNION_TAG = re.compile(r"^(literal\[|function-|json-or-python\[|[A-Z][A-Za-z0-9]*$|str$|int$|bool$|float$)")
+
+
+def _union_errors(errors: list[Any]) -> list[Any]:
+    """Errors of a union field (``RoleRef | Literal['base']``) read like errors of the branch the user meant.
+
+    pydantic reports every branch, tagging each location with the branch's name
+    (``RoleRef``, ``literal['base']``); for a mapping the user clearly meant the
+    model branch, so the other branches' "wrong type" errors are dropped, and the
+    tags are removed from the key path.
+    """
+    out = []
+    for err in errors:
+        tagged = [p for p in err["loc"] if isinstance(p, str) and _UNION_TAG.match(p)]
+        scalar_branch = err["type"] in ("literal_error", "string_type", "int_type", "bool_type", "model_type")
+        if tagged and scalar_branch and isinstance(err.get("input"), dict | list):
+            continue  # the user wrote a mapping: the scalar branches are beside the point
+        out.append(
+            {**err, "loc": tuple(p for p in err["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))}
+        )
+    return out or errors
+
+
 def _pydantic_problems(
     src: SourceFile, base: Loc, exc: ValidationError, model: type[BaseModel]
 ) -> list[ConfigProblem]:
     out = []
-    for err in exc.errors():
+    for err in _union_errors(exc.errors()):
         loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
         full = (*base, *loc)
         kind = err["type"]

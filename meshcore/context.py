@@ -140,7 +140,13 @@ class Resources:
         return self._backend.resource_get(self._platform, kind, key)
 
     def put(
-        self, kind: str, key: str, *, cloud_id: str = "", data: dict[str, Any] | None = None, shared: bool = False
+        self,
+        kind: str,
+        key: str,
+        *,
+        cloud_id: str = "",
+        data: dict[str, Any] | None = None,
+        shared: bool = False,
     ) -> Resource:
         """Record (or update) a resource owned by this context's tenant, or by the platform if ``shared``.
 

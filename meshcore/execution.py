@@ -8,8 +8,9 @@ The rules (``docs/concepts.md`` explains why):
    place, or the key of an action that finished in this run (the platform's
    shared actions included).
 3. A phase starts only when every action of the earlier phases finished. A
-   failure, an operation still in progress or a blocked action stops the
-   tenant there; what follows is recorded as ``blocked``.
+   failure or an operation still in progress stops the tenant there; what
+   follows is recorded as ``blocked`` (after a failure: the tenant failed) or
+   ``waiting`` (after an operation still in progress: the next run goes on).
 4. An action of a phase the tenant's lifecycle does not allow (a grant for a
    tenant marked for deletion, a deletion for a live tenant) is never run: it
    is recorded as ``refused`` and fails the tenant.
@@ -37,23 +38,35 @@ ID_PHASES = frozenset({Phase.TENANT, Phase.DEPROVISION})
 
 
 class Confirmed:
-    """Keys confirmed in this run, and keys known not to be in place (with the reason)."""
+    """Keys confirmed in this run, keys known not to be in place (with the reason), and keys still in progress."""
 
     def __init__(self, parent: Confirmed | None = None):
         self._parent = parent
         self.keys: set[str] = set()
         self.problems: dict[str, str] = {}
+        self.pending: dict[str, str] = {}
 
     def add(self, key: str) -> None:
         self.keys.add(key)
         self.problems.pop(key, None)
+        self.pending.pop(key, None)
 
     def ok(self, key: str) -> bool:
         return key in self.keys or (self._parent is not None and self._parent.ok(key))
 
+    def waiting(self, key: str) -> bool:
+        """Whether ``key`` is not confirmed only because an operation is still in progress."""
+        if key in self.pending:
+            return True
+        if key in self.problems or key in self.keys:
+            return False
+        return self._parent is not None and self._parent.waiting(key)
+
     def why_not(self, key: str) -> str:
         if key in self.problems:
             return self.problems[key]
+        if key in self.pending:
+            return self.pending[key]
         if self._parent is not None and not self._parent.ok(key):
             parent_reason = self._parent.why_not(key)
             if parent_reason != "not in place":
@@ -78,11 +91,11 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self._any("failed") or self._any("refused")
+        return self._any("failed") or self._any("refused") or self._any("blocked")
 
     @property
     def in_progress(self) -> bool:
-        return self._any("in_progress")
+        return self._any("in_progress") or self._any("waiting")
 
     @property
     def blocked(self) -> bool:
@@ -101,7 +114,7 @@ class Outcome:
         return all(v.status in ("changed", "ok") for v in self.views if v.phase == phase.value)
 
     def first_problem(self) -> str:
-        for status in ("refused", "failed", "in_progress", "blocked"):
+        for status in ("refused", "failed", "blocked", "in_progress", "waiting"):
             for v in self.views:
                 if v.status == status:
                     return f"{step_name(v)}: {v.message}"
@@ -154,7 +167,7 @@ def execute(
             )
             outcome.views.append(view)
             record(view, utcnow(), time.perf_counter())
-    gate = ""
+    gate, gate_status = "", ""
     for phase in phases:
         for action in (a for a in actions if a.phase == phase):
             view = ActionView.of(action)
@@ -162,16 +175,23 @@ def execute(
             started, t0 = utcnow(), time.perf_counter()
             missing = [k for k in action.requires if not confirmed.ok(k)]
             if gate:
-                view.status, view.message = "blocked", gate
+                view.status, view.message = gate_status, gate
             elif missing:
-                view.status = "blocked"
+                view.status = "waiting" if all(confirmed.waiting(k) for k in missing) else "blocked"
                 view.message = "requires " + "; ".join(f"{k} ({confirmed.why_not(k)})" for k in missing)
+                (confirmed.pending if view.status == "waiting" else confirmed.problems)[action.key] = (
+                    view.message
+                )
             else:
                 result = _run_one(action, view, confirmed, plugin, on_result)
                 if result is not None and view.status in ("changed", "ok"):
                     outcome.attributes.update(result.attributes)
             record(view, started, t0)
         if not gate and not outcome.phase_complete(phase):
+            stuck = [v for v in outcome.views if v.phase == phase.value and v.status not in ("changed", "ok")]
+            gate_status = (
+                "waiting" if all(v.status in ("in_progress", "waiting") for v in stuck) else "blocked"
+            )
             gate = f"waits for the {phase.value} phase, which did not complete"
     return outcome
 
@@ -200,7 +220,7 @@ def _run_one(
     if result.status == ActionStatus.IN_PROGRESS:
         view.status = "in_progress"
         view.message = redact(result.message or "in progress")
-        confirmed.problems[action.key] = f"in progress: {view.message}"
+        confirmed.pending[action.key] = f"in progress: {view.message}"
         return result
     view.status = "changed" if result.changed else "ok"
     view.message = redact(result.message or view.describe())

@@ -38,8 +38,15 @@ from meshcore.specs import (
 )
 
 GROUPS: list[tuple[str, list[str]]] = [
-    ("Platform types and config", ["meshplatform_platform_types", "meshplatform_validate", "meshplatform_preflight",
-                                   "meshplatform_identity"]),
+    (
+        "Platform types and config",
+        [
+            "meshplatform_platform_types",
+            "meshplatform_validate",
+            "meshplatform_preflight",
+            "meshplatform_identity",
+        ],
+    ),
     ("Shared resources", ["meshplatform_platform_actions"]),
     ("Tenant lifecycle", ["meshplatform_tenant_actions", "meshplatform_landing_zone_actions"]),
     ("Access", ["meshplatform_access_actions"]),
@@ -47,9 +54,28 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Discovery", ["meshplatform_discover_tenants"]),
     ("Command-line extensions", ["meshplatform_cli_commands"]),
 ]
-RECEIVED = [PlatformSpec, LandingZoneSpec, TenantSpec, WorkspaceRef, ProjectRef, BindingSpec, Period, TenantRef]
-RETURNED = [Observation, Action, ActionResult, PlatformType, ValidationProblem, PreflightReport, PreflightCheck,
-            CostCollection, CostRecord, DiscoveredTenant]
+RECEIVED = [
+    PlatformSpec,
+    LandingZoneSpec,
+    TenantSpec,
+    WorkspaceRef,
+    ProjectRef,
+    BindingSpec,
+    Period,
+    TenantRef,
+]
+RETURNED = [
+    Observation,
+    Action,
+    ActionResult,
+    PlatformType,
+    ValidationProblem,
+    PreflightReport,
+    PreflightCheck,
+    CostCollection,
+    CostRecord,
+    DiscoveredTenant,
+]
 
 PREAMBLE = """\
 # Hook reference
@@ -130,7 +156,13 @@ def _rst_to_md(text: str) -> str:
             while i < len(lines) and (not lines[i].strip() or lines[i].startswith("    ")):
                 block.append(lines[i][4:] if lines[i].startswith("    ") else "")
                 i += 1
-            out += ["**Example**", "", "```python", *textwrap.dedent("\n".join(block)).strip().splitlines(), "```"]
+            out += [
+                "**Example**",
+                "",
+                "```python",
+                *textwrap.dedent("\n".join(block)).strip().splitlines(),
+                "```",
+            ]
             continue
         m = re.match(r"^\.\. versionadded:: (\S+)", line.strip())
         if m:
@@ -141,9 +173,9 @@ def _rst_to_md(text: str) -> str:
         if m:
             out.append(f"- **param** `{m.group(1)}`:{m.group(2)}")
         elif line.startswith(":returns:"):
-            out.append("- **returns**" + line[len(":returns:"):])
+            out.append("- **returns**" + line[len(":returns:") :])
         elif line.startswith(":raises"):
-            head, _, rest = line[len(":raises"):].partition(":")
+            head, _, rest = line[len(":raises") :].partition(":")
             out.append(f"- **raises**{(' `' + head.strip() + '`') if head.strip() else ''}:{rest}")
         else:
             out.append(line)

@@ -93,7 +93,9 @@ def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[Tenant
             )
             continue
         if lz is None:  # refused before any change: see missing_landing_zones()
-            out.append(Task(row.key, Lifecycle.ORPHANED, None, row, f"landing zone {row.landing_zone!r} is gone"))
+            out.append(
+                Task(row.key, Lifecycle.ORPHANED, None, row, f"landing zone {row.landing_zone!r} is gone")
+            )
             continue
         if row.status == TenantStatus.ACTIVE:
             out.append(

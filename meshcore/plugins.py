@@ -229,7 +229,9 @@ class PluginRegistry:
             )
         ptype = match[0]
         implemented = {h.name for h in self.pm.get_hookcallers(plugin) or []}
-        missing = sorted(CAPABILITY_HOOKS[c] for c in ptype.capabilities if CAPABILITY_HOOKS[c] not in implemented)
+        missing = sorted(
+            CAPABILITY_HOOKS[c] for c in ptype.capabilities if CAPABILITY_HOOKS[c] not in implemented
+        )
         undeclared = sorted(
             f"{hook} (capability {cap.value!r})"
             for cap, hook in CAPABILITY_HOOKS.items()

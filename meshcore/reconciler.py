@@ -120,7 +120,9 @@ class Reconciler:
 
     def _contexts(self, run_id: int) -> dict[str, HookContext]:
         return {
-            pid: HookContext(backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep)
+            pid: HookContext(
+                backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep
+            )
             for pid in self.config.platforms
         }
 
@@ -143,7 +145,9 @@ class Reconciler:
         if not self._can(platform, Capability.SHARED_RESOURCES):
             return Observation()
         lzs = [lz for lz in self.config.landing_zones.values() if lz.platform == platform.id]
-        obs: Observation = self.registry.call("meshplatform_platform_actions", platform, landing_zones=lzs, ctx=ctx)
+        obs: Observation = self.registry.call(
+            "meshplatform_platform_actions", platform, landing_zones=lzs, ctx=ctx
+        )
         return obs
 
     def _observe_tenant(self, tenant: TenantSpec, ctx: HookContext) -> Observation:
@@ -193,7 +197,9 @@ class Reconciler:
                     if view.status == "planned":
                         keys.add(view.key)
                 item.status = "changes" if item.actions else "converged"
-                item.events = [f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())]
+                item.events = [
+                    f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())
+                ]
             except MeshcoreError as exc:
                 if isinstance(exc, RefusedError):
                     self.store.finish_run(run.id, "refused", {"refused": str(exc)})
@@ -366,7 +372,9 @@ class Reconciler:
 
     # -- one tenant -------------------------------------------------------------------
 
-    def _apply_one(self, task: Task, contexts: dict[str, HookContext], confirmed: dict[str, Confirmed]) -> Item:
+    def _apply_one(
+        self, task: Task, contexts: dict[str, HookContext], confirmed: dict[str, Confirmed]
+    ) -> Item:
         item = Item(task.key, lifecycle=task.lifecycle.value)
         if task.tenant is None:
             item.status, item.message = "skipped", task.note
@@ -379,7 +387,9 @@ class Reconciler:
             item.status, item.message = "failed", redact(str(exc))
         except Exception as exc:  # a core bug must not stop the other tenants either
             item.status, item.message = "failed", redact(f"internal error: {type(exc).__name__}: {exc}")
-        row = self.store.find_tenant(task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id)
+        row = self.store.find_tenant(
+            task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
+        )
         if row is not None:
             self.store.update_tenant(row.id, last_error=item.message if item.status == "failed" else "")
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
@@ -418,7 +428,9 @@ class Reconciler:
             self.store.audit("tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"})
         if row.landing_zone != tenant.landing_zone.id and tenant.status == TenantStatus.ACTIVE:
             self.store.audit(
-                "tenant.landing_zone_changed", tenant.key, {"from": row.landing_zone, "to": tenant.landing_zone.id}
+                "tenant.landing_zone_changed",
+                tenant.key,
+                {"from": row.landing_zone, "to": tenant.landing_zone.id},
             )
             row = self.store.update_tenant(row.id, landing_zone=tenant.landing_zone.id)
         return row, tenant
@@ -438,8 +450,9 @@ class Reconciler:
             if new_id and new_id != ctx.platform_tenant_id:
                 if ctx.platform_tenant_id is not None:
                     raise PluginError(
-                        platform.type, f"action {action.key!r} returned {new_id}, but the tenant is bound to "
-                        f"{ctx.platform_tenant_id}"
+                        platform.type,
+                        f"action {action.key!r} returned {new_id}, but the tenant is bound to "
+                        f"{ctx.platform_tenant_id}",
                     )
                 self.store.update_tenant(row.id, platform_tenant_id=new_id, provisioning="ready")
                 ctx.platform_tenant_id = new_id
@@ -469,12 +482,14 @@ class Reconciler:
             item.events.append(f"bound to {bound['id']}")
         self._settle(tenant, row, ctx, outcome, item)
 
-    def _settle(self, tenant: TenantSpec, row: TenantRow, ctx: HookContext, outcome: Outcome, item: Item) -> None:
+    def _settle(
+        self, tenant: TenantSpec, row: TenantRow, ctx: HookContext, outcome: Outcome, item: Item
+    ) -> None:
         """Record revocation and deletion, and the tenant's status for the report."""
         item.message = outcome.first_problem()
         if outcome.failed:
             item.status = "failed"
-        elif outcome.in_progress or outcome.blocked:
+        elif outcome.in_progress:
             item.status = "in_progress"
         elif outcome.changed or item.events:
             item.status = "changed"
@@ -496,7 +511,9 @@ class Reconciler:
             return
         if not outcome.complete:
             return
-        again = self._observe_tenant(tenant.model_copy(update={"platform_tenant_id": ctx.platform_tenant_id}), ctx)
+        again = self._observe_tenant(
+            tenant.model_copy(update={"platform_tenant_id": ctx.platform_tenant_id}), ctx
+        )
         if again.actions:
             item.status = "in_progress"
             item.message = "deletion continues: " + "; ".join(a.describe() for a in again.actions[:3])
@@ -515,7 +532,10 @@ def _confirmed_by(obs: Observation) -> Confirmed:
 
 
 def _run_independent(
-    actions: tuple[Action, ...], keys: Confirmed, plugin: str, record: Callable[[ActionView, Any, float], None]
+    actions: tuple[Action, ...],
+    keys: Confirmed,
+    plugin: str,
+    record: Callable[[ActionView, Any, float], None],
 ) -> Outcome:
     """Shared resources: phase order and ``requires``, but no gate between phases (they are independent)."""
     outcome = Outcome()
@@ -534,7 +554,10 @@ def _run_independent(
 def _lifecycle_events(task: Task) -> list[str]:
     if task.lifecycle == Lifecycle.MARK_FOR_DELETION:
         assert task.tenant is not None
-        return ["mark for deletion" + (" (auto-approved)" if task.tenant.landing_zone.auto_approve_deletion else "")]
+        return [
+            "mark for deletion"
+            + (" (auto-approved)" if task.tenant.landing_zone.auto_approve_deletion else "")
+        ]
     if task.lifecycle == Lifecycle.RESTORE:
         return ["cancel the pending deletion"]
     if task.lifecycle == Lifecycle.AWAIT_APPROVAL:

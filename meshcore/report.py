@@ -9,9 +9,11 @@ from meshcore.actions import Action
 
 #: Statuses of one action in a report.
 #: plan: ``planned`` or ``blocked``; apply: ``changed``, ``ok`` (nothing to change after all),
-#: ``failed``, ``in_progress``, ``blocked`` (not run: a requirement or an earlier phase is missing),
-#: ``refused`` (the core does not run it, e.g. a grant for a tenant marked for deletion).
-ACTION_STATUSES = ("planned", "blocked", "changed", "ok", "failed", "in_progress", "refused")
+#: ``failed``, ``in_progress`` (an asynchronous operation runs on), ``blocked`` (not run: a
+#: requirement failed or cannot be put in place, or an earlier phase failed), ``waiting`` (not
+#: run: it waits for an operation in progress), ``refused`` (the core never runs it, e.g. a grant
+#: for a tenant marked for deletion).
+ACTION_STATUSES = ("planned", "blocked", "waiting", "changed", "ok", "failed", "in_progress", "refused")
 
 
 @dataclass

@@ -114,4 +114,3 @@ class DiscoveredTenant(Result):
     name: str = ""
     status: str = ""
     attributes: dict[str, str] = {}
-

@@ -61,7 +61,7 @@ class TestTheSuiteCanFail(TestFakePlatformConformance):
     def test_apply_runs_what_plan_listed_and_converges(
         self, conformance_registry, conformance_store, conformance_config, count_writes
     ):
-        with pytest.raises(AssertionError, match="a converged apply made write calls|returned"):
+        with pytest.raises(AssertionError):
             super().test_apply_runs_what_plan_listed_and_converges(
                 conformance_registry, conformance_store, conformance_config, count_writes
             )

@@ -137,7 +137,11 @@ def summary_line(summary: dict[str, int]) -> str:
         f"access revoked on {summary.get('access_revoked', 0)}",
         f"{summary.get('deleted', 0)} deleted",
     ]
-    for key, label in (("in_progress", "in progress"), ("waiting", "awaiting approval"), ("failed", "failed")):
+    for key, label in (
+        ("in_progress", "in progress"),
+        ("waiting", "awaiting approval"),
+        ("failed", "failed"),
+    ):
         if summary.get(key):
             parts.append(f"{summary[key]} {label}")
     return ", ".join(parts) + "."

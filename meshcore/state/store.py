@@ -363,7 +363,9 @@ class StateStore:
         since = utcnow() - window
         with self.session() as s:
             rows = s.scalars(
-                select(QuotaRow).where(QuotaRow.platform == platform, QuotaRow.name == name, QuotaRow.at >= since)
+                select(QuotaRow).where(
+                    QuotaRow.platform == platform, QuotaRow.name == name, QuotaRow.at >= since
+                )
             )
             return len(list(rows))
 

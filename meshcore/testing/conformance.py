@@ -143,7 +143,9 @@ class PlatformPluginConformance:
 
     # -- the checks -------------------------------------------------------------------------
 
-    def test_registers_its_platform_type(self, conformance_registry: PluginRegistry, platform_type_name: str) -> None:
+    def test_registers_its_platform_type(
+        self, conformance_registry: PluginRegistry, platform_type_name: str
+    ) -> None:
         ptype = conformance_registry.platform_type(platform_type_name)
         assert ptype.name == platform_type_name
         assert Capability.TENANTS in ptype.capabilities
@@ -151,8 +153,12 @@ class PlatformPluginConformance:
             assert conformance_registry.implements(platform_type_name, CAPABILITY_HOOKS[capability])
 
     def test_plan_makes_no_writes_and_lists_the_new_tenant(
-        self, conformance_registry: PluginRegistry, conformance_store: StateStore, conformance_config: Any,
-        count_writes: Callable[[], int], platform_type_name: str,
+        self,
+        conformance_registry: PluginRegistry,
+        conformance_store: StateStore,
+        conformance_config: Any,
+        count_writes: Callable[[], int],
+        platform_type_name: str,
     ) -> None:
         before = count_writes()
         plan = self.reconciler(conformance_config(), conformance_registry, conformance_store).plan()
@@ -160,10 +166,15 @@ class PlatformPluginConformance:
         (item,) = [i for i in plan.tenants if i.key == TENANT]
         assert any(a.phase == "tenant" for a in item.actions), "plan does not announce the tenant's creation"
         if self.has(conformance_registry, platform_type_name, Capability.ACCESS):
-            assert any(a.phase == "access" for a in item.actions), "plan does not list the access a binding grants"
+            assert any(a.phase == "access" for a in item.actions), (
+                "plan does not list the access a binding grants"
+            )
 
     def test_apply_runs_what_plan_listed_and_converges(
-        self, conformance_registry: PluginRegistry, conformance_store: StateStore, conformance_config: Any,
+        self,
+        conformance_registry: PluginRegistry,
+        conformance_store: StateStore,
+        conformance_config: Any,
         count_writes: Callable[[], int],
     ) -> None:
         rec = self.reconciler(conformance_config(), conformance_registry, conformance_store)
@@ -172,7 +183,9 @@ class PlatformPluginConformance:
         assert not first.failed, [f"{i.key}: {i.message}" for i in first.failed]
         planned = {i.key: [a.key for a in i.actions] for i in plan.items}
         applied = {i.key: [a.key for a in i.actions] for i in first.items}
-        assert applied == {k: v for k, v in planned.items() if k in applied}, "apply did not run what plan listed"
+        assert applied == {k: v for k, v in planned.items() if k in applied}, (
+            "apply did not run what plan listed"
+        )
         self.converge(rec)
         before = count_writes()
         again = rec.apply()
@@ -197,7 +210,10 @@ class PlatformPluginConformance:
         pytest.fail(f"the tenant was not DELETED after {self.max_runs} applies")
 
     def test_cost_records_lie_inside_the_period(
-        self, conformance_registry: PluginRegistry, conformance_store: StateStore, conformance_config: Any,
+        self,
+        conformance_registry: PluginRegistry,
+        conformance_store: StateStore,
+        conformance_config: Any,
         platform_type_name: str,
     ) -> None:
         if not self.has(conformance_registry, platform_type_name, Capability.COSTS):
@@ -215,7 +231,10 @@ class PlatformPluginConformance:
             assert record.usage_end <= period.end
 
     def test_discovery_lists_the_tenant(
-        self, conformance_registry: PluginRegistry, conformance_store: StateStore, conformance_config: Any,
+        self,
+        conformance_registry: PluginRegistry,
+        conformance_store: StateStore,
+        conformance_config: Any,
         platform_type_name: str,
     ) -> None:
         if not self.has(conformance_registry, platform_type_name, Capability.DISCOVERY):
@@ -223,18 +242,25 @@ class PlatformPluginConformance:
         rec = self.reconciler(conformance_config(), conformance_registry, conformance_store)
         self.converge(rec)
         ctx = HookContext(backend=conformance_store, platform_id="conformance", run_id=0)
-        found = conformance_registry.call("meshplatform_discover_tenants", rec.config.platforms["conformance"], ctx=ctx)
+        found = conformance_registry.call(
+            "meshplatform_discover_tenants", rec.config.platforms["conformance"], ctx=ctx
+        )
         (row,) = conformance_store.tenants()
         assert row.platform_tenant_id in {d.platform_tenant_id for d in found}
 
     def test_validate_and_preflight_answer(
-        self, conformance_registry: PluginRegistry, conformance_store: StateStore, conformance_config: Any,
+        self,
+        conformance_registry: PluginRegistry,
+        conformance_store: StateStore,
+        conformance_config: Any,
         platform_type_name: str,
     ) -> None:
         loaded = self.loaded(conformance_config(), conformance_registry)  # runs meshplatform_validate
         if self.has(conformance_registry, platform_type_name, Capability.PREFLIGHT):
             ctx = HookContext(backend=conformance_store, platform_id="conformance", run_id=0)
-            report = conformance_registry.call("meshplatform_preflight", loaded.platforms["conformance"], ctx=ctx)
+            report = conformance_registry.call(
+                "meshplatform_preflight", loaded.platforms["conformance"], ctx=ctx
+            )
             assert report.checks
 
     def test_import_has_no_side_effects(self, plugin: Any) -> None:
@@ -245,7 +271,9 @@ class PlatformPluginConformance:
             f"import {module.__name__}\n"
             f"print(json.dumps([threading.active_count(), [m for m in {HEAVY_MODULES!r} if m in sys.modules]]))\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
         threads, heavy = json.loads(out.stdout.strip().splitlines()[-1])
         assert threads == 1, "importing the plugin started threads"
         assert heavy == [], f"importing the plugin imported {heavy}; import cloud SDKs lazily"

@@ -61,7 +61,9 @@ class FakeCloud:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS objects (kind TEXT, id TEXT, body TEXT, PRIMARY KEY (kind, id))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS objects (kind TEXT, id TEXT, body TEXT, PRIMARY KEY (kind, id))"
+        )
         self._load()
 
     def _load(self) -> None:
@@ -175,7 +177,12 @@ class FakeCloud:
         """Start creating a tenant; returns its id, or ``None`` while the operation is in progress."""
         with self.lock:
             self.write("create", name)
-            op: dict[str, Any] = {"name": name, "tags": dict(tags or {}), "polls": self.create_polls, "tenant": None}
+            op: dict[str, Any] = {
+                "name": name,
+                "tags": dict(tags or {}),
+                "polls": self.create_polls,
+                "tenant": None,
+            }
             if op["polls"] <= 0:
                 op["tenant"] = self._new_tenant(name, op["tags"])
             self.operations[operation_id] = op
@@ -201,14 +208,20 @@ class FakeCloud:
         """The id of an unfinished creation of ``name`` (to recover a lost operation id)."""
         with self.lock:
             self.read("list-operations")
-            return next((oid for oid, op in self.operations.items() if op["name"] == name and not op["tenant"]), None)
+            return next(
+                (oid for oid, op in self.operations.items() if op["name"] == name and not op["tenant"]), None
+            )
 
     def find(self, name: str) -> str | None:
         """The id of the live (not closed) tenant called ``name``."""
         with self.lock:
             self.read("list", name)
             return next(
-                (tid for tid, t in sorted(self.tenants.items()) if t["name"] == name and t["status"] != CLOSED),
+                (
+                    tid
+                    for tid, t in sorted(self.tenants.items())
+                    if t["name"] == name and t["status"] != CLOSED
+                ),
                 None,
             )
 

@@ -149,7 +149,9 @@ class FakePlatformPlugin:
     @hookimpl
     def meshplatform_preflight(self, platform: PlatformSpec, ctx: HookContext) -> PreflightReport:
         self.cloud(platform).read("preflight")
-        return PreflightReport(checks=(PreflightCheck(name="fake cloud reachable", ok=True, scope=platform.id),))
+        return PreflightReport(
+            checks=(PreflightCheck(name="fake cloud reachable", ok=True, scope=platform.id),)
+        )
 
     @hookimpl
     def meshplatform_identity(self, platform: PlatformSpec, ctx: HookContext) -> str:
@@ -218,10 +220,14 @@ class FakePlatformPlugin:
 
     def _name(self, platform: PlatformSpec, tenant: TenantSpec) -> str:
         cfg: FakeConfig = platform.config
-        return cfg.name_pattern.format(workspace=tenant.workspace.id, project=tenant.project.id, platform=platform.id)
+        return cfg.name_pattern.format(
+            workspace=tenant.workspace.id, project=tenant.project.id, platform=platform.id
+        )
 
     @hookimpl
-    def meshplatform_tenant_actions(self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+    def meshplatform_tenant_actions(
+        self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
+    ) -> Observation:
         cloud = self.cloud(platform)
         name = self._name(platform, tenant)
         zone: FakeLandingZone = tenant.landing_zone.config
@@ -233,7 +239,9 @@ class FakePlatformPlugin:
         if tid is None:
             found, acquire = self._acquire(cloud, tenant, name, ctx)
             actions.append(acquire)
-            current = cloud.get(found) if found else {**EMPTY, "name": name, "tags": dict(tenant.replicated_tags)}
+            current = (
+                cloud.get(found) if found else {**EMPTY, "name": name, "tags": dict(tenant.replicated_tags)}
+            )
         else:
             current = cloud.get(tid)
             if current is None or current["status"] != ACTIVE:
@@ -281,7 +289,9 @@ class FakePlatformPlugin:
             attributes={"name": name, "folder": zone.folder},
         )
 
-    def _acquire(self, cloud: FakeCloud, tenant: TenantSpec, name: str, ctx: HookContext) -> tuple[str | None, Action]:
+    def _acquire(
+        self, cloud: FakeCloud, tenant: TenantSpec, name: str, ctx: HookContext
+    ) -> tuple[str | None, Action]:
         """For a tenant with no bound id: the action that creates, resumes or adopts it (and what it found)."""
         zone: FakeLandingZone = tenant.landing_zone.config
         needs = (f"folder:{zone.folder}", f"folder-guardrails:{zone.folder}")
@@ -368,7 +378,9 @@ class FakePlatformPlugin:
     def _await(self, cloud: FakeCloud, ctx: HookContext, name: str, entry: Any) -> ActionResult:
         state, tid = cloud.poll(entry.operation_id)
         if state == "IN_PROGRESS":
-            return ActionResult(status=ActionStatus.IN_PROGRESS, message=f"creation {entry.operation_id} in progress")
+            return ActionResult(
+                status=ActionStatus.IN_PROGRESS, message=f"creation {entry.operation_id} in progress"
+            )
         if tid is None:
             entry.fail(f"operation {entry.operation_id} is unknown to the platform")
             raise PlatformError(f"creation {entry.operation_id} of {name} is unknown to the platform")
@@ -491,7 +503,9 @@ class FakePlatformPlugin:
         return {(zone.role_mappings.get(b.role, b.role), u.id) for b in tenant.bindings for u in b.users}
 
     @hookimpl
-    def meshplatform_access_actions(self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+    def meshplatform_access_actions(
+        self, platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
+    ) -> Observation:
         cloud = self.cloud(platform)
         name = self._name(platform, tenant)
         tid = tenant.platform_tenant_id
@@ -529,7 +543,9 @@ class FakePlatformPlugin:
     # -- costs and discovery ------------------------------------------------------------
 
     @hookimpl
-    def meshplatform_collect_costs(self, platform: PlatformSpec, period: Any, tenants: Any, ctx: HookContext) -> CostCollection:
+    def meshplatform_collect_costs(
+        self, platform: PlatformSpec, period: Any, tenants: Any, ctx: HookContext
+    ) -> CostCollection:
         cloud = self.cloud(platform)
         cloud.read("costs")
         cfg: FakeConfig = platform.config
@@ -554,7 +570,9 @@ class FakePlatformPlugin:
         return CostCollection(records=tuple(records), requests=1, request_cost=Decimal("0"))
 
     @hookimpl
-    def meshplatform_discover_tenants(self, platform: PlatformSpec, ctx: HookContext) -> list[DiscoveredTenant]:
+    def meshplatform_discover_tenants(
+        self, platform: PlatformSpec, ctx: HookContext
+    ) -> list[DiscoveredTenant]:
         cloud = self.cloud(platform)
         cloud.read("list")
         with cloud.lock:

@@ -1,46 +1,54 @@
 """CloudFormation baselines as StackSet instances, deployed from the automation account.
 
-* self-managed permission model: the StackSet administration role in the
-  automation account assumes the execution role in each target account;
-* templates are linted with cfn-lint before anything is written
-  (``meshcore validate`` reports errors with the landing zone's key path);
-* parameter contract: a template may declare ``AccountId``, ``AccountName``,
+* The StackSets are shared (one per landing zone and baseline, created and
+  updated once per run); the instances are per tenant.
+* Self-managed permission model with ``ManagedExecution`` active, so AWS queues
+  concurrent operations on one StackSet instead of refusing them; operations run
+  with parallel regions and the configured concurrency and failure tolerance.
+* Parameter contract: a template may declare ``AccountId``, ``AccountName``,
   ``AccountEmail``, ``Workspace``, ``Project`` and ``Tags`` (replicated tags as
   ``key=value,...``); meshcore fills those it declares, plus the baseline's own
-  ``parameters`` (placeholders allowed);
-* one operation per StackSet at a time (a lock per StackSet in a run, and AWS's
-  ``OperationInProgressException`` retried); each operation carries our own
-  ``OperationId``, journaled before the call, so a crash never sends it twice;
-* a FAILED operation surfaces each instance's reason as a failed step.
+  ``parameters`` (placeholders allowed). Parameters the StackSet does not have
+  yet are added by a StackSet update before any instance overrides them.
+* Every operation carries meshcore's own ``OperationId``, journaled before the
+  call, so a crash never sends it twice; an operation that outlives the run's
+  wait is awaited by the next run.
+* What meshcore deployed is recorded in the resources table (kind
+  ``stack-instance``: StackSet, account, parameters digest, regions), because
+  ``ListStackInstances`` does not return parameter overrides.
+* When a tenant moves to another landing zone, instances of StackSets the new
+  zone does not use are removed *before* the new ones are deployed, so two
+  templates creating the same fixed-name resource never collide.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import uuid
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 
+from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
+from meshcore.context import HookContext, JournalEntry
 from meshcore.errors import PlatformError
-from meshcore.results import Change, ChangeAction
-from meshcore_aws import naming
-from meshcore_aws.calls import aws_call, error_code, paged
-from meshcore_aws.config import AwsConfig, BaselineConfig
+from meshcore.results import ChangeAction
+from meshcore.specs import LandingZoneSpec, TenantSpec
+from meshcore_aws import naming, retries
+from meshcore_aws.config import AwsConfig, AwsLandingZone, BaselineConfig
 
 CONTRACT = ("AccountId", "AccountName", "AccountEmail", "Workspace", "Project", "Tags")
 DONE = {"SUCCEEDED"}
 FAILED = {"FAILED", "STOPPED"}
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9-]")
 
 
 def digest(parameters: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class StillRunning(Exception):
-    """A StackSet operation outlived this run's wait; the journal keeps it for the next run."""
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -65,8 +73,9 @@ def parse_template(body: str) -> dict[str, Any]:
     return data
 
 
-def declared_parameters(body: str) -> set[str]:
-    return set((parse_template(body).get("Parameters") or {}).keys())
+def declared_parameters(body: str) -> dict[str, dict[str, Any]]:
+    """Parameter name -> its declaration (Type, Default, ...)."""
+    return {k: (v or {}) for k, v in (parse_template(body).get("Parameters") or {}).items()}
 
 
 def lint(body: str, regions: list[str]) -> list[str]:
@@ -78,8 +87,18 @@ def lint(body: str, regions: list[str]) -> list[str]:
     return [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches if m.rule.id.startswith("E")]
 
 
+def stackset_name(cfg: AwsConfig, lz_id: str, baseline: BaselineConfig) -> str:
+    """``<prefix><landing zone>-<baseline>``, with characters StackSet names do not allow replaced."""
+    name = _NAME_CHARS.sub("-", f"{cfg.stackset_name_prefix}{lz_id}-{baseline.name}")
+    return name if name[:1].isalpha() else f"m{name}"
+
+
+def regions(cfg: AwsConfig, baseline: BaselineConfig) -> list[str]:
+    return list(baseline.regions or (cfg.region,))
+
+
 class Baselines:
-    """StackSet state for one platform in one run (shared through the run cache)."""
+    """StackSet state of one platform in one run (shared by all tenants through the run)."""
 
     def __init__(self, sessions: Any, config: AwsConfig, sleep: Any):
         self.sessions = sessions
@@ -88,34 +107,33 @@ class Baselines:
         self._lock = threading.RLock()
         self._sets: dict[str, dict[str, Any] | None] = {}
         self._instances: dict[str, list[dict[str, Any]]] = {}
-        self._set_locks: dict[str, threading.Lock] = {}
-        self._owned_sets: list[str] | None = None
 
     @property
     def cf(self) -> Any:
         return self.sessions.client("automation", "cloudformation")
 
-    def call(self, op: str, **kwargs: Any) -> Any:
-        return aws_call(getattr(self.cf, op), self.sleep, **kwargs)
-
-    def name(self, lz_id: str, baseline: BaselineConfig) -> str:
-        return f"{self.cfg.stackset_name_prefix}{lz_id}-{baseline.name}"
-
-    def regions(self, baseline: BaselineConfig) -> list[str]:
-        return list(baseline.regions or (self.cfg.region,))
-
-    def set_lock(self, name: str) -> threading.Lock:
-        with self._lock:
-            return self._set_locks.setdefault(name, threading.Lock())
+    @property
+    def marker(self) -> tuple[str, str]:
+        return f"{self.cfg.tags.prefix}managed-by", "meshcore"
 
     def admin_role(self) -> str:
         if self.cfg.stackset_administration_role_arn:
             return self.cfg.stackset_administration_role_arn
-        account = self.cfg.automation.account_id if self.cfg.automation else self._caller_account()
-        return f"arn:aws:iam::{account}:role/AWSCloudFormationStackSetAdministrationRole"
+        ref = self.cfg.role("automation")
+        account = (
+            ref.account_id
+            if ref
+            else self.sessions.client("automation", "sts").get_caller_identity()["Account"]
+        )
+        return f"arn:{self.cfg.partition}:iam::{account}:role/AWSCloudFormationStackSetAdministrationRole"
 
-    def _caller_account(self) -> str:
-        return self.sessions.client("automation", "sts").get_caller_identity()["Account"]
+    def preferences(self) -> dict[str, Any]:
+        b = self.cfg.baselines
+        return {
+            "RegionConcurrencyType": "PARALLEL",
+            "MaxConcurrentPercentage": b.max_concurrent_percentage,
+            "FailureTolerancePercentage": b.failure_tolerance_percentage,
+        }
 
     # -- reads --------------------------------------------------------------------
 
@@ -123,280 +141,77 @@ class Baselines:
         with self._lock:
             if name not in self._sets:
                 try:
-                    self._sets[name] = self.call("describe_stack_set", StackSetName=name)["StackSet"]
-                except Exception as exc:
-                    if error_code(exc) != "StackSetNotFoundException":
+                    self._sets[name] = self.cf.describe_stack_set(StackSetName=name)["StackSet"]
+                except ClientError as exc:
+                    if retries.code(exc) != "StackSetNotFoundException":
                         raise
                     self._sets[name] = None
             return self._sets[name]
-
-    def owned_sets(self) -> list[str]:
-        with self._lock:
-            if self._owned_sets is None:
-                listed = paged(self.cf.list_stack_sets, "Summaries", self.sleep, Status="ACTIVE")
-                self._owned_sets = [
-                    s["StackSetName"]
-                    for s in listed
-                    if s["StackSetName"].startswith(self.cfg.stackset_name_prefix)
-                ]
-            return list(self._owned_sets)
 
     def instances(self, name: str, account: str) -> dict[str, dict[str, Any]]:
         """This account's instances of a StackSet, by region (all instances are listed once per run)."""
         with self._lock:
             if name not in self._instances:
-                if self.stack_set(name) is None:
-                    self._instances[name] = []
-                else:
-                    self._instances[name] = paged(
-                        self.cf.list_stack_instances, "Summaries", self.sleep, StackSetName=name
-                    )
+                self._instances[name] = (
+                    retries.listed(self.cf, "list_stack_instances", "Summaries", StackSetName=name)
+                    if self.stack_set(name) is not None
+                    else []
+                )
             return {i["Region"]: i for i in self._instances[name] if i["Account"] == account}
 
-    def _forget_instances(self, name: str) -> None:
+    def forget(self, name: str) -> None:
         with self._lock:
+            self._sets.pop(name, None)
             self._instances.pop(name, None)
 
-    # -- desired ----------------------------------------------------------------------
+    def owned(self, stack_set: dict[str, Any]) -> bool:
+        key, value = self.marker
+        return any(t.get("Key") == key and t.get("Value") == value for t in stack_set.get("Tags", []))
 
-    def parameters(self, baseline: BaselineConfig, tenant: Any, account: dict[str, str]) -> dict[str, str]:
-        declared = declared_parameters(baseline.template_body)
-        values = {
-            "workspace": tenant.workspace.id,
-            "project": tenant.project.id,
-            "platform": tenant.platform_id,
-            "workspace_name": tenant.workspace.name,
-            "project_name": tenant.project.name,
-        }
-        contract = {
-            "AccountId": account["id"],
-            "AccountName": account["name"],
-            "AccountEmail": account["email"],
-            "Workspace": tenant.workspace.id,
-            "Project": tenant.project.id,
-            "Tags": ",".join(f"{k}={v}" for k, v in sorted(tenant.replicated_tags.items())),
-        }
-        out = {k: v for k, v in contract.items() if k in declared}
-        for key, pattern in baseline.parameters.items():
-            out[key] = naming.render(pattern, values, tenant.tags)
-        return out
+    # -- operations -------------------------------------------------------------------
 
-    def plan(
-        self, ctx: Any, name: str, baseline: BaselineConfig, tenant: Any, account: dict[str, str]
-    ) -> list[Change]:
-        changes = []
-        current = self.stack_set(name)
-        if current is None:
-            changes.append(Change(action=ChangeAction.CREATE, resource=f"stackset {name}"))
-        elif current.get("TemplateBody") != baseline.template_body:
-            changes.append(
-                Change(action=ChangeAction.UPDATE, resource=f"stackset {name}", detail="template changed")
-            )
-        have = self.instances(name, account["id"]) if current is not None else {}
-        want = self.parameters(baseline, tenant, account)
-        applied = self.recorded(ctx, account["id"]).get(name, {}).get("params")
-        for region in self.regions(baseline):
-            inst = have.get(region)
-            if inst is None:
-                changes.append(
-                    Change(
-                        action=ChangeAction.CREATE,
-                        resource=f"stack instance {name}",
-                        after=f"{account['id']}/{region}",
-                    )
-                )
-                continue
-            reason = self._outdated(inst, want, applied)
-            if reason:
-                changes.append(
-                    Change(
-                        action=ChangeAction.UPDATE,
-                        resource=f"stack instance {name}",
-                        detail=f"{account['id']}/{region}: {reason}",
-                    )
-                )
-        return changes
-
-    @staticmethod
-    def _outdated(inst: dict[str, Any], want: dict[str, str], applied: str | None) -> str:
-        if inst.get("Status") not in (None, "CURRENT"):
-            return f"instance is {inst.get('Status')}"
-        if inst.get("DriftStatus") == "DRIFTED":
-            return "stack drifted"
-        if applied is not None and applied != digest(want):
-            return "parameters changed"
-        return ""
-
-    # -- what meshcore deployed (ListStackInstances does not return parameter overrides) --
-
-    @staticmethod
-    def recorded(ctx: Any, account_id: str) -> dict[str, dict[str, Any]]:
-        """StackSet name -> what meshcore last applied to this account (params digest, regions)."""
-        latest: dict[str, dict[str, Any]] = {}
-        for entry in ctx.journal.history("stackset-instance", key_prefix=f"{account_id}:"):
-            latest[entry.key.split(":", 1)[1]] = entry.result
-        return {name: result for name, result in latest.items() if not result.get("removed")}
-
-    @staticmethod
-    def _record(ctx: Any, account_id: str, name: str, result: dict[str, Any]) -> None:
-        entry = ctx.journal.begin("stackset-instance", f"{account_id}:{name}", {})
-        entry.complete(result)
-
-    # -- writes -------------------------------------------------------------------------
-
-    def ensure(
-        self, ctx: Any, name: str, baseline: BaselineConfig, tenant: Any, account: dict[str, str]
-    ) -> list[str]:
-        done: list[str] = []
-        want = self.parameters(baseline, tenant, account)
-        with self.set_lock(name):
-            current = self.stack_set(name)
-            set_params = [{"ParameterKey": k, "ParameterValue": "-"} for k in sorted(want)]
-            if current is None:
-                self.call(
-                    "create_stack_set",
-                    StackSetName=name,
-                    TemplateBody=baseline.template_body,
-                    Description=f"meshcore baseline {baseline.name}",
-                    Parameters=set_params,
-                    Capabilities=list(baseline.capabilities),
-                    PermissionModel="SELF_MANAGED",
-                    AdministrationRoleARN=self.admin_role(),
-                    ExecutionRoleName=self.cfg.stackset_execution_role_name,
-                )
-                with self._lock:
-                    self._sets.pop(name, None)
-                    self._instances[name] = []
-                done.append(f"created stackset {name}")
-            elif current.get("TemplateBody") != baseline.template_body:
-                self._operation(
-                    ctx,
-                    name,
-                    "update-set",
-                    lambda op: self.call(
-                        "update_stack_set",
-                        StackSetName=name,
-                        TemplateBody=baseline.template_body,
-                        Parameters=[{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(want)],
-                        Capabilities=list(baseline.capabilities),
-                        AdministrationRoleARN=self.admin_role(),
-                        ExecutionRoleName=self.cfg.stackset_execution_role_name,
-                        OperationId=op,
-                    ),
-                )
-                with self._lock:
-                    self._sets.pop(name, None)
-                self._forget_instances(name)
-                done.append(f"updated template of {name}")
-            overrides = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(want.items())]
-
-            def send(op_name: str, regions: list[str]) -> Any:
-                return lambda op: self.call(
-                    op_name,
-                    StackSetName=name,
-                    Accounts=[account["id"]],
-                    Regions=regions,
-                    ParameterOverrides=overrides,
-                    OperationId=op,
-                )
-
-            for what, op_name in (
-                (f"create:{account['id']}", "create_stack_instances"),
-                (f"update:{account['id']}", "update_stack_instances"),
-            ):
-                if ctx.journal.find("stackset-operation", f"{name}:{what}") is not None:
-                    # an operation of an earlier run is still open: finish it before deciding anything
-                    self._operation(ctx, name, what, send(op_name, self.regions(baseline)))
-                    self._forget_instances(name)
-                    done.append(f"finished the pending {what.split(':')[0]} of {name}")
-            have = self.instances(name, account["id"])
-            applied = self.recorded(ctx, account["id"]).get(name, {}).get("params")
-            missing = [r for r in self.regions(baseline) if r not in have]
-            stale = [
-                r for r in self.regions(baseline) if r in have and self._outdated(have[r], want, applied)
-            ]
-            if missing:
-                self._operation(ctx, name, f"create:{account['id']}", send("create_stack_instances", missing))
-                done.append(f"deployed {name} to {account['id']} in {', '.join(missing)}")
-            if stale:
-                self._operation(ctx, name, f"update:{account['id']}", send("update_stack_instances", stale))
-                done.append(f"updated {name} in {account['id']} ({', '.join(stale)})")
-            if missing or stale:
-                self._forget_instances(name)
-            if missing or stale or applied != digest(want):
-                self._record(
-                    ctx, account["id"], name, {"params": digest(want), "regions": self.regions(baseline)}
-                )
-        return done
-
-    def remove(self, ctx: Any, name: str, account_id: str, retain: bool) -> list[str]:
-        with self.set_lock(name):
-            have = self.instances(name, account_id)
-            if not have:
-                self._record(ctx, account_id, name, {"removed": True})
-                return []
-            self._operation(
-                ctx,
-                name,
-                f"delete:{account_id}",
-                lambda op: self.call(
-                    "delete_stack_instances",
-                    StackSetName=name,
-                    Accounts=[account_id],
-                    Regions=sorted(have),
-                    RetainStacks=retain,
-                    OperationId=op,
-                ),
-            )
-            self._forget_instances(name)
-            self._record(ctx, account_id, name, {"removed": True})
-            return [
-                f"removed {name} from {account_id} ({', '.join(sorted(have))}{', stacks retained' if retain else ''})"
-            ]
-
-    def _operation(self, ctx: Any, name: str, what: str, send: Any) -> None:
-        """Journal, send (with our OperationId) and wait for one StackSet operation."""
+    def operation(self, ctx: HookContext, name: str, what: str, send: Any) -> ActionResult:
+        """Journal, send (with meshcore's OperationId) and await one StackSet operation."""
         key = f"{name}:{what}"
         entry = ctx.journal.find("stackset-operation", key)
         if entry is None:
-            op_id = str(uuid.uuid4())
-            entry = ctx.journal.begin(
-                "stackset-operation", key, {"stack_set": name, "what": what, "operation_id": op_id}
-            )
-        op_id = entry.operation_id or entry.intent["operation_id"]
+            entry = ctx.journal.begin("stackset-operation", key, {"operation_id": str(uuid.uuid4())})
+        op_id = entry.operation_id or str(entry.intent["operation_id"])
         if entry.operation_id is None:
             try:
-                answer = send(op_id)
-                op_id = answer.get("OperationId", op_id)
-            except Exception as exc:
-                if error_code(exc) != "OperationIdAlreadyExistsException":  # sent before a crash: just wait
-                    entry.fail(str(exc))
-                    raise PlatformError(f"StackSet {name}: {what} was refused: {exc}") from None
+                send(op_id)
+            except ClientError as exc:
+                if retries.code(exc) == "OperationInProgressException":
+                    return ActionResult(
+                        status=ActionStatus.IN_PROGRESS,
+                        message=f"StackSet {name} is busy with another operation; retried next run",
+                    )
+                if retries.code(exc) != "OperationIdAlreadyExistsException":  # sent before a crash: just wait
+                    entry.fail(retries.describe(exc))
+                    raise PlatformError(
+                        f"StackSet {name}: {what} was refused: {retries.describe(exc)}"
+                    ) from None
             entry.record_operation(op_id)
-        try:
-            self._wait(name, op_id)
-        except StillRunning:
-            raise
-        except PlatformError as exc:
-            entry.fail(str(exc))
-            raise
-        entry.complete({})
+        return self.wait(name, entry)
 
-    def _wait(self, name: str, op_id: str) -> None:
+    def wait(self, name: str, entry: JournalEntry) -> ActionResult:
+        op_id = str(entry.operation_id)
         interval = max(self.cfg.poll_interval_seconds, 0)
         polls = max(1, int(self.cfg.stackset_wait_seconds / interval) if interval else 1)
         for attempt in range(polls):
-            op = self.call("describe_stack_set_operation", StackSetName=name, OperationId=op_id)[
+            op = self.cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)[
                 "StackSetOperation"
             ]
             status = op["Status"]
             if status in DONE:
-                return
+                entry.complete({})
+                self.forget(name)
+                return ActionResult(message=f"StackSet {name} operation {op_id} succeeded")
             if status in FAILED:
-                results = paged(
-                    self.cf.list_stack_set_operation_results,
+                results = retries.listed(
+                    self.cf,
+                    "list_stack_set_operation_results",
                     "Summaries",
-                    self.sleep,
                     StackSetName=name,
                     OperationId=op_id,
                 )
@@ -405,10 +220,367 @@ class Baselines:
                     for r in results
                     if r.get("Status") != "SUCCEEDED"
                 ]
+                entry.fail("; ".join(reasons) or status)
+                self.forget(name)
                 raise PlatformError(
                     f"StackSet {name} operation {op_id} {status}: "
                     + ("; ".join(reasons) or "no reason given")
                 )
             if attempt + 1 < polls:
                 self.sleep(interval)
-        raise StillRunning(f"StackSet {name} operation {op_id} is still running")
+        return ActionResult(
+            status=ActionStatus.IN_PROGRESS, message=f"StackSet {name} operation {op_id} is still running"
+        )
+
+
+# -- shared: the StackSets -----------------------------------------------------------------------
+
+
+def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookContext) -> Observation:
+    """Create or update each landing zone baseline's StackSet (template, parameters, managed execution)."""
+    cfg: AwsConfig = run.cfg
+    sets: Baselines = run.baselines
+    actions: list[Action] = []
+    in_place: set[str] = set()
+    problems: dict[str, str] = {}
+    for lz in landing_zones:
+        zone: AwsLandingZone = lz.config
+        for baseline in zone.baselines:
+            name = stackset_name(cfg, lz.id, baseline)
+            key = f"stackset:{name}"
+            current = sets.stack_set(name)
+            declared = declared_parameters(baseline.template_body)
+            if current is None:
+                actions.append(
+                    Action(
+                        phase=Phase.BASELINE,
+                        change=ChangeAction.CREATE,
+                        resource="stackset",
+                        target=name,
+                        key=key,
+                        detail=f"baseline {baseline.name} of {lz.id}",
+                        run=lambda name=name, baseline=baseline, declared=declared: _create_set(
+                            sets, name, baseline, declared
+                        ),
+                    )
+                )
+                continue
+            if not sets.owned(current):
+                problems[key] = f"a StackSet named {name} exists and is not meshcore's; rename the baseline"
+                continue
+            have = {p["ParameterKey"] for p in current.get("Parameters", [])}
+            reasons = []
+            if current.get("TemplateBody") != baseline.template_body:
+                reasons.append("template changed")
+            if have != set(declared):
+                reasons.append("parameters " + ", ".join(sorted(set(declared) ^ have)))
+            if not (current.get("ManagedExecution") or {}).get("Active"):
+                reasons.append("managed execution off")
+            if reasons:
+                actions.append(
+                    Action(
+                        phase=Phase.BASELINE,
+                        change=ChangeAction.UPDATE,
+                        resource="stackset",
+                        target=name,
+                        key=key,
+                        detail="; ".join(reasons),
+                        run=lambda name=name, baseline=baseline, declared=declared, have=have: sets.operation(
+                            ctx,
+                            name,
+                            "update-set",
+                            lambda op: _update_set(sets, name, baseline, declared, have, op),
+                        ),
+                    )
+                )
+            else:
+                in_place.add(key)
+    return Observation(actions=tuple(actions), in_place=frozenset(in_place), problems=problems)
+
+
+def _set_parameters(declared: dict[str, dict[str, Any]], have: set[str]) -> list[dict[str, Any]]:
+    """StackSet-level parameters: keep existing values; a new one gets its template default (or a placeholder
+    that every instance overrides)."""
+    out = []
+    for key, decl in sorted(declared.items()):
+        if key in have:
+            out.append({"ParameterKey": key, "UsePreviousValue": True})
+        else:
+            out.append({"ParameterKey": key, "ParameterValue": str(decl.get("Default", "-"))})
+    return out
+
+
+def _create_set(
+    sets: Baselines, name: str, baseline: BaselineConfig, declared: dict[str, dict[str, Any]]
+) -> ActionResult:
+    key, value = sets.marker
+    try:
+        sets.cf.create_stack_set(
+            StackSetName=name,
+            TemplateBody=baseline.template_body,
+            Description=f"meshcore baseline {baseline.name}",
+            Parameters=_set_parameters(declared, set()),
+            Capabilities=list(baseline.capabilities),
+            PermissionModel="SELF_MANAGED",
+            AdministrationRoleARN=sets.admin_role(),
+            ExecutionRoleName=sets.cfg.stackset_execution_role_name,
+            ManagedExecution={"Active": True},
+            Tags=[{"Key": key, "Value": value}],
+        )
+    except ClientError as exc:
+        if retries.code(exc) != "NameAlreadyExistsException":
+            raise
+        sets.forget(name)
+        found = sets.stack_set(name)
+        if found is None or not sets.owned(found):
+            raise PlatformError(f"a StackSet named {name} appeared that meshcore does not own") from None
+    sets.forget(name)
+    return ActionResult(message=f"created StackSet {name}")
+
+
+def _update_set(
+    sets: Baselines,
+    name: str,
+    baseline: BaselineConfig,
+    declared: dict[str, dict[str, Any]],
+    have: set[str],
+    op: str,
+) -> Any:
+    return sets.cf.update_stack_set(
+        StackSetName=name,
+        TemplateBody=baseline.template_body,
+        Parameters=_set_parameters(declared, have),
+        Capabilities=list(baseline.capabilities),
+        AdministrationRoleARN=sets.admin_role(),
+        ExecutionRoleName=sets.cfg.stackset_execution_role_name,
+        ManagedExecution={"Active": True},
+        OperationPreferences=sets.preferences(),
+        OperationId=op,
+    )
+
+
+# -- per tenant: the instances ------------------------------------------------------------------
+
+
+def parameters(baseline: BaselineConfig, tenant: TenantSpec, account: dict[str, str]) -> dict[str, str]:
+    declared = declared_parameters(baseline.template_body)
+    values = {
+        "workspace": tenant.workspace.id,
+        "project": tenant.project.id,
+        "platform": tenant.platform_id,
+        "workspace_name": tenant.workspace.name,
+        "project_name": tenant.project.name,
+    }
+    contract = {
+        "AccountId": account["id"],
+        "AccountName": account["name"],
+        "AccountEmail": account["email"],
+        "Workspace": tenant.workspace.id,
+        "Project": tenant.project.id,
+        "Tags": ",".join(f"{k}={v}" for k, v in sorted(tenant.replicated_tags.items())),
+    }
+    out = {k: v for k, v in contract.items() if k in declared}
+    for key, pattern in baseline.parameters.items():
+        out[key] = naming.render(pattern, values, tenant.tags)
+    return out
+
+
+def instance_actions(run: Any, tenant: TenantSpec, ctx: HookContext, account: dict[str, str]) -> Observation:
+    """Remove instances of StackSets the landing zone no longer uses, then deploy or update its own.
+
+    A ``DRIFTED`` instance is reported (an attribute), not "repaired": an update with the same
+    template and parameters leaves the resources as they are and would never clear the drift.
+    """
+    cfg: AwsConfig = run.cfg
+    sets: Baselines = run.baselines
+    lz: AwsLandingZone = tenant.landing_zone.config
+    aid = tenant.platform_tenant_id
+    wanted = {stackset_name(cfg, tenant.landing_zone.id, b): b for b in lz.baselines}
+    recorded = {r.key.split("@", 1)[0]: r for r in ctx.resources.owned("stack-instance")}
+    actions: list[Action] = []
+    in_place: set[str] = set()
+    problems: dict[str, str] = {}
+    drift: list[str] = []
+    for name, rec in sorted(recorded.items()):
+        if name not in wanted:
+            actions.append(
+                _remove_action(
+                    sets, ctx, name, rec.data.get("regions", []), retain=False, phase=Phase.BASELINE
+                )
+            )
+    for name, baseline in wanted.items():
+        key = f"stack-instance:{name}@{tenant.key}"
+        want_regions = regions(cfg, baseline)
+        open_op = ctx.journal.find("stackset-operation", f"{name}:instances@{tenant.key}")
+        params = parameters(baseline, tenant, {**account, "id": aid or ""})
+        if open_op is not None and open_op.operation_id:
+            actions.append(
+                Action(
+                    phase=Phase.BASELINE,
+                    change=ChangeAction.WAIT,
+                    resource="stack-instance",
+                    target=f"{name} @ {aid or 'new account'}",
+                    key=key,
+                    detail=f"operation {open_op.operation_id} started by an earlier run",
+                    run=lambda name=name, entry=open_op, regions=want_regions, p=digest(params): _finish(
+                        sets, ctx, name, entry, regions, p
+                    ),
+                )
+            )
+            continue
+        have = sets.instances(name, aid) if aid else {}
+        applied = recorded.get(name).data.get("params") if name in recorded else None
+        missing = [r for r in want_regions if r not in have]
+        inoperable = [r for r, i in have.items() if i.get("Status") == "INOPERABLE"]
+        if inoperable:
+            problems[key] = (
+                f"{name} in {', '.join(inoperable)} is INOPERABLE; AWS excludes it from updates: delete the "
+                "instance with RetainStacks=true, then the next run deploys it again"
+            )
+            continue
+        stale = [
+            r
+            for r in want_regions
+            if r in have and (have[r].get("Status") == "OUTDATED" or (aid and applied != digest(params)))
+        ]
+        drift += [f"{name} {r}" for r, i in sorted(have.items()) if i.get("DriftStatus") == "DRIFTED"]
+        if not missing and not stale:
+            in_place.add(key)
+            continue
+        actions.append(
+            Action(
+                phase=Phase.BASELINE,
+                change=ChangeAction.CREATE if missing else ChangeAction.UPDATE,
+                resource="stack-instance",
+                target=f"{name} @ {aid or 'new account'}",
+                key=key,
+                after=", ".join(missing or stale),
+                detail="deploy" if missing else "parameters or template changed",
+                requires=(f"stackset:{name}",),
+                run=lambda name=name, baseline=baseline, missing=missing, stale=stale: _deploy(
+                    sets, ctx, tenant, name, baseline, account, missing, stale
+                ),
+            )
+        )
+    attributes = (
+        {"drift": "DRIFTED: " + ", ".join(drift) + " (run drift detection after fixing it)"} if drift else {}
+    )
+    return Observation(
+        actions=tuple(actions), in_place=frozenset(in_place), problems=problems, attributes=attributes
+    )
+
+
+def _deploy(
+    sets: Baselines,
+    ctx: HookContext,
+    tenant: TenantSpec,
+    name: str,
+    baseline: BaselineConfig,
+    account: dict[str, str],
+    missing: list[str],
+    stale: list[str],
+) -> ActionResult:
+    aid = ctx.platform_tenant_id
+    if aid is None:
+        raise PlatformError("the tenant has no account yet")
+    params = parameters(baseline, tenant, {**account, "id": aid})
+    overrides = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())]
+    want_regions = regions(sets.cfg, baseline)
+    have = sets.instances(name, aid)
+    missing = [r for r in want_regions if r not in have]  # as AWS has it now
+    stale = [r for r in want_regions if r in have]
+
+    def send(op: str) -> Any:
+        op_name = "create_stack_instances" if missing else "update_stack_instances"
+        return getattr(sets.cf, op_name)(
+            StackSetName=name,
+            Accounts=[aid],
+            Regions=missing or stale,
+            ParameterOverrides=overrides,
+            OperationPreferences=sets.preferences(),
+            OperationId=op,
+        )
+
+    result = sets.operation(ctx, name, f"instances@{tenant.key}", send)
+    if result.status == ActionStatus.DONE:
+        ctx.resources.put(
+            "stack-instance",
+            f"{name}@{aid}",
+            cloud_id=aid,
+            data={"params": digest(params), "regions": want_regions},
+        )
+    return result
+
+
+def _finish(
+    sets: Baselines, ctx: HookContext, name: str, entry: JournalEntry, want_regions: list[str], params: str
+) -> ActionResult:
+    result = sets.wait(name, entry)
+    aid = ctx.platform_tenant_id
+    if result.status == ActionStatus.DONE and aid:
+        ctx.resources.put(
+            "stack-instance", f"{name}@{aid}", cloud_id=aid, data={"params": params, "regions": want_regions}
+        )
+    return result
+
+
+def _remove_action(
+    sets: Baselines, ctx: HookContext, name: str, regions_: list[str], retain: bool, phase: Phase
+) -> Action:
+    def go() -> ActionResult:
+        aid = ctx.platform_tenant_id
+        if aid is None:
+            raise PlatformError("the tenant has no account")
+        have = sets.instances(name, aid)
+        if not have:
+            ctx.resources.remove("stack-instance", f"{name}@{aid}")
+            return ActionResult(changed=False, message=f"no instance of {name} in {aid}")
+        result = sets.operation(
+            ctx,
+            name,
+            f"delete@{aid}",
+            lambda op: sets.cf.delete_stack_instances(
+                StackSetName=name,
+                Accounts=[aid],
+                Regions=sorted(have),
+                RetainStacks=retain,
+                OperationPreferences=sets.preferences(),
+                OperationId=op,
+            ),
+        )
+        if result.status == ActionStatus.DONE:
+            ctx.resources.remove("stack-instance", f"{name}@{aid}")
+        return result
+
+    return Action(
+        phase=phase,
+        change=ChangeAction.DELETE,
+        resource="stack-instance",
+        target=name,
+        key=f"stack-instance-remove:{name}",
+        before=", ".join(regions_) or None,
+        detail="stacks retained" if retain else "not part of this landing zone",
+        run=go,
+    )
+
+
+def teardown_actions(run: Any, tenant: TenantSpec, ctx: HookContext) -> list[Action]:
+    """Deletion: remove every instance meshcore deployed to the account (keeping stacks where configured)."""
+    cfg: AwsConfig = run.cfg
+    sets: Baselines = run.baselines
+    lz: AwsLandingZone | None = tenant.landing_zone.config
+    keep = {
+        stackset_name(cfg, tenant.landing_zone.id, b): b.retain_stacks_on_delete
+        for b in (lz.baselines if lz else ())
+    }
+    return [
+        _remove_action(
+            sets,
+            ctx,
+            rec.key.split("@", 1)[0],
+            rec.data.get("regions", []),
+            keep.get(rec.key.split("@", 1)[0], True),
+            Phase.TEARDOWN,
+        )
+        for rec in ctx.resources.owned("stack-instance")
+    ]

@@ -27,7 +27,10 @@ from pydantic import (
 from meshcore_aws import policies
 from meshcore_aws.naming import pattern_problems
 
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+#: sts:AssumeRoleRequest.ExternalId: 2-1224 characters of this set.
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
 OU_ID = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
 OU_PATH = re.compile(r"^(/[^/]{1,128})+/?$|^/$")
 
@@ -51,6 +54,20 @@ class RoleRef(Model):
         if not ROLE_ARN.match(v):
             raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/Name)")
         return v
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not EXTERNAL_ID.match(v.get_secret_value()):
+            raise ValueError(
+                "the ExternalId must be 2-1224 characters of letters, digits and _+=,.@:/- "
+                "(AWS rejects others); generate one with e.g. 'openssl rand -hex 24'"
+            )
+        return v
+
+    @property
+    def partition(self) -> str:
+        return self.role_arn.split(":")[1]
 
     @property
     def account_id(self) -> str:
@@ -97,8 +114,12 @@ class DeletionConfig(Model):
     )
     quarantine_ou: str | None = Field(default=None, description="OU id or path for mode 'quarantine'.")
     guard: ClosureGuard | None = Field(default=None, description="Refuse to close accounts without this tag.")
-    quota_percent: int = Field(
-        default=10, ge=1, le=100, description="AWS's closure quota: % of member accounts per rolling 30 days."
+    max_closures_per_30_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Close at most this many accounts in any rolling 30 days; default: AWS's quota, the "
+        "greater of 250 or 20 % of the member accounts, at most 1,000.",
     )
 
     @model_validator(mode="after")
@@ -113,16 +134,30 @@ class DeletionConfig(Model):
 
 
 PERMISSION_SET_ARN = re.compile(r"^arn:aws[a-z-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/ps-[0-9a-f]{16}$")
-MANAGED_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
+#: sso-admin:AttachManagedPolicyToPermissionSet takes AWS managed policies only.
+MANAGED_POLICY_ARN = re.compile(r"^arn:aws(-[a-z]{1,5}){0,3}:iam::aws:policy/[\w+=,.@/-]+$")
+#: sso-admin:PermissionSetDescription allows Latin-1 only.
+LATIN1 = re.compile(r"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$")
+
+
+class CustomerManagedPolicy(Model):
+    """A customer managed policy, referenced by name and path; it must exist in every target account."""
+
+    name: str = Field(pattern=r"^[\w+=,.@-]{1,128}$")
+    path: str = Field(default="/", pattern=r"^(/|/[\u0021-\u007E]+/)$")
 
 
 class PermissionSetConfig(Model):
     """A permission set meshcore manages in Identity Center."""
 
     name: str = Field(pattern=r"^[\w+=,.@-]{1,32}$")
-    description: str = Field(default="", max_length=700)
+    description: str = Field(default="", max_length=700, pattern=LATIN1.pattern)
     managed_policies: tuple[str, ...] = Field(
-        default=(), description="ARNs of AWS- or customer-managed policies."
+        default=(), description="ARNs of AWS managed policies (arn:aws:iam::aws:policy/...)."
+    )
+    customer_managed_policies: tuple[CustomerManagedPolicy, ...] = Field(
+        default=(),
+        description="Customer managed policies by name and path; deploy them to the accounts first (e.g. in a baseline).",
     )
     inline_policy: dict[str, Any] | None = Field(default=None, description="An IAM policy document.")
     session_duration: str = Field(
@@ -134,7 +169,10 @@ class PermissionSetConfig(Model):
     def _arns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for arn in v:
             if not MANAGED_POLICY_ARN.match(arn):
-                raise ValueError(f"{arn!r} is not a managed policy ARN (arn:aws:iam::aws:policy/Name)")
+                raise ValueError(
+                    f"{arn!r} is not an AWS managed policy ARN (arn:aws:iam::aws:policy/Name); reference a "
+                    "customer managed policy under customer_managed_policies by name and path"
+                )
         return v
 
 
@@ -153,6 +191,10 @@ def _mapping_targets(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, 
 class IdentityCenterConfig(Model):
     """IAM Identity Center: project role bindings become groups, memberships and account assignments."""
 
+    region: str = Field(
+        pattern=REGION,
+        description="The Identity Center instance's home region (sso-admin and identitystore live only there).",
+    )
     instance_arn: str | None = Field(
         default=None, description="Discovered when the organization has exactly one instance."
     )
@@ -222,19 +264,33 @@ class CostConfig(Model):
     )
 
 
+class BaselineSettings(Model):
+    """How StackSet operations run (CloudFormation OperationPreferences)."""
+
+    max_concurrent_percentage: int = Field(
+        default=50, ge=1, le=100, description="Share of target accounts deployed at once, per region."
+    )
+    failure_tolerance_percentage: int = Field(
+        default=0, ge=0, le=100, description="Share of accounts that may fail before AWS stops the operation."
+    )
+
+
 class AwsConfig(Model):
     """``platforms[].config`` for ``type: aws``."""
 
-    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    management: RoleRef | None = Field(
+    region: str = Field(default="us-east-1", pattern=REGION)
+    management: RoleRef | Literal["base"] = Field(
+        description="MeshfedServiceRole in the management account (Organizations, Identity Center), or "
+        "'base' to act with the replicator's own credentials (e.g. the local sandbox).",
+    )
+    automation: RoleRef | Literal["base"] | None = Field(
         default=None,
-        description="MeshfedServiceRole in the management account (Organizations). Omit to use the base credentials directly.",
+        description="MeshfedAutomationRole in the automation account (StackSets, Lambda), or 'base'; "
+        "required when a landing zone has baselines or a Lambda hook.",
     )
-    automation: RoleRef | None = Field(
-        default=None, description="MeshfedAutomationRole in the automation account (CloudFormation)."
-    )
-    cost_explorer: RoleRef | None = Field(
-        default=None, description="MeshCostExplorerServiceRole in the management account."
+    cost_explorer: RoleRef | Literal["base"] | None = Field(
+        default=None,
+        description="MeshCostExplorerServiceRole in the management account, or 'base'; required to collect costs.",
     )
     account_access_role: str = Field(
         default="OrganizationAccountAccessRole",
@@ -282,12 +338,36 @@ class AwsConfig(Model):
     stackset_execution_role_name: str = Field(
         default="AWSCloudFormationStackSetExecutionRole", pattern=r"^[\w+=,.@-]{1,64}$"
     )
+    baselines: BaselineSettings = Field(
+        default_factory=BaselineSettings, description="How StackSet operations run."
+    )
     stackset_wait_seconds: float = Field(
         default=900.0, ge=0, description="How long one run waits for a StackSet operation."
     )
     new_account_retry_seconds: float = Field(
         default=300.0, ge=0, description="How long to retry calls a freshly created account still refuses."
     )
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=20,
+        description="Attempts per AWS call (botocore retries throttling and transient errors).",
+    )
+    retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard", description="botocore retry mode; adaptive also rate-limits each client."
+    )
+
+    @property
+    def partition(self) -> str:
+        """aws, aws-cn or aws-us-gov: from the management role ARN."""
+        return self.management.partition if isinstance(self.management, RoleRef) else "aws"
+
+    def role(self, scope: str) -> RoleRef | None:
+        """The role to assume for ``scope`` (``None``: the base credentials); raises if not configured."""
+        ref = getattr(self, scope)
+        if ref is None:
+            raise ValueError(f"{scope} is not configured")
+        return None if ref == "base" else ref
 
     @model_validator(mode="after")
     def _patterns(self) -> AwsConfig:

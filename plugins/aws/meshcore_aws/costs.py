@@ -15,16 +15,22 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from meshcore.results import CostCollection, CostRecord
-from meshcore_aws.calls import aws_call, error_code
+from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig
 
 AWS_SELLER = "Amazon Web Services"
 
 
-def collect(sessions: Any, cfg: AwsConfig, period: Any, sleep: Any) -> CostCollection:
+#: The Cost Explorer endpoint of each partition.
+CE_REGION = {"aws": "us-east-1", "aws-cn": "cn-northwest-1", "aws-us-gov": "us-gov-west-1"}
+
+
+def collect(sessions: Any, cfg: AwsConfig, period: Any) -> CostCollection:
     costs = cfg.costs
-    client = sessions.client("cost_explorer", "ce", region="us-east-1")
+    client = sessions.client("cost_explorer", "ce", region=CE_REGION.get(cfg.partition, "us-east-1"))
     group_by = [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}]
     if costs.group_by:
         group_by.append({"Type": "DIMENSION", "Key": costs.group_by})
@@ -45,9 +51,9 @@ def collect(sessions: Any, cfg: AwsConfig, period: Any, sleep: Any) -> CostColle
             args["NextPageToken"] = token
         requests += 1
         try:
-            page = aws_call(client.get_cost_and_usage, sleep, **args)
-        except Exception as exc:
-            if error_code(exc) == "DataUnavailableException":
+            page = client.get_cost_and_usage(**args)
+        except ClientError as exc:
+            if retries.code(exc) == "DataUnavailableException":
                 return CostCollection(
                     records=tuple(records),
                     requests=requests,

@@ -1,8 +1,9 @@
 """Count the AWS API calls the plugin makes, per operation (tests, benchmarks, cost of a run).
 
-Register an instance on botocore's ``before-call`` event through
-``meshcore_aws.sessions.EVENT_HOOKS``; it counts one call per HTTP request
-(retries included) and can add latency per call to simulate a slow network.
+Register :meth:`CallCounter.handler` on botocore's ``before-send`` event through
+``meshcore_aws.sessions.EVENT_HOOKS`` (see :meth:`CallCounter.hooks`); it counts
+one call per HTTP request (botocore's retries included) and can add latency per
+call to simulate a slow network.
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ class CallCounter(Counter):
         super().__init__()
         self.latency = latency
 
-    def handler(self, model: Any, **_kw: Any) -> None:
-        self[model.name] += 1
+    def handler(self, event_name: str = "", **_kw: Any) -> None:
+        self[event_name.rsplit(".", 1)[-1]] += 1
         if self.latency:
             time.sleep(self.latency)
+
+    def hooks(self) -> list[tuple[str, Any]]:
+        """What to put in ``meshcore_aws.sessions.EVENT_HOOKS``."""
+        return [("before-send", self.handler)]
 
     @property
     def writes(self) -> dict[str, int]:

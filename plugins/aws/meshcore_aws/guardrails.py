@@ -1,254 +1,457 @@
-"""Service Control Policies: create/update the ones meshcore owns, attach and detach them to match.
+"""Service Control Policies: the landing zones' OUs and their SCPs (shared), and SCPs on each account.
 
-meshcore owns a policy when its name starts with ``scp_name_prefix`` and it
+meshcore owns a policy when its name starts with ``scp_name_prefix`` *and* it
 carries the tag ``<tags.prefix>managed-by=meshcore``; it never updates,
-attaches or detaches any other policy. The SCP policy type is enabled on the
-root when needed. Every read is cached for the run; OU-level attachments are
-shared by all tenants of a landing zone and converged once.
+attaches, detaches or deletes any other policy. A policy of that name without
+the tag is reported as a conflict, never taken over.
+
+Keys other actions ``require`` (so nothing is placed or granted before its guardrails):
+
+* ``ou:<ref>``: the landing zone's OU exists;
+* ``scp-type``: the SCP policy type is enabled on the root;
+* ``scp-policy:<name>``: the owned policy exists with the configured document;
+* ``scp-ou:<name>@<ref>``: it is attached to the OU;
+* ``scp-account:<name>@<tenant>``: it is attached to the tenant's account.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
+from meshcore.context import HookContext
 from meshcore.errors import PlatformError
-from meshcore.results import Change, ChangeAction
-from meshcore_aws.calls import error_code, paged
-from meshcore_aws.config import AwsConfig, ScpConfig
+from meshcore.results import ChangeAction
+from meshcore.specs import LandingZoneSpec, TenantSpec
+from meshcore_aws import retries
+from meshcore_aws.config import AwsConfig, AwsLandingZone, ScpConfig
 from meshcore_aws.organization import OrgView
 from meshcore_aws.policies import SCP_MAX_PER_TARGET
 
 SCP = "SERVICE_CONTROL_POLICY"
 
 
+def full_name(cfg: AwsConfig, scp: ScpConfig) -> str:
+    return f"{cfg.scp_name_prefix}{scp.name}"
+
+
+def ou_scps(lz: AwsLandingZone) -> list[ScpConfig]:
+    return [s for s in lz.scps if s.attach_to == "ou"]
+
+
+def account_scps(lz: AwsLandingZone) -> list[ScpConfig]:
+    return [s for s in lz.scps if s.attach_to == "account"]
+
+
+def target_keys(cfg: AwsConfig, lz: AwsLandingZone) -> tuple[str, ...]:
+    """What must be in place before an account is created in, or moved to, the landing zone's OU."""
+    keys = [f"ou:{lz.ou}"]
+    if lz.scps:
+        keys.append("scp-type")
+    keys += [f"scp-ou:{full_name(cfg, s)}@{lz.ou}" for s in ou_scps(lz)]
+    return tuple(keys)
+
+
+def guardrail_keys(cfg: AwsConfig, lz: AwsLandingZone, tenant: TenantSpec) -> tuple[str, ...]:
+    """Every SCP of the landing zone, confirmed on the OU and on the account (privileged grants require these)."""
+    return target_keys(cfg, lz) + tuple(
+        f"scp-account:{full_name(cfg, s)}@{tenant.key}" for s in account_scps(lz)
+    )
+
+
 class Guardrails:
-    """SCP state of one organization for one run (shared through the run cache)."""
+    """SCP state of one organization for one run (shared by all tenants through the run)."""
 
     def __init__(self, org: OrgView, config: AwsConfig):
         self.org = org
         self.cfg = config
         self._lock = threading.RLock()
-        self._enabled: bool | None = None
         self._policies: dict[str, dict[str, Any]] | None = None  # name -> summary
         self._content: dict[str, str] = {}  # policy id -> content
         self._owned: dict[str, bool] = {}  # policy id -> carries our tag
         self._attached: dict[str, dict[str, str]] = {}  # target -> {policy id: name}
-        self._target_locks: dict[str, threading.Lock] = {}
 
     @property
     def marker(self) -> tuple[str, str]:
         return f"{self.cfg.tags.prefix}managed-by", "meshcore"
 
-    def full_name(self, scp: ScpConfig) -> str:
-        return f"{self.cfg.scp_name_prefix}{scp.name}"
-
-    def target_lock(self, target: str) -> threading.Lock:
-        with self._lock:
-            return self._target_locks.setdefault(target, threading.Lock())
-
     # -- reads ------------------------------------------------------------------------
 
     def enabled(self) -> bool:
-        with self._lock:
-            if self._enabled is None:
-                root = self.org.call("list_roots")["Roots"][0]
-                self._enabled = any(
-                    t["Type"] == SCP and t["Status"] == "ENABLED" for t in root.get("PolicyTypes", [])
-                )
-            return self._enabled
+        root = self.org.root()
+        return any(t["Type"] == SCP and t["Status"] == "ENABLED" for t in root.get("PolicyTypes", []))
 
     def policies(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             if self._policies is None:
-                listed = paged(self.org.client.list_policies, "Policies", self.org.sleep, Filter=SCP)
+                listed = retries.listed(self.org.client, "list_policies", "Policies", Filter=SCP)
                 self._policies = {p["Name"]: p for p in listed}
             return self._policies
 
     def content(self, policy_id: str) -> str:
         with self._lock:
             if policy_id not in self._content:
-                self._content[policy_id] = self.org.call("describe_policy", PolicyId=policy_id)["Policy"][
+                self._content[policy_id] = self.org.client.describe_policy(PolicyId=policy_id)["Policy"][
                     "Content"
                 ]
             return self._content[policy_id]
 
-    def owned(self, policy_id: str) -> bool:
+    def owned(self, policy_id: str, name: str) -> bool:
+        if not name.startswith(self.cfg.scp_name_prefix):
+            return False
         with self._lock:
             if policy_id not in self._owned:
-                tags = paged(
-                    self.org.client.list_tags_for_resource, "Tags", self.org.sleep, ResourceId=policy_id
-                )
                 key, value = self.marker
-                self._owned[policy_id] = any(t["Key"] == key and t["Value"] == value for t in tags)
+                self._owned[policy_id] = self.org.tags_of(policy_id).get(key) == value
             return self._owned[policy_id]
 
     def attached(self, target: str) -> dict[str, str]:
         with self._lock:
             if target not in self._attached:
-                listed = paged(
-                    self.org.client.list_policies_for_target,
-                    "Policies",
-                    self.org.sleep,
-                    TargetId=target,
-                    Filter=SCP,
+                listed = retries.listed(
+                    self.org.client, "list_policies_for_target", "Policies", TargetId=target, Filter=SCP
                 )
                 self._attached[target] = {p["Id"]: p["Name"] for p in listed}
             return dict(self._attached[target])
 
-    def is_ours(self, policy_id: str, name: str) -> bool:
-        return name.startswith(self.cfg.scp_name_prefix) and self.owned(policy_id)
-
-    # -- diff and converge ---------------------------------------------------------------
-
-    def plan(self, target: str, scps: list[ScpConfig], label: str) -> list[Change]:
-        """Changes to make ``target`` carry exactly ``scps`` among the policies meshcore owns."""
-        changes: list[Change] = []
-        if scps and not self.enabled():
-            changes.append(
-                Change(
-                    action=ChangeAction.UPDATE,
-                    resource="policy type",
-                    after="SCP enabled",
-                    detail="enable SERVICE_CONTROL_POLICY on the root",
-                )
-            )
-        existing = self.policies()
-        for scp in scps:
-            name = self.full_name(scp)
-            found = existing.get(name)
-            if found is None:
-                changes.append(Change(action=ChangeAction.CREATE, resource=f"scp {name}"))
-            elif not self.owned(found["Id"]):
-                changes.append(
-                    Change(
-                        action=ChangeAction.UPDATE,
-                        resource=f"scp {name}",
-                        detail="CONFLICT: a policy of this name exists and is not owned by meshcore",
-                    )
-                )
-                continue
-            elif self.content(found["Id"]) != scp.content or found.get("Description", "") != scp.description:
-                changes.append(
-                    Change(action=ChangeAction.UPDATE, resource=f"scp {name}", detail="document changed")
-                )
-        attached = self.attached(target) if not target.startswith("pending:") else {}
-        wanted = {self.full_name(s) for s in scps}
-        for name in sorted(wanted - set(attached.values())):
-            changes.append(Change(action=ChangeAction.CREATE, resource=f"scp attachment {name}", after=label))
-        for pid, name in sorted(attached.items()):
-            if name not in wanted and self.is_ours(pid, name):
-                changes.append(
-                    Change(action=ChangeAction.DELETE, resource=f"scp attachment {name}", before=label)
-                )
-        return changes
-
-    def ensure(self, target: str, scps: list[ScpConfig], detach_others: bool = True) -> list[str]:
-        """Converge ``target``; attach before detaching so it is never without guardrails. Returns what changed."""
-        done: list[str] = []
-        if scps and not self.enabled():
-            self._enable()
-            done.append("enabled SCPs on the root")
-        ids = {}
-        for scp in scps:
-            pid, what = self._ensure_policy(scp)
-            ids[self.full_name(scp)] = pid
-            if what:
-                done.append(what)
-        with self.target_lock(target):
-            attached = self.attached(target)
-            missing = [name for name in ids if ids[name] not in attached]
-            foreign = [pid for pid, name in attached.items() if not self.is_ours(pid, name)]
-            if missing and len(foreign) + len(ids) > SCP_MAX_PER_TARGET:
-                raise PlatformError(
-                    f"{target} would carry {len(foreign) + len(ids)} SCPs ({len(foreign)} not managed by meshcore); "
-                    f"AWS allows {SCP_MAX_PER_TARGET} per target"
-                )
-            for name in missing:
-                self._attach(ids[name], target)
-                done.append(f"attached {name}")
-            if detach_others:
-                for pid, name in attached.items():
-                    if name not in ids and self.is_ours(pid, name):
-                        self._detach(pid, target)
-                        done.append(f"detached {name}")
-        return done
-
-    def detach_all_ours(self, target: str) -> list[str]:
-        done = []
-        with self.target_lock(target):
-            for pid, name in self.attached(target).items():
-                if self.is_ours(pid, name):
-                    self._detach(pid, target)
-                    done.append(f"detached {name}")
-        return done
+    def differs(self, policy_id: str, scp: ScpConfig, summary: dict[str, Any]) -> bool:
+        """Compare documents as parsed JSON (a console edit that only reformats is no change)."""
+        try:
+            same = json.loads(self.content(policy_id)) == scp.document
+        except ValueError:
+            same = False
+        return not same or summary.get("Description", "") != scp.description
 
     # -- writes -------------------------------------------------------------------------
 
-    def _enable(self) -> None:
-        with self._lock:
-            if self._enabled:
-                return
-            try:
-                self.org.write("enable_policy_type", RootId=self.org.root_id(), PolicyType=SCP)
-            except Exception as exc:
-                if error_code(exc) != "PolicyTypeAlreadyEnabledException":
-                    raise
-            self._enabled = True
-
-    def _ensure_policy(self, scp: ScpConfig) -> tuple[str, str]:
-        name = self.full_name(scp)
-        with self._lock:
-            found = self.policies().get(name)
-            if found is None:
-                key, value = self.marker
-                try:
-                    created = self.org.write(
-                        "create_policy",
-                        Name=name,
-                        Description=scp.description,
-                        Type=SCP,
-                        Content=scp.content,
-                        Tags=[{"Key": key, "Value": value}],
-                    )["Policy"]["PolicySummary"]
-                except Exception as exc:
-                    if error_code(exc) != "DuplicatePolicyException":
-                        raise
-                    self._policies = None  # created concurrently: read it back
-                    return self._ensure_policy(scp)
-                self.policies()[name] = created
-                self._content[created["Id"]] = scp.content
-                self._owned[created["Id"]] = True
-                return created["Id"], f"created {name}"
-            pid = found["Id"]
-            if not self.owned(pid):
-                raise PlatformError(
-                    f"an SCP named {name!r} exists but is not owned by meshcore; rename one of them"
-                )
-            if self.content(pid) != scp.content or found.get("Description", "") != scp.description:
-                self.org.write(
-                    "update_policy", PolicyId=pid, Content=scp.content, Description=scp.description
-                )
-                self._content[pid] = scp.content
-                found["Description"] = scp.description
-                return pid, f"updated {name}"
-            return pid, ""
-
-    def _attach(self, policy_id: str, target: str) -> None:
+    def enable(self, sleep: Any, wait: float) -> ActionResult:
+        """Enable the SCP policy type and wait until AWS reports it ENABLED (it passes PENDING_ENABLE)."""
         try:
-            self.org.write("attach_policy", PolicyId=policy_id, TargetId=target)
-        except Exception as exc:
-            if error_code(exc) != "DuplicatePolicyAttachmentException":
+            self.org.write("enable_policy_type", RootId=self.org.root_id(), PolicyType=SCP)
+        except ClientError as exc:
+            if retries.code(exc) != "PolicyTypeAlreadyEnabledException":
+                raise
+        for _ in range(max(1, int(wait))):
+            if any(
+                t["Type"] == SCP and t["Status"] == "ENABLED"
+                for t in self.org.root(refresh=True).get("PolicyTypes", [])
+            ):
+                return ActionResult(message="SERVICE_CONTROL_POLICY enabled on the root")
+            sleep(1.0)
+        return ActionResult(
+            status=ActionStatus.IN_PROGRESS, message="the SCP policy type is still being enabled"
+        )
+
+    def create(self, scp: ScpConfig) -> ActionResult:
+        name = full_name(self.cfg, scp)
+        key, value = self.marker
+        try:
+            created = self.org.write(
+                "create_policy",
+                Name=name,
+                Description=scp.description,
+                Type=SCP,
+                Content=scp.content,
+                Tags=[{"Key": key, "Value": value}],
+            )["Policy"]["PolicySummary"]
+        except ClientError as exc:
+            if retries.code(exc) != "DuplicatePolicyException":
+                raise
+            with self._lock:
+                self._policies = None  # created concurrently (another runner): read it back once
+            found = self.policies().get(name)
+            if found is None or not self.owned(found["Id"], name):
+                raise PlatformError(f"an SCP named {name!r} appeared that meshcore does not own") from None
+            return ActionResult(changed=False, message=f"{name} exists")
+        with self._lock:
+            self.policies()[name] = created
+            self._content[created["Id"]] = scp.content
+            self._owned[created["Id"]] = True
+        return ActionResult(message=f"created {name}")
+
+    def update(self, scp: ScpConfig) -> ActionResult:
+        name = full_name(self.cfg, scp)
+        found = self.policies()[name]
+        self.org.write(
+            "update_policy", PolicyId=found["Id"], Content=scp.content, Description=scp.description
+        )
+        with self._lock:
+            self._content[found["Id"]] = scp.content
+            found["Description"] = scp.description
+        return ActionResult(message=f"updated {name}")
+
+    def attach(self, name: str, target: str) -> ActionResult:
+        policy = self.policies().get(name)
+        if policy is None:
+            raise PlatformError(f"SCP {name} does not exist")
+        try:
+            self.org.write("attach_policy", PolicyId=policy["Id"], TargetId=target)
+        except ClientError as exc:
+            if retries.code(exc) != "DuplicatePolicyAttachmentException":
                 raise
         with self._lock:
-            name = next((n for n, p in self.policies().items() if p["Id"] == policy_id), policy_id)
-            self._attached.setdefault(target, {})[policy_id] = name
+            self._attached.setdefault(target, {})[policy["Id"]] = name
+        return ActionResult(message=f"attached {name} to {target}")
 
-    def _detach(self, policy_id: str, target: str) -> None:
+    def detach(self, policy_id: str, name: str, target: str) -> ActionResult:
         try:
             self.org.write("detach_policy", PolicyId=policy_id, TargetId=target)
-        except Exception as exc:
-            if error_code(exc) != "PolicyNotAttachedException":
+        except ClientError as exc:
+            if retries.code(exc) != "PolicyNotAttachedException":
                 raise
         with self._lock:
             self._attached.get(target, {}).pop(policy_id, None)
+        return ActionResult(message=f"detached {name} from {target}")
+
+    def delete(self, policy_id: str, name: str) -> ActionResult:
+        try:
+            self.org.write("delete_policy", PolicyId=policy_id)
+        except ClientError as exc:
+            if retries.code(exc) != "PolicyNotFoundException":
+                raise
+        with self._lock:
+            (self._policies or {}).pop(name, None)
+        return ActionResult(message=f"deleted {name}")
+
+
+# -- shared: OUs, policies, OU attachments --------------------------------------------------------
+
+
+def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookContext) -> Observation:
+    """The landing zones' OUs, the SCP policy type, the owned SCPs and their OU attachments."""
+    cfg: AwsConfig = run.cfg
+    guards: Guardrails = run.guardrails
+    org: OrgView = run.org
+    actions: list[Action] = []
+    in_place: set[str] = set()
+    problems: dict[str, str] = {}
+    zones = [lz.config for lz in landing_zones]
+    for ref in dict.fromkeys(z.ou for z in zones):
+        create = any(z.create_ou for z in zones if z.ou == ref)
+        if org.find_ou(ref) is not None:
+            in_place.add(f"ou:{ref}")
+        elif create:
+            actions.append(
+                Action(
+                    phase=Phase.TARGET,
+                    change=ChangeAction.CREATE,
+                    resource="ou",
+                    target=ref,
+                    key=f"ou:{ref}",
+                    run=lambda ref=ref: ActionResult(message=f"created OU {ref} ({org.create_ou_path(ref)})"),
+                )
+            )
+        else:
+            problems[f"ou:{ref}"] = f"OU {ref} does not exist (create it, or set create_ou: true)"
+    scps = {full_name(cfg, s): s for z in zones for s in z.scps}
+    if scps:
+        if guards.enabled():
+            in_place.add("scp-type")
+        else:
+            actions.append(
+                Action(
+                    phase=Phase.TARGET,
+                    change=ChangeAction.UPDATE,
+                    resource="policy-type",
+                    target=SCP,
+                    key="scp-type",
+                    after="ENABLED",
+                    detail="enable SCPs on the root",
+                    run=lambda: guards.enable(run.sleep, 60),
+                )
+            )
+    for name, scp in scps.items():
+        actions += _policy_actions(guards, name, scp, in_place, problems)
+    for ref in dict.fromkeys(z.ou for z in zones):
+        wanted = {full_name(cfg, s) for z in zones if z.ou == ref for s in ou_scps(z)}
+        actions += _ou_attachments(guards, org, ref, wanted, in_place, problems)
+    actions += _unused_policies(guards, set(scps))
+    return Observation(actions=tuple(actions), in_place=frozenset(in_place), problems=problems)
+
+
+def _policy_actions(
+    guards: Guardrails, name: str, scp: ScpConfig, in_place: set[str], problems: dict[str, str]
+) -> list[Action]:
+    key = f"scp-policy:{name}"
+    found = guards.policies().get(name)
+    if found is None:
+        return [
+            Action(
+                phase=Phase.TARGET,
+                change=ChangeAction.CREATE,
+                resource="scp",
+                target=name,
+                key=key,
+                requires=("scp-type",),
+                run=lambda: guards.create(scp),
+            )
+        ]
+    if not guards.owned(found["Id"], name):
+        problems[key] = (
+            f"an SCP named {name!r} exists and is not meshcore's (it lacks the tag "
+            f"{guards.marker[0]}={guards.marker[1]}); rename one of them"
+        )
+        return []
+    if guards.differs(found["Id"], scp, found):
+        return [
+            Action(
+                phase=Phase.TARGET,
+                change=ChangeAction.UPDATE,
+                resource="scp",
+                target=name,
+                key=key,
+                detail="document or description changed",
+                run=lambda: guards.update(scp),
+            )
+        ]
+    in_place.add(key)
+    return []
+
+
+def _ou_attachments(
+    guards: Guardrails, org: OrgView, ref: str, wanted: set[str], in_place: set[str], problems: dict[str, str]
+) -> list[Action]:
+    ou_id = org.find_ou(ref)
+    attached = guards.attached(ou_id) if ou_id else {}
+    names = set(attached.values())
+    missing = sorted(wanted - names)
+    if missing and len(attached) + len(missing) > SCP_MAX_PER_TARGET:
+        for name in missing:
+            problems[f"scp-ou:{name}@{ref}"] = (
+                f"OU {ref} would carry {len(attached) + len(missing)} SCPs; AWS allows {SCP_MAX_PER_TARGET} per target"
+            )
+        missing = []
+    in_place |= {f"scp-ou:{n}@{ref}" for n in wanted & names}
+
+    def attach(name: str) -> ActionResult:
+        target = org.find_ou(ref)
+        if target is None:
+            raise PlatformError(f"OU {ref} does not exist")
+        return guards.attach(name, target)
+
+    actions = [
+        Action(
+            phase=Phase.TARGET,
+            change=ChangeAction.CREATE,
+            resource="scp-attachment",
+            target=f"{name} @ {ref}",
+            key=f"scp-ou:{name}@{ref}",
+            requires=(f"ou:{ref}", f"scp-policy:{name}", "scp-type"),
+            run=lambda name=name: attach(name),
+        )
+        for name in missing
+    ]
+    for pid, name in sorted(attached.items(), key=lambda x: x[1]):
+        if name not in wanted and guards.owned(pid, name):  # detached only after the new ones are on
+            actions.append(
+                Action(
+                    phase=Phase.TARGET,
+                    change=ChangeAction.DELETE,
+                    resource="scp-attachment",
+                    target=f"{name} @ {ref}",
+                    key=f"scp-ou-detach:{name}@{ref}",
+                    requires=tuple(f"scp-ou:{n}@{ref}" for n in sorted(wanted)),
+                    run=lambda pid=pid, name=name, target=ou_id: guards.detach(pid, name, target),
+                )
+            )
+    return actions
+
+
+def _unused_policies(guards: Guardrails, wanted: Iterable[str]) -> list[Action]:
+    """Owned SCPs no landing zone uses any more, and attached nowhere: delete them (AWS limits their number)."""
+    actions = []
+    for name, summary in sorted(guards.policies().items()):
+        if name in wanted or not guards.owned(summary["Id"], name):
+            continue
+        targets = retries.listed(
+            guards.org.client, "list_targets_for_policy", "Targets", PolicyId=summary["Id"]
+        )
+        if targets:
+            continue  # still attached (e.g. to an account whose tenant detaches it in this run): next run
+        actions.append(
+            Action(
+                phase=Phase.TARGET,
+                change=ChangeAction.DELETE,
+                resource="scp",
+                target=name,
+                detail="no landing zone uses it",
+                run=lambda pid=summary["Id"], name=name: guards.delete(pid, name),
+            )
+        )
+    return actions
+
+
+# -- per tenant: SCPs on the account ------------------------------------------------------------
+
+
+def account_actions(run: Any, tenant: TenantSpec, ctx: HookContext) -> Observation:
+    """Attach the landing zone's account-level SCPs (new ones before old ones are detached)."""
+    cfg: AwsConfig = run.cfg
+    guards: Guardrails = run.guardrails
+    lz: AwsLandingZone = tenant.landing_zone.config
+    wanted = {full_name(cfg, s) for s in account_scps(lz)}
+    recorded = ctx.resources.owned("scp-account")
+    if not wanted and not recorded:
+        return Observation()  # nothing meshcore put on this account, nothing to read
+    aid = tenant.platform_tenant_id
+    attached = guards.attached(aid) if aid else {"(FullAWSAccess)": "FullAWSAccess"}
+    names = set(attached.values())
+    in_place = {f"scp-account:{n}@{tenant.key}" for n in wanted & names}
+    missing = sorted(wanted - names)
+    problems: dict[str, str] = {}
+    if missing and len(attached) + len(missing) > SCP_MAX_PER_TARGET:
+        for name in missing:
+            problems[f"scp-account-room:{name}@{tenant.key}"] = (
+                f"account {aid} would carry {len(attached) + len(missing)} SCPs "
+                f"({len(attached)} attached already); AWS allows {SCP_MAX_PER_TARGET} per target"
+            )
+
+    def attach(name: str) -> ActionResult:
+        account = _bound(ctx)
+        result = guards.attach(name, account)
+        ctx.resources.put("scp-account", f"{name}@{account}", cloud_id=account)
+        return result
+
+    def detach(pid: str, name: str) -> ActionResult:
+        account = _bound(ctx)
+        result = guards.detach(pid, name, account)
+        ctx.resources.remove("scp-account", f"{name}@{account}")
+        return result
+
+    actions = [
+        Action(
+            phase=Phase.GUARDRAILS,
+            change=ChangeAction.CREATE,
+            resource="scp-attachment",
+            target=f"{name} @ account",
+            key=f"scp-account:{name}@{tenant.key}",
+            requires=(f"scp-policy:{name}", "scp-type")
+            + ((f"scp-account-room:{name}@{tenant.key}",) if problems else ()),
+            run=lambda name=name: attach(name),
+        )
+        for name in missing
+    ]
+    actions += [
+        Action(
+            phase=Phase.GUARDRAILS,
+            change=ChangeAction.DELETE,
+            resource="scp-attachment",
+            target=f"{name} @ account",
+            key=f"scp-account-detach:{name}@{tenant.key}",
+            run=lambda pid=pid, name=name: detach(pid, name),
+        )
+        for pid, name in sorted(attached.items(), key=lambda x: x[1])
+        if aid and name not in wanted and guards.owned(pid, name)
+    ]
+    return Observation(actions=tuple(actions), in_place=frozenset(in_place), problems=problems)
+
+
+def _bound(ctx: HookContext) -> str:
+    if ctx.platform_tenant_id is None:
+        raise PlatformError("the tenant has no account yet")
+    return ctx.platform_tenant_id

@@ -1,9 +1,10 @@
 """A per-run view of the AWS organization, read in bulk and shared by all tenants.
 
-One ``ListAccounts`` walk gives every account's id, e-mail and status; one
+One ``ListAccounts`` walk gives every account's id, e-mail and state; one
 ``ListAccountsForParent`` walk per landing-zone OU tells which accounts already
 sit where they belong, so ``ListParents`` is only needed for accounts that are
-elsewhere (new or drifted). Writes made in this run update the view.
+elsewhere (new or drifted). Writes made in this run update the view, so that
+what a later observation reads is what AWS now holds.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from meshcore.errors import PlatformError
-from meshcore_aws.calls import aws_call, error_code, paged
+from meshcore_aws import retries
 from meshcore_aws.config import OU_ID, AwsConfig
 from meshcore_aws.sessions import Sessions
 
 
 class OrgView:
-    def __init__(self, sessions: Sessions, config: AwsConfig, sleep: Any, limiter: Any):
+    def __init__(self, sessions: Sessions, config: AwsConfig, limiter: Any):
         self.sessions = sessions
         self.config = config
-        self.sleep = sleep
-        self.limiter = limiter  # caps Organizations writes in flight
+        self.limiter = limiter  # caps Organizations writes in flight across tenants
         self._lock = threading.RLock()
         self._org: dict[str, Any] | None = None
-        self._root: str | None = None
+        self._root: dict[str, Any] | None = None
         self._accounts: dict[str, dict[str, Any]] | None = None
         self._children: dict[str, list[dict[str, Any]]] = {}
         self._in_ou: dict[str, set[str]] = {}
@@ -36,13 +38,13 @@ class OrgView:
     def client(self) -> Any:
         return self.sessions.org()
 
-    def call(self, op: str, **kwargs: Any) -> Any:
-        return aws_call(getattr(self.client, op), self.sleep, **kwargs)
-
     def write(self, op: str, **kwargs: Any) -> Any:
         """An Organizations write, at most ``org_write_concurrency`` in flight across tenants."""
         with self.limiter:
-            return self.call(op, **kwargs)
+            return getattr(self.client, op)(**kwargs)
+
+    def _list(self, op: str, key: str, **kwargs: Any) -> list[Any]:
+        return retries.listed(self.client, op, key, self.config.page_size, **kwargs)
 
     # -- organization -------------------------------------------------------------------
 
@@ -50,10 +52,9 @@ class OrgView:
         with self._lock:
             if self._org is None:
                 try:
-                    self._org = self.call("describe_organization")["Organization"]
-                except Exception as exc:
-                    code = error_code(exc)
-                    if code == "AWSOrganizationsNotInUseException":
+                    self._org = self.client.describe_organization()["Organization"]
+                except ClientError as exc:
+                    if retries.code(exc) == "AWSOrganizationsNotInUseException":
                         raise PlatformError(
                             "the management account is not part of an AWS organization"
                         ) from None
@@ -64,30 +65,30 @@ class OrgView:
     def management_account_id(self) -> str:
         return str(self.organization()["MasterAccountId"])
 
-    def root_id(self) -> str:
+    def root(self, refresh: bool = False) -> dict[str, Any]:
         with self._lock:
-            if self._root is None:
-                self._root = self.call("list_roots")["Roots"][0]["Id"]
+            if self._root is None or refresh:
+                self._root = self.client.list_roots()["Roots"][0]
             return self._root
+
+    def root_id(self) -> str:
+        return str(self.root()["Id"])
 
     # -- accounts ---------------------------------------------------------------------
 
     def accounts(self, refresh: bool = False) -> dict[str, dict[str, Any]]:
         with self._lock:
             if self._accounts is None or refresh:
-                listed = paged(
-                    self.client.list_accounts, "Accounts", self.sleep, MaxResults=self.config.page_size
-                )
-                self._accounts = {a["Id"]: a for a in listed}
+                self._accounts = {a["Id"]: a for a in self._list("list_accounts", "Accounts")}
             return self._accounts
 
     def account(self, account_id: str, refresh: bool = False) -> dict[str, Any] | None:
         found = self.accounts().get(account_id)
         if found is None or refresh:
             try:
-                found = self.call("describe_account", AccountId=account_id)["Account"]
-            except Exception as exc:
-                if error_code(exc) == "AccountNotFoundException":
+                found = self.client.describe_account(AccountId=account_id)["Account"]
+            except ClientError as exc:
+                if retries.code(exc) == "AccountNotFoundException":
                     return None
                 raise
             with self._lock:
@@ -101,91 +102,87 @@ class OrgView:
                 return acct
         return None
 
-    def remember(self, account: dict[str, Any]) -> None:
+    def remember(
+        self, account: dict[str, Any], parent: str | None = None, tags: dict[str, str] | None = None
+    ) -> None:
+        """Record an account this run created (nothing to re-read: we know its parent and tags)."""
         with self._lock:
             self.accounts()[account["Id"]] = account
+            if parent is not None:
+                self._parents[account["Id"]] = parent
+            if tags is not None:
+                self._tags[account["Id"]] = dict(tags)
 
     # -- OUs ----------------------------------------------------------------------------
 
     def _ous_under(self, parent: str) -> list[dict[str, Any]]:
         with self._lock:
             if parent not in self._children:
-                self._children[parent] = paged(
-                    self.client.list_organizational_units_for_parent,
-                    "OrganizationalUnits",
-                    self.sleep,
-                    ParentId=parent,
-                    MaxResults=self.config.page_size,
+                self._children[parent] = self._list(
+                    "list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent
                 )
             return self._children[parent]
 
-    def resolve_ou(self, ref: str, create: bool = False) -> str:
-        """An OU id for an id or a path like ``/Workloads/Dev`` (created if ``create``)."""
+    def find_ou(self, ref: str) -> str | None:
+        """The OU id for an id or a path like ``/Workloads/Dev``, or ``None`` if the path does not exist."""
         if OU_ID.match(ref):
             return ref
         parent = self.root_id()
-        walked = ""
         for part in [p for p in ref.split("/") if p]:
-            walked += "/" + part
             match = next((ou for ou in self._ous_under(parent) if ou["Name"] == part), None)
             if match is None:
-                if not create:
-                    raise PlatformError(f"OU {walked} does not exist (set create_ou: true to create it)")
-                match = self._create_ou(parent, part)
+                return None
             parent = match["Id"]
         return parent
 
-    def _create_ou(self, parent: str, name: str) -> dict[str, Any]:
-        with self._lock:
-            # another tenant of this run may have created it since we looked: check again under the lock
-            existing = next((o for o in self._ous_under(parent) if o["Name"] == name), None)
-            if existing is not None:
-                return existing
-            try:
-                ou = self.write("create_organizational_unit", ParentId=parent, Name=name)[
-                    "OrganizationalUnit"
-                ]
-            except Exception as exc:
-                if error_code(exc) != "DuplicateOrganizationalUnitException":
-                    raise
-                self._children.pop(parent, None)  # created concurrently: read it back
-                ou = next(o for o in self._ous_under(parent) if o["Name"] == name)
-                return ou
-            self._children.setdefault(parent, []).append(ou)
-            return ou
+    def create_ou_path(self, ref: str) -> str:
+        """Create every missing OU of a path; returns the last one's id."""
+        parent = self.root_id()
+        for part in [p for p in ref.split("/") if p]:
+            with self._lock:
+                match = next((ou for ou in self._ous_under(parent) if ou["Name"] == part), None)
+                if match is None:
+                    try:
+                        match = self.write("create_organizational_unit", ParentId=parent, Name=part)[
+                            "OrganizationalUnit"
+                        ]
+                        self._children.setdefault(parent, []).append(match)
+                    except ClientError as exc:
+                        if retries.code(exc) != "DuplicateOrganizationalUnitException":
+                            raise
+                        self._children.pop(parent, None)  # created concurrently: read it back
+                        match = next(ou for ou in self._ous_under(parent) if ou["Name"] == part)
+                    self._in_ou.setdefault(match["Id"], set())
+            parent = match["Id"]
+        return parent
 
     def accounts_in(self, ou_id: str) -> set[str]:
         with self._lock:
             if ou_id not in self._in_ou:
-                listed = paged(
-                    self.client.list_accounts_for_parent,
-                    "Accounts",
-                    self.sleep,
-                    ParentId=ou_id,
-                    MaxResults=self.config.page_size,
-                )
-                self._in_ou[ou_id] = {a["Id"] for a in listed}
+                self._in_ou[ou_id] = {
+                    a["Id"] for a in self._list("list_accounts_for_parent", "Accounts", ParentId=ou_id)
+                }
             return self._in_ou[ou_id]
 
-    def parent_of(self, account_id: str, expected: str) -> str:
+    def parent_of(self, account_id: str, expected: str | None) -> str:
         """The account's parent; free when it sits in ``expected`` (bulk-read), else one ListParents."""
-        if account_id in self.accounts_in(expected):
+        if expected is not None and account_id in self.accounts_in(expected):
             return expected
         with self._lock:
             if account_id in self._parents:
                 return self._parents[account_id]
-        parent = self.call("list_parents", ChildId=account_id)["Parents"][0]["Id"]
+        parent = self.client.list_parents(ChildId=account_id)["Parents"][0]["Id"]
         with self._lock:
             self._parents[account_id] = parent
-        return parent
+        return str(parent)
 
     def move(self, account_id: str, source: str, destination: str) -> None:
         try:
             self.write(
                 "move_account", AccountId=account_id, SourceParentId=source, DestinationParentId=destination
             )
-        except Exception as exc:
-            if error_code(exc) != "DuplicateAccountException":  # already there (e.g. a concurrent runner)
+        except ClientError as exc:
+            if retries.code(exc) != "DuplicateAccountException":  # already there (e.g. a concurrent runner)
                 raise
         with self._lock:
             for ou, members in self._in_ou.items():
@@ -197,27 +194,29 @@ class OrgView:
 
     # -- tags ---------------------------------------------------------------------------
 
-    def tags_of(self, account_id: str) -> dict[str, str]:
+    def tags_of(self, resource_id: str) -> dict[str, str]:
         with self._lock:
-            if account_id in self._tags:
-                return dict(self._tags[account_id])
-        listed = paged(self.client.list_tags_for_resource, "Tags", self.sleep, ResourceId=account_id)
-        tags = {t["Key"]: t["Value"] for t in listed}
+            if resource_id in self._tags:
+                return dict(self._tags[resource_id])
+        tags = {
+            t["Key"]: t["Value"]
+            for t in retries.listed(self.client, "list_tags_for_resource", "Tags", ResourceId=resource_id)
+        }
         with self._lock:
-            self._tags[account_id] = tags
+            self._tags[resource_id] = tags
         return dict(tags)
 
-    def set_tags(self, account_id: str, tags: dict[str, str]) -> None:
+    def set_tags(self, resource_id: str, tags: dict[str, str]) -> None:
         self.write(
             "tag_resource",
-            ResourceId=account_id,
+            ResourceId=resource_id,
             Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
         )
         with self._lock:
-            self._tags.setdefault(account_id, {}).update(tags)
+            self._tags.setdefault(resource_id, {}).update(tags)
 
-    def remove_tags(self, account_id: str, keys: list[str]) -> None:
-        self.write("untag_resource", ResourceId=account_id, TagKeys=sorted(keys))
+    def remove_tags(self, resource_id: str, keys: list[str]) -> None:
+        self.write("untag_resource", ResourceId=resource_id, TagKeys=sorted(keys))
         with self._lock:
             for k in keys:
-                self._tags.get(account_id, {}).pop(k, None)
+                self._tags.get(resource_id, {}).pop(k, None)

@@ -1,51 +1,34 @@
 """The ``aws`` platform plugin: hook implementations (the entry point's target).
 
-Nothing here imports boto3 at import time; sessions are built on first use and
-cached per platform config.
+Each hook is a thin entry into one module: :mod:`~meshcore_aws.vending` and
+:mod:`~meshcore_aws.closure` (the account), :mod:`~meshcore_aws.landing_zone`
+(guardrails, baselines, post-replication hook), :mod:`~meshcore_aws.access`
+(Identity Center), and for the shared resources :mod:`~meshcore_aws.guardrails`,
+:mod:`~meshcore_aws.baselines` and :mod:`~meshcore_aws.permission_sets`. They
+share one :class:`~meshcore_aws.run.AwsRun` per platform and run. Nothing here
+imports boto3 at import time.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+import contextlib
 
 from meshcore import hookimpl
+from meshcore.actions import Observation, merge
+from meshcore.context import HookContext
 from meshcore.models import TenantStatus
 from meshcore.results import (
     Capability,
+    CostCollection,
     DiscoveredTenant,
     PlatformType,
-    ProvisionResult,
+    PreflightReport,
     ValidationProblem,
 )
+from meshcore.specs import LandingZoneSpec, Period, PlatformSpec, TenantRef, TenantSpec
 from meshcore_aws.config import AwsConfig, AwsLandingZone
 
 TYPE = "aws"
-_lock = threading.Lock()
-_sessions: dict[tuple[str, str], Any] = {}
-
-
-def sessions_for(platform: Any) -> Any:
-    """The cached :class:`~meshcore_aws.sessions.Sessions` of a platform config."""
-    from meshcore_aws.sessions import Sessions
-
-    key = (platform.id, platform.config.model_dump_json())
-    with _lock:
-        if key not in _sessions:
-            _sessions[key] = Sessions(platform.config)
-        return _sessions[key]
-
-
-def reset_sessions() -> None:
-    """Forget every cached session (tests, or after credentials changed)."""
-    with _lock:
-        _sessions.clear()
-
-
-def _vendor(platform: Any, ctx: Any) -> Any:
-    from meshcore_aws.vending import Vendor
-
-    return Vendor(platform, ctx, sessions_for(platform))
 
 
 @hookimpl
@@ -56,210 +39,134 @@ def meshplatform_platform_types() -> list[PlatformType]:
             description="AWS Organizations vending, SCPs, StackSet baselines, Identity Center access, Cost Explorer",
             config_model=AwsConfig,
             landing_zone_model=AwsLandingZone,
-            capabilities=frozenset(
-                {
-                    Capability.TENANTS,
-                    Capability.LANDING_ZONES,
-                    Capability.ACCESS,
-                    Capability.COSTS,
-                    Capability.DISCOVERY,
-                    Capability.PREFLIGHT,
-                }
-            ),
+            capabilities=frozenset(Capability),
         )
     ]
 
 
 @hookimpl
-def meshplatform_validate(platform, landing_zones):
-    if platform.type != TYPE:
-        return None
-    problems = []
-    cfg: AwsConfig = platform.config
-    guard = cfg.deletion.guard
-    if guard is not None and guard.key.startswith(cfg.tags.prefix):
-        problems.append(
-            ValidationProblem(
-                path="deletion.guard.key",
-                message=f"the guard tag must not be under the owned prefix {cfg.tags.prefix!r} "
-                "(meshcore would remove it as an unknown managed tag)",
-            )
-        )
-    problems += _landing_zone_problems(cfg, landing_zones)
-    from meshcore_aws.access import static_problems
+def meshplatform_validate(
+    platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
+) -> list[ValidationProblem]:
+    from meshcore_aws.validation import problems
 
-    problems += [
-        ValidationProblem(path=path, landing_zone=lz, message=msg)
-        for path, lz, msg in static_problems(cfg, landing_zones)
-    ]
-    for name in ("management", "automation", "cost_explorer"):
-        ref = getattr(cfg, name)
-        if ref is not None and ref.external_id is None:
-            problems.append(
-                ValidationProblem(
-                    path=f"{name}.external_id",
-                    message="set an ExternalId for every assumed role (confused-deputy protection), e.g. ${AWS_"
-                    + name.upper()
-                    + "_EXTERNAL_ID}",
-                )
-            )
-    return problems
+    return problems(platform.config, landing_zones)
 
 
 @hookimpl
-def meshplatform_preflight(platform, ctx):
-    if platform.type != TYPE:
-        return None
+def meshplatform_preflight(platform: PlatformSpec, ctx: HookContext) -> PreflightReport:
     from meshcore_aws.preflight import run_preflight
+    from meshcore_aws.run import aws_run
 
-    return run_preflight(sessions_for(platform))
-
-
-@hookimpl
-def meshplatform_plan_tenant(platform, tenant, ctx):
-    if platform.type != TYPE:
-        return None
-    vendor = _vendor(platform, ctx)
-    if tenant.status == TenantStatus.MARKED_FOR_DELETION:
-        from meshcore_aws.closure import plan_deletion
-
-        return plan_deletion(vendor, tenant)
-    changes = vendor.plan(tenant)
-    if tenant.platform_tenant_id is not None:
-        from meshcore_aws.access import Access
-        from meshcore_aws.landing_zone import LandingZones
-
-        changes += LandingZones(vendor).plan(tenant)
-        changes += Access(vendor).plan(tenant)
-    return changes
+    return run_preflight(aws_run(platform, ctx))
 
 
 @hookimpl
-def meshplatform_provision_tenant(platform, tenant, ctx):
-    if platform.type != TYPE:
-        return None
-    return _vendor(platform, ctx).provision(tenant)
+def meshplatform_identity(platform: PlatformSpec, ctx: HookContext) -> str:
+    from meshcore_aws.run import aws_run
+
+    return f"aws-organization:{aws_run(platform, ctx).org.organization()['Id']}"
 
 
 @hookimpl
-def meshplatform_update_tenant(platform, tenant, ctx):
-    if platform.type != TYPE:
-        return None
-    changed, attributes = _vendor(platform, ctx).converge(tenant)
-    return ProvisionResult(
-        platform_tenant_id=tenant.platform_tenant_id, changed=changed, attributes=attributes
-    )
+def meshplatform_platform_actions(
+    platform: PlatformSpec, landing_zones: list[LandingZoneSpec], ctx: HookContext
+) -> Observation:
+    from meshcore_aws import baselines, guardrails, permission_sets
+    from meshcore_aws.run import aws_run
+
+    run = aws_run(platform, ctx)
+    found = [
+        guardrails.platform_actions(run, landing_zones, ctx),
+        baselines.platform_actions(run, landing_zones, ctx),
+    ]
+    if run.cfg.identity_center is not None:
+        found.append(permission_sets.platform_actions(run.identity_center, landing_zones, ctx))
+    return merge(found)
 
 
 @hookimpl
-def meshplatform_apply_landing_zone(platform, tenant, ctx):
-    if platform.type != TYPE:
-        return None
-    from meshcore_aws.landing_zone import LandingZones
+def meshplatform_tenant_actions(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+    from meshcore_aws.run import aws_run
 
-    return LandingZones(_vendor(platform, ctx)).apply(tenant)
+    run = aws_run(platform, ctx)
+    if tenant.status != TenantStatus.ACTIVE:
+        from meshcore_aws.closure import deletion_actions
 
+        return deletion_actions(run, tenant, ctx)
+    from meshcore_aws.vending import tenant_actions
 
-@hookimpl
-def meshplatform_replicate_access(platform, tenant, ctx):
-    if platform.type != TYPE:
-        return None
-    from meshcore_aws.access import Access
-
-    return Access(_vendor(platform, ctx)).apply(tenant)
+    return tenant_actions(run, tenant, ctx)
 
 
 @hookimpl
-def meshplatform_deprovision_tenant(platform, tenant, ctx):
-    if platform.type != TYPE:
-        return None
-    from meshcore_aws.closure import deprovision
+def meshplatform_landing_zone_actions(
+    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
+) -> Observation:
+    from meshcore_aws.landing_zone import landing_zone_actions
+    from meshcore_aws.run import aws_run
 
-    return deprovision(_vendor(platform, ctx), tenant)
+    return landing_zone_actions(aws_run(platform, ctx), tenant, ctx)
 
 
 @hookimpl
-def meshplatform_collect_costs(platform, period, tenants, ctx):
-    if platform.type != TYPE:
-        return None
+def meshplatform_access_actions(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+    from meshcore_aws.access import access_actions
+    from meshcore_aws.run import aws_run
+
+    return access_actions(aws_run(platform, ctx), tenant, ctx)
+
+
+@hookimpl
+def meshplatform_collect_costs(
+    platform: PlatformSpec, period: Period, tenants: list[TenantRef], ctx: HookContext
+) -> CostCollection:
     from meshcore_aws.costs import collect
+    from meshcore_aws.run import sessions_for
 
-    return collect(sessions_for(platform), platform.config, period, ctx.sleep)
+    return collect(sessions_for(platform), platform.config, period)
 
 
 @hookimpl
-def meshplatform_discover_tenants(platform, ctx):
-    if platform.type != TYPE:
-        return None
-    vendor = _vendor(platform, ctx)
-    management = vendor.org.management_account_id
+def meshplatform_discover_tenants(platform: PlatformSpec, ctx: HookContext) -> list[DiscoveredTenant]:
+    from meshcore_aws.accounts import state
+    from meshcore_aws.run import aws_run
+
+    run = aws_run(platform, ctx)
+    infrastructure = {run.org.management_account_id, *run_infrastructure(run)}
     return [
         DiscoveredTenant(
             platform_tenant_id=a["Id"],
             name=a.get("Name", ""),
-            status=a.get("Status", ""),
+            status=state(a),
             attributes={"email": a.get("Email", "")},
         )
-        for a in sorted(vendor.org.accounts(refresh=True).values(), key=lambda a: a["Id"])
-        if a["Id"] != management
+        for a in sorted(run.org.accounts(refresh=True).values(), key=lambda a: a["Id"])
+        if a["Id"] not in infrastructure
     ]
 
 
-def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[Any]) -> list[ValidationProblem]:
-    """Templates lint clean; landing zones sharing an OU agree on its SCPs."""
-    problems = []
-    by_ou: dict[str, tuple[str, list[str]]] = {}
-    scp_defs: dict[str, tuple[str, str, str]] = {}  # name -> (landing zone, content, description)
-    for lz in landing_zones:
-        zone: AwsLandingZone = lz.config
-        if zone.deletion_mode == "quarantine" and not cfg.deletion.quarantine_ou:
-            problems.append(
-                ValidationProblem(
-                    path="deletion_mode",
-                    landing_zone=lz.id,
-                    message="quarantine needs deletion.quarantine_ou in the platform config",
-                )
-            )
-        for i, scp in enumerate(zone.scps):
-            first = scp_defs.setdefault(scp.name, (lz.id, scp.content, scp.description))
-            if first[1:] != (scp.content, scp.description):
-                problems.append(
-                    ValidationProblem(
-                        path=f"scps.{i}",
-                        landing_zone=lz.id,
-                        message=f"SCP {scp.name!r} is also defined by landing zone {first[0]!r} with another document "
-                        "or description; one name is one policy: give it the same definition or another name",
-                    )
-                )
-        ou_scps = sorted(p.name for p in zone.scps if p.attach_to == "ou")
-        if zone.ou in by_ou and by_ou[zone.ou][1] != ou_scps:
-            problems.append(
-                ValidationProblem(
-                    path="scps",
-                    landing_zone=lz.id,
-                    message=f"landing zone {by_ou[zone.ou][0]!r} uses the same OU {zone.ou} with other OU-level SCPs "
-                    f"({', '.join(by_ou[zone.ou][1]) or 'none'}); attach differing SCPs to the account instead",
-                )
-            )
-        by_ou.setdefault(zone.ou, (lz.id, ou_scps))
-        for i, baseline in enumerate(zone.baselines):
-            from meshcore_aws.baselines import lint
+def run_infrastructure(run: object) -> set[str]:
+    """The meshcloud and automation accounts: never import candidates."""
+    from meshcore_aws.run import AwsRun
 
-            try:
-                errors = lint(baseline.template_body, list(baseline.regions or (cfg.region,)))
-            except Exception as exc:  # an unparsable template
-                errors = [f"cannot lint the template: {exc}"]
-            for error in errors[:10]:
-                problems.append(
-                    ValidationProblem(
-                        path=f"baselines.{i}.template", landing_zone=lz.id, message=f"cfn-lint: {error}"
-                    )
-                )
-    return problems
+    assert isinstance(run, AwsRun)
+    out = set()
+    for scope in ("automation", "cost_explorer"):
+        ref = getattr(run.cfg, scope)
+        if ref is not None and ref != "base":
+            out.add(ref.account_id)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    with contextlib.suppress(
+        ClientError, BotoCoreError
+    ):  # no usable base identity: nothing more to leave out
+        out.add(run.sessions.base.client("sts").get_caller_identity()["Account"])
+    return out
 
 
 @hookimpl
-def meshplatform_cli_commands():
+def meshplatform_cli_commands() -> object:
     from meshcore_aws.cli import app
 
     return app

@@ -1,86 +1,127 @@
-"""Preflight: can each role be assumed, and may it do what the plugin needs?"""
+"""Preflight: can each role be assumed, and may it do what a run needs? Reads only.
+
+Checks, each reported on its own line: the base credentials; each configured
+role (assumed with its ExternalId); Organizations reads; the organization's
+feature set (``ALL``, needed for SCPs); trusted access for AWS Account
+Management (renaming member accounts); the Identity Center instance in its home
+region and its identity source; CloudFormation StackSets in the automation account.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from meshcore.results import PreflightCheck, PreflightReport
-from meshcore_aws.calls import error_code
-from meshcore_aws.sessions import Sessions
-
-# role -> (service, operation, kwargs, IAM action named in the report)
-CHECKS: dict[str, list[tuple[str, str, dict[str, Any], str]]] = {
-    "management": [
-        ("organizations", "describe_organization", {}, "organizations:DescribeOrganization"),
-        ("organizations", "list_roots", {}, "organizations:ListRoots"),
-        ("organizations", "list_accounts", {"MaxResults": 1}, "organizations:ListAccounts"),
-        (
-            "organizations",
-            "list_create_account_status",
-            {"MaxResults": 1},
-            "organizations:ListCreateAccountStatus",
-        ),
-    ],
-    "automation": [("cloudformation", "list_stack_sets", {"MaxResults": 1}, "cloudformation:ListStackSets")],
-    "cost_explorer": [],
-}
+from meshcore_aws import retries
+from meshcore_aws.run import AwsRun
 
 
-def _message(exc: BaseException) -> str:
-    response = getattr(exc, "response", {}) or {}
-    err = response.get("Error", {})
-    return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', str(exc))}"
-
-
-def run_preflight(sessions: Sessions) -> PreflightReport:
-    checks: list[PreflightCheck] = []
+def _check(name: str, scope: str, probe: Callable[[], str]) -> PreflightCheck:
     try:
-        ident = sessions.base.client("sts").get_caller_identity()
-        checks.append(
-            PreflightCheck(
-                name="base credentials",
-                ok=True,
-                scope="replicator",
-                message=f"authenticated as {ident['Arn']}",
-            )
+        return PreflightCheck(name=name, ok=True, scope=scope, message=probe() or "")
+    except (ClientError, BotoCoreError) as exc:
+        code = retries.code(exc)
+        hint = ""
+        if "AccessDenied" in code or "Unauthorized" in code:
+            hint = " — permission missing (see the setup templates: meshcore aws setup-templates)"
+        return PreflightCheck(name=name, ok=False, scope=scope, message=f"{retries.describe(exc)}{hint}")
+    except (
+        Exception
+    ) as exc:  # a PlatformError (e.g. no instance in the region) is a failed check, not a crash
+        return PreflightCheck(name=name, ok=False, scope=scope, message=str(exc))
+
+
+def run_preflight(run: AwsRun) -> PreflightReport:
+    cfg, sessions = run.cfg, run.sessions
+    checks = [
+        _check(
+            "base credentials",
+            "replicator",
+            lambda: f"authenticated as {sessions.base.client('sts').get_caller_identity()['Arn']}",
         )
-    except Exception as exc:
-        checks.append(
-            PreflightCheck(
-                name="base credentials",
-                ok=False,
-                scope="replicator",
-                message=f"no usable AWS credentials in the standard chain: {_message(exc)}",
-            )
-        )
+    ]
+    if not checks[0].ok:
         return PreflightReport(checks=tuple(checks))
-    for role, calls in CHECKS.items():
-        ref = getattr(sessions.config, role)
-        if ref is None and role != "management":
-            continue
-        label = ref.role_arn if ref else "base credentials"
-        try:
-            sessions.client(role, "sts").get_caller_identity()
-            checks.append(PreflightCheck(name=f"assume {role} role", ok=True, scope=role, message=label))
-        except Exception as exc:
-            hint = " (check the trust policy and the ExternalId)" if error_code(exc) == "AccessDenied" else ""
+    for scope in ("management", "automation", "cost_explorer"):
+        ref = getattr(cfg, scope)
+        if ref is None:
             checks.append(
-                PreflightCheck(
-                    name=f"assume {role} role",
-                    ok=False,
-                    scope=role,
-                    message=f"{label}: {_message(exc)}{hint}",
-                )
+                PreflightCheck(name=f"{scope} role", ok=True, scope=scope, message="not configured")
             )
             continue
-        for service, op, kwargs, action in calls:
-            try:
-                getattr(sessions.client(role, service), op)(**kwargs)
-                checks.append(PreflightCheck(name=action, ok=True, scope=role))
-            except Exception as exc:
-                code = error_code(exc)
-                missing = " — permission missing" if "AccessDenied" in code or "Unauthorized" in code else ""
-                checks.append(
-                    PreflightCheck(name=action, ok=False, scope=role, message=f"{_message(exc)}{missing}")
-                )
+        label = "base credentials" if ref == "base" else ref.role_arn
+        checks.append(
+            _check(
+                f"assume {scope} role",
+                scope,
+                lambda scope=scope, label=label: (
+                    f"{label}: {sessions.client(scope, 'sts').get_caller_identity()['Arn']}"
+                ),
+            )
+        )
+    org = sessions.org()
+    checks.append(
+        _check(
+            "organizations:DescribeOrganization (FeatureSet ALL)",
+            "management",
+            lambda: _feature_set(org.describe_organization()["Organization"]),
+        )
+    )
+    for name, call in (
+        ("organizations:ListRoots", lambda: org.list_roots()),
+        ("organizations:ListAccounts", lambda: org.list_accounts(MaxResults=1)),
+        ("organizations:ListCreateAccountStatus", lambda: org.list_create_account_status(MaxResults=1)),
+    ):
+        checks.append(_check(name, "management", lambda call=call: (call(), "")[1]))
+    checks.append(
+        _check(
+            "trusted access for AWS Account Management (renaming accounts)",
+            "management",
+            lambda: _trusted(org, "account.amazonaws.com"),
+        )
+    )
+    if cfg.identity_center is not None:
+        checks.append(
+            _check(
+                f"Identity Center instance in {cfg.identity_center.region}",
+                "management",
+                lambda: _instance(run),
+            )
+        )
+    if cfg.automation is not None:
+        checks.append(
+            _check(
+                "cloudformation:ListStackSets",
+                "automation",
+                lambda: (sessions.client("automation", "cloudformation").list_stack_sets(MaxResults=1), "")[
+                    1
+                ],
+            )
+        )
     return PreflightReport(checks=tuple(checks))
+
+
+def _feature_set(org: dict[str, Any]) -> str:
+    if org.get("FeatureSet") != "ALL":
+        raise RuntimeError(f"the organization's feature set is {org.get('FeatureSet')}; SCPs need ALL")
+    return f"organization {org['Id']}, feature set ALL"
+
+
+def _trusted(org: Any, principal: str) -> str:
+    enabled = {
+        p["ServicePrincipal"]
+        for p in retries.pages(org, "list_aws_service_access_for_organization", "EnabledServicePrincipals")
+    }
+    if principal not in enabled:
+        raise RuntimeError(
+            f"{principal} is not enabled; run: aws organizations enable-aws-service-access --service-principal {principal}"
+        )
+    return f"{principal} enabled"
+
+
+def _instance(run: AwsRun) -> str:
+    arn, store = run.identity_center.instance()
+    return f"{arn} (identity store {store})"

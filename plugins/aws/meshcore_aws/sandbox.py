@@ -38,41 +38,6 @@ SERVICES = (
 )
 
 
-def patch_emulator() -> None:
-    """Teach moto two calls AWS has and the plugin uses: sso-admin ListTagsForResource, account PutAccountName.
-
-    Idempotent; applied by the sandbox (and the test suite) in the process that runs moto.
-    """
-    from moto.account import urls as account_urls
-    from moto.account.responses import AccountResponse
-    from moto.ssoadmin.responses import SSOAdminResponse
-
-    if getattr(SSOAdminResponse, "_meshcore_patched", False):
-        return
-
-    def list_tags_for_resource(self: Any) -> str:
-        ps = self.ssoadmin_backend._find_permission_set(
-            self._get_param("InstanceArn"), self._get_param("ResourceArn")
-        )
-        return json.dumps({"Tags": ps.tags or []})
-
-    def put_account_name(self: Any) -> Any:
-        from moto.core.responses import EmptyResult
-        from moto.organizations.models import organizations_backends
-
-        account_id, name = self._get_param("AccountId"), self._get_param("AccountName")
-        for backends in organizations_backends.values():
-            for backend in backends.values():
-                if backend.org is not None and any(a.id == account_id for a in backend.accounts):
-                    backend.get_account_by_id(account_id).name = name
-        return EmptyResult()
-
-    SSOAdminResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
-    AccountResponse.put_account_name = put_account_name  # type: ignore[attr-defined]
-    account_urls.url_paths["{0}/putAccountName$"] = AccountResponse.dispatch
-    SSOAdminResponse._meshcore_patched = True  # type: ignore[attr-defined]
-
-
 @dataclass
 class Sandbox:
     host: str = "127.0.0.1"
@@ -88,9 +53,11 @@ class Sandbox:
     def start(self) -> str:
         import logging
 
+        import meshcore_aws_emulator
         from moto.server import ThreadedMotoServer
 
-        patch_emulator()
+        meshcore_aws_emulator.patch()
+        meshcore_aws_emulator.reset()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         if not self.port:
             with socket.socket() as s:
@@ -122,6 +89,11 @@ class Sandbox:
             "AWS_DEFAULT_REGION": REGION,
             "MESHCORE_MANAGEMENT_EXTERNAL_ID": EXTERNAL_IDS["management"],
             "MESHCORE_MANAGEMENT_ROLE_ARN": f"arn:aws:iam::{MANAGEMENT}:role/MeshfedServiceRole",
+            "MESHCORE_AUTOMATION_EXTERNAL_ID": EXTERNAL_IDS["automation"],
+            "MESHCORE_AUTOMATION_ROLE_ARN": f"arn:aws:iam::{self.accounts['automation']}:role/MeshfedAutomationRole",
+            "MESHCORE_COST_EXPLORER_EXTERNAL_ID": EXTERNAL_IDS["cost_explorer"],
+            "MESHCORE_COST_EXPLORER_ROLE_ARN": f"arn:aws:iam::{MANAGEMENT}:role/MeshCostExplorerServiceRole",
+            "MESHCORE_IDENTITY_CENTER_REGION": REGION,
             "MESHCORE_POLL_INTERVAL": "0",
         }
 

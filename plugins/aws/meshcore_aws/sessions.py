@@ -1,29 +1,44 @@
-"""boto3 sessions for every role the plugin acts as, cached and refreshed before expiry.
+"""boto3 sessions and clients for every role the plugin acts as, cached and refreshed before expiry.
 
 * the base session uses the standard credential chain (env, profile, web identity);
-* ``management``, ``automation`` and ``cost_explorer`` sessions assume their
-  configured role with its own ExternalId (or are the base session when no role
-  is configured, e.g. against a local emulator);
+* ``management``, ``automation`` and ``cost_explorer`` assume their configured
+  role with its own ExternalId; a scope without a role uses the base credentials
+  only where the config says so explicitly (see ``AwsConfig``);
 * a member account's session assumes the account access role from the
   management session.
 
-Credentials are botocore ``DeferredRefreshableCredentials``: the role is only
-assumed when first used and re-assumed before the credentials expire.
-``AWS_ENDPOINT_URL`` is honoured by botocore itself.
+Credentials are refreshable: a role is assumed when first used and again
+before its credentials expire, and at once when AWS answers that a token
+expired. ``AWS_ENDPOINT_URL`` is honoured by botocore itself. Every client gets
+:mod:`meshcore_aws.retries`' rules.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from meshcore_aws.calls import client_config
+from meshcore.errors import PlatformError
+from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, RoleRef
 
-#: (event name, handler) pairs registered on every botocore session created here
+#: (event name, handler) pairs registered on every client created here
 #: (tests and benchmarks count API calls with ``before-call``).
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
+
+
+def _role_credentials(refresh: Callable[[], dict[str, str]]) -> Any:
+    """Refreshable credentials that can also be expired on demand (when AWS says the token expired)."""
+    from botocore.credentials import DeferredRefreshableCredentials
+
+    class RoleCredentials(DeferredRefreshableCredentials):  # type: ignore[misc]
+        def expire(self) -> None:
+            with self._refresh_lock:
+                self._expiry_time = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+
+    return RoleCredentials(refresh_using=refresh, method="sts-assume-role")
 
 
 class Sessions:
@@ -35,23 +50,21 @@ class Sessions:
         self.config = config
         self._lock = threading.RLock()
         self._sessions: dict[str, Any] = {}
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._credentials: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
         self.base = boto3.session.Session(region_name=config.region)
-        self._hook(self.base)
 
-    @staticmethod
-    def _hook(session: Any) -> None:
-        events = session._session.get_component("event_emitter") if hasattr(session, "_session") else None
-        if events is not None:
-            for name, handler in EVENT_HOOKS:
-                events.register(name, handler)
+    @property
+    def partition(self) -> str:
+        return self.config.partition
 
-    def _assumed(self, source: Any, role_arn: str, external_id: str | None, session_name: str) -> Any:
+    def _assumed(
+        self, source: Any, role_arn: str, external_id: str | None, session_name: str, scope: str
+    ) -> Any:
         import boto3
-        from botocore.credentials import DeferredRefreshableCredentials
         from botocore.session import get_session
 
-        sts = source.client("sts", region_name=self.config.region, config=client_config())
+        sts = self._new_client(source, "sts", self.config.region, scope="sts")
 
         def refresh() -> dict[str, str]:
             kwargs: dict[str, Any] = {
@@ -70,22 +83,30 @@ class Sessions:
             }
 
         core = get_session()
-        core._credentials = DeferredRefreshableCredentials(refresh_using=refresh, method="sts-assume-role")
+        credentials = _role_credentials(refresh)
+        core._credentials = credentials
         core.set_config_variable("region", self.config.region)
-        session = boto3.session.Session(botocore_session=core)
-        self._hook(session)
-        return session
+        self._credentials[scope] = credentials
+        return boto3.session.Session(botocore_session=core)
 
     def role(self, name: str) -> Any:
         """Session for ``management``, ``automation`` or ``cost_explorer``."""
         with self._lock:
             if name not in self._sessions:
-                ref: RoleRef | None = getattr(self.config, name)
+                try:
+                    ref: RoleRef | None = self.config.role(name)
+                except ValueError:
+                    raise PlatformError(
+                        f"the platform config has no '{name}' role; set {name}: {{role_arn: ..., external_id: ...}}, "
+                        f"or {name}: base to use the replicator's own credentials"
+                    ) from None
                 if ref is None:
                     self._sessions[name] = self.base
                 else:
                     secret = ref.external_id.get_secret_value() if ref.external_id else None
-                    self._sessions[name] = self._assumed(self.base, ref.role_arn, secret, ref.session_name)
+                    self._sessions[name] = self._assumed(
+                        self.base, ref.role_arn, secret, ref.session_name, name
+                    )
             return self._sessions[name]
 
     def member(self, account_id: str) -> Any:
@@ -93,28 +114,46 @@ class Sessions:
         key = f"account:{account_id}"
         with self._lock:
             if key not in self._sessions:
-                arn = f"arn:aws:iam::{account_id}:role/{self.config.account_access_role}"
-                self._sessions[key] = self._assumed(self.role("management"), arn, None, "meshcore")
+                arn = f"arn:{self.partition}:iam::{account_id}:role/{self.config.account_access_role}"
+                self._sessions[key] = self._assumed(self.role("management"), arn, None, "meshcore", key)
             return self._sessions[key]
 
-    def client(self, scope: str, service: str, region: str | None = None) -> Any:
+    def _new_client(self, session: Any, service: str, region: str, scope: str, read_timeout: int = 60) -> Any:
+        cfg = self.config
+        client = session.client(
+            service,
+            region_name=region,
+            config=retries.client_config(cfg.max_attempts, read_timeout, cfg.retry_mode),
+        )
+
+        def expire() -> None:
+            creds = self._credentials.get(scope)
+            if creds is not None:
+                creds.expire()
+
+        retries.install(client, cfg.max_attempts, on_expired=expire)
+        for name, handler in EVENT_HOOKS:
+            client.meta.events.register(name, handler)
+        return client
+
+    def client(self, scope: str, service: str, region: str | None = None, read_timeout: int = 60) -> Any:
         """A cached client; ``scope`` is a role name or ``account:<id>``; ``region`` overrides the platform's."""
+        region = region or self.config.region
+        key = (scope, service, f"{region}:{read_timeout}")
         with self._lock:
-            key = (scope, f"{service}@{region or self.config.region}")
             if key not in self._clients:
                 session = (
                     self.member(scope.split(":", 1)[1]) if scope.startswith("account:") else self.role(scope)
                 )
-                self._clients[key] = session.client(
-                    service, region_name=region or self.config.region, config=client_config()
-                )
+                self._clients[key] = self._new_client(session, service, region, scope, read_timeout)
             return self._clients[key]
 
     def forget(self, scope: str) -> None:
         """Drop a scope's session and clients (e.g. after its credentials were rejected)."""
         with self._lock:
             self._sessions.pop(scope, None)
-            for key in [k for k in self._clients if k[0] == scope]:  # every service and region
+            self._credentials.pop(scope, None)
+            for key in [k for k in self._clients if k[0] == scope]:
                 del self._clients[key]
 
     def org(self) -> Any:

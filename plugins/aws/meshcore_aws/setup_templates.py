@@ -31,6 +31,8 @@ ACTIONS: dict[str, list[str]] = {
         "organizations:ListPolicies",
         "organizations:DescribePolicy",
         "organizations:ListPoliciesForTarget",
+        "organizations:ListTargetsForPolicy",
+        "organizations:ListAWSServiceAccessForOrganization",
     ],
     "management-write": [
         "organizations:CreateAccount",
@@ -42,6 +44,7 @@ ACTIONS: dict[str, list[str]] = {
         "organizations:UpdatePolicy",
         "organizations:AttachPolicy",
         "organizations:DetachPolicy",
+        "organizations:DeletePolicy",
         "account:PutAccountName",
     ],
     "identity-center": [
@@ -58,6 +61,10 @@ ACTIONS: dict[str, list[str]] = {
         "sso:DetachManagedPolicyFromPermissionSet",
         "sso:PutInlinePolicyToPermissionSet",
         "sso:DeleteInlinePolicyFromPermissionSet",
+        "sso:ListCustomerManagedPolicyReferencesInPermissionSet",
+        "sso:AttachCustomerManagedPolicyReferenceToPermissionSet",
+        "sso:DetachCustomerManagedPolicyReferenceFromPermissionSet",
+        "sso:ListAccountsForProvisionedPermissionSet",
         "sso:ProvisionPermissionSet",
         "sso:DescribePermissionSetProvisioningStatus",
         "sso:CreateAccountAssignment",
@@ -71,6 +78,7 @@ ACTIONS: dict[str, list[str]] = {
         "identitystore:DeleteGroup",
         "identitystore:ListGroupMemberships",
         "identitystore:CreateGroupMembership",
+        "identitystore:GetGroupMembershipId",
         "identitystore:DeleteGroupMembership",
         # CreateAccountAssignment provisions a SAML provider and role in the target account:
         "iam:GetSAMLProvider",

@@ -1,41 +1,42 @@
-"""Account vending: create or adopt an account, crash-safe, then converge OU, name, tags and alias.
+"""The account itself: create or adopt it (crash-safe), place it in its OU, name, tag and alias it.
 
-Crash safety (no peer does the recovery part):
+Observing a tenant that has no account yet finds it, in this order, before ever
+planning a ``CreateAccount``:
 
-1. the intent (tenant, name, e-mail, OU) is journaled before ``CreateAccount``,
-   the request id right after;
-2. a later run with an open entry and a request id resumes polling
-   ``DescribeCreateAccountStatus``;
-3. an open entry without a request id (the process died during the call) is
-   recovered by the account's e-mail in the organization, then by an
-   in-progress request of the same account name in ``ListCreateAccountStatus``;
-   only if neither exists is ``CreateAccount`` sent again;
-4. with no journal entry at all, the e-mail (unique across AWS) is looked up
-   before creating, so an account created by a run whose answer was never
-   recorded is adopted, not duplicated.
+1. an open ``create-account`` intent with a request id: await that request;
+2. an open intent without one (the process died during the call): the account
+   by its e-mail (unique across AWS), else an in-progress request for its name
+   in ``ListCreateAccountStatus`` (no peer recovers this);
+3. no intent: an account with the e-mail that is meshcore's (recorded in the
+   resources table, or carrying this tenant's identity tags) is adopted; one that
+   is not is a conflict, never adopted; ``import_id`` adopts on purpose.
 
-Plan and apply share one comparison (:meth:`Vendor.diff`), so what ``plan``
-shows is exactly what ``apply`` does, and a converged account costs no writes.
+``CreateAccount`` has no client token, so it is never retried after an
+ambiguous failure (timeout, 5xx): the intent stays open and the next run
+recovers through step 2. Placement, name, tags and alias are observed on the
+account (or, for an account still to be created, on what ``CreateAccount``
+will make) and each difference is one action.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from meshcore.errors import ConflictError, PlatformError
-from meshcore.results import Change, ChangeAction, ProvisionResult, ProvisionStatus
-from meshcore.retry import Backoff
-from meshcore_aws import naming
-from meshcore_aws.calls import aws_call, error_code, is_retryable, paged
-from meshcore_aws.config import AwsConfig
-from meshcore_aws.organization import OrgView
-from meshcore_aws.sessions import Sessions
+from botocore.exceptions import ClientError
 
-INACTIVE = frozenset({"SUSPENDED", "PENDING_CLOSURE"})
-#: Errors a freshly created account answers for a while before it accepts calls.
+from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
+from meshcore.context import HookContext, JournalEntry
+from meshcore.errors import ConflictError, PlatformError
+from meshcore.results import ChangeAction
+from meshcore.specs import TenantSpec
+from meshcore_aws import accounts, naming, retries
+from meshcore_aws.config import AwsConfig, AwsLandingZone
+from meshcore_aws.guardrails import target_keys
+from meshcore_aws.run import AwsRun
+
+#: Errors a freshly created account answers for a while before its access role works.
 NEW_ACCOUNT_CODES = frozenset(
     {
         "AccessDenied",
@@ -43,9 +44,10 @@ NEW_ACCOUNT_CODES = frozenset(
         "InvalidClientTokenId",
         "UnrecognizedClientException",
         "OptInRequired",
-        "SubscriptionRequiredException",
     }
 )
+#: How long after creation an account counts as new (its access role may not work yet).
+NEW_ACCOUNT_WINDOW = dt.timedelta(hours=1)
 CREATE_FAILURE_HINTS = {
     "ACCOUNT_LIMIT_EXCEEDED": "the organization has reached its account limit; ask AWS support to raise it",
     "EMAIL_ALREADY_EXISTS": "the e-mail is used by another AWS account",
@@ -59,6 +61,8 @@ CREATE_FAILURE_HINTS = {
     "PENDING_BUSINESS_VALIDATION": "the management account's business validation is pending",
     "UPDATE_EXISTING_RESOURCE_POLICY_WITH_TAGS_NOT_SUPPORTED": "tags could not be applied at creation",
 }
+#: ConstraintViolation reasons of CreateAccount that mean "later", not "never".
+CREATE_LATER = frozenset({"ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED", "ACCOUNT_CREATION_NOT_COMPLETE"})
 
 
 @dataclass(frozen=True)
@@ -70,508 +74,604 @@ class Desired:
     alias: str | None
     tags: dict[str, str]
     ou_ref: str
-    create_ou: bool
 
 
-@dataclass
-class Action:
-    """One planned change and, for apply, how to make it."""
-
-    change: Change
-    step: str
-    run: Callable[[], None] | None = None
-
-
-@dataclass
-class Observed:
-    account: dict[str, Any]
-    ou_id: str | None
-    parent: str | None
-    managed_tags: dict[str, str]
-    alias: str | None
-    alias_read: bool
-    notes: list[str] = field(default_factory=list)
+def identity_tags(cfg: AwsConfig, tenant: TenantSpec) -> dict[str, str]:
+    p = cfg.tags.prefix
+    return {
+        f"{p}workspace": tenant.workspace.id,
+        f"{p}project": tenant.project.id,
+        f"{p}platform": tenant.platform_id,
+    }
 
 
-def desired_state(platform: Any, tenant: Any) -> Desired:
+def desired_state(cfg: AwsConfig, tenant: TenantSpec) -> Desired:
     """Render every pattern; bad patterns raise :class:`PlatformError` before any cloud call."""
-    cfg: AwsConfig = platform.config
     values = {
         "workspace": tenant.workspace.id,
         "project": tenant.project.id,
-        "platform": platform.id,
+        "platform": tenant.platform_id,
         "workspace_name": tenant.workspace.name,
         "project_name": tenant.project.name,
     }
-    tags_in = dict(tenant.tags)
+    tags: dict[str, str] = identity_tags(cfg, tenant) if cfg.tags.identity_tags else {}
     prefix = cfg.tags.prefix
-    tags: dict[str, str] = {}
-    if cfg.tags.identity_tags:
-        tags.update(
-            {
-                f"{prefix}workspace": tenant.workspace.id,
-                f"{prefix}project": tenant.project.id,
-                f"{prefix}platform": platform.id,
-            }
-        )
     for key, value in tenant.replicated_tags.items():
         tags[naming.tag_key(prefix + key)] = naming.tag_value(value)
     for key, pattern in cfg.tags.static.items():
-        tags[naming.tag_key(prefix + key)] = naming.tag_value(naming.render(pattern, values, tags_in))
-    lz = tenant.landing_zone.config
+        tags[naming.tag_key(prefix + key)] = naming.tag_value(naming.render(pattern, values, tenant.tags))
+    lz: AwsLandingZone = tenant.landing_zone.config
     return Desired(
-        name=naming.account_name(cfg.account_name_pattern, values, tags_in),
-        email=naming.account_email(cfg.account_email_pattern, values, tags_in),
-        alias=naming.account_alias(cfg.account_alias_pattern, values, tags_in)
+        name=naming.account_name(cfg.account_name_pattern, values, tenant.tags),
+        email=naming.account_email(cfg.account_email_pattern, values, tenant.tags),
+        alias=naming.account_alias(cfg.account_alias_pattern, values, tenant.tags)
         if cfg.account_alias_pattern
         else None,
         tags=tags,
         ou_ref=lz.ou,
-        create_ou=lz.create_ou,
     )
 
 
-def _client_error(exc: BaseException) -> str:
-    response = getattr(exc, "response", {}) or {}
-    err = response.get("Error", {})
-    return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', str(exc))}"
+def account_key(tenant: TenantSpec) -> str:
+    return f"account:{tenant.key}"
 
 
-class Vendor:
-    """Vending for one platform in one run (shares the run's :class:`OrgView`)."""
+def placement_key(tenant: TenantSpec) -> str:
+    return f"placement:{tenant.key}"
 
-    def __init__(self, platform: Any, ctx: Any, sessions: Sessions):
-        self.platform = platform
-        self.cfg: AwsConfig = platform.config
-        self.ctx = ctx
-        self.sessions = sessions
-        self.org: OrgView = ctx.cache.get(
-            "aws:org",
-            lambda: OrgView(
-                sessions,
-                self.cfg,
-                ctx.sleep,
-                ctx.limiter("organizations-writes", self.cfg.org_write_concurrency),
-            ),
-        )
 
-    # -- provision --------------------------------------------------------------------
+def bound_id(ctx: HookContext) -> str:
+    """The tenant's account id inside an action (set by the action that created it, if this run did)."""
+    if ctx.platform_tenant_id is None:
+        raise PlatformError("the tenant has no account yet")
+    return ctx.platform_tenant_id
 
-    def provision(self, tenant: Any) -> ProvisionResult:
-        want = desired_state(self.platform, tenant)
-        if tenant.import_id:
-            account = self.org.account(tenant.import_id)
-            if account is None:
-                raise PlatformError(
-                    f"cannot import account {tenant.import_id}: it is not in this organization"
-                )
-            self._claim(tenant, account, "import")
-            created = False
-        else:
-            outcome = self._create_or_resume(tenant, want)
-            if isinstance(outcome, ProvisionResult):
-                return outcome
-            account, created = outcome
-        live = tenant.model_copy(update={"platform_tenant_id": account["Id"]})
-        _changed, attributes = self.converge(live, want)
-        if created:
-            attributes["created_by"] = "meshcore"
-        return ProvisionResult(
-            platform_tenant_id=account["Id"],
-            attributes=attributes,
-            changed=True,
-            message="created" if created else "adopted existing account",
-        )
 
-    def _claim(self, tenant: Any, account: dict[str, Any], how: str) -> None:
-        aid = account["Id"]
-        if aid == self.org.management_account_id:
-            raise ConflictError(f"refusing to {how} the management account {aid}")
-        owner = self.ctx.owner_of(aid)
-        if owner and owner != tenant.key:
-            raise ConflictError(f"account {aid} ({account.get('Email')}) already belongs to tenant {owner}")
-        if account.get("Status") in INACTIVE:
-            raise PlatformError(f"account {aid} is {account['Status']}; it cannot be used for a tenant")
+# -- observe -----------------------------------------------------------------------------------
 
-    def _create_or_resume(self, tenant: Any, want: Desired) -> ProvisionResult | tuple[dict[str, Any], bool]:
-        entry = self.ctx.journal.find("create-account", want.email)
-        if entry is not None and entry.operation_id:
-            return self._await(tenant, want, entry)
-        if entry is not None:
-            recovered = self._recover(tenant, want, entry)
-            if recovered is not None:
-                return recovered
-        else:
-            existing = self.org.by_email(want.email)
-            if existing is not None:
-                self._claim(tenant, existing, "adopt")
-                return existing, False
-            entry = self.ctx.journal.begin(
-                "create-account",
-                want.email,
-                {"tenant": tenant.key, "name": want.name, "email": want.email, "ou": want.ou_ref},
+
+def tenant_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observation:
+    """Observation of a live tenant's account (the deletion phases live in :mod:`meshcore_aws.closure`)."""
+    want = desired_state(run.cfg, tenant)
+    lz: AwsLandingZone = tenant.landing_zone.config
+    needs = target_keys(run.cfg, lz)
+    actions: list[Action] = []
+    found: str | None = None
+    if tenant.platform_tenant_id is None:
+        found, acquire = _acquire(run, tenant, want, ctx, needs)
+        actions.append(acquire)
+        account = run.org.account(found) if found else None
+    else:
+        account = run.org.account(tenant.platform_tenant_id)
+        if account is None:
+            raise PlatformError(f"account {tenant.platform_tenant_id} is no longer in this organization")
+        state = accounts.state(account)
+        if state in accounts.INACTIVE:
+            raise PlatformError(
+                f"account {tenant.platform_tenant_id} is {state} (closed outside meshcore): nothing is done to it; "
+                "remove the project from the config, or import another account"
             )
-        self._send_create(want, entry)
-        return self._await(tenant, want, entry)
-
-    def _send_create(self, want: Desired, entry: Any) -> None:
-        tags = dict(want.tags)
-        guard = self.cfg.deletion.guard
-        if guard is not None and guard.tag_created_accounts:
-            tags[guard.key] = guard.value
-        try:
-            status = self.org.write(
-                "create_account",
-                Email=want.email,
-                AccountName=want.name,
-                RoleName=self.cfg.account_access_role,
-                IamUserAccessToBilling="ALLOW",
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-            )["CreateAccountStatus"]
-        except Exception as exc:
-            if error_code(exc):
-                entry.fail(_client_error(exc))
-                raise PlatformError(
-                    f"CreateAccount for {want.email} was refused: {_client_error(exc)}"
-                ) from None
-            raise
-        entry.record_operation(status["Id"])
-
-    def _recover(
-        self, tenant: Any, want: Desired, entry: Any
-    ) -> ProvisionResult | tuple[dict[str, Any], bool] | None:
-        """An intent without a request id: find what the interrupted call did, if anything."""
-        existing = self.org.by_email(want.email, refresh=True)
-        if existing is not None:
-            self._claim(tenant, existing, "adopt")
-            entry.complete({"account_id": existing["Id"], "recovered": "by e-mail"})
-            return existing, True
-        since = entry.created_at - dt.timedelta(minutes=5)
-        statuses = paged(
-            self.org.client.list_create_account_status,
-            "CreateAccountStatuses",
-            self.ctx.sleep,
-            States=["IN_PROGRESS", "SUCCEEDED"],
-            MaxResults=self.cfg.page_size,
+        if state == accounts.PENDING_ACTIVATION:
+            actions.append(_await_activation(run, tenant.platform_tenant_id))
+    aid = found or tenant.platform_tenant_id
+    in_place: set[str] = set()
+    ou_id = run.org.find_ou(want.ou_ref)
+    parent = run.org.parent_of(aid, ou_id) if aid else run.org.root_id()
+    if ou_id is None or parent != ou_id:
+        actions.append(
+            Action(
+                phase=Phase.PLACEMENT,
+                change=ChangeAction.UPDATE,
+                resource="ou",
+                target=want.name,
+                key=placement_key(tenant),
+                before=parent,
+                after=f"{ou_id or 'new OU'} ({want.ou_ref})",
+                requires=needs,
+                run=lambda: _move(run, ctx, want.ou_ref),
+            )
         )
-        for st in sorted(statuses, key=lambda s: s.get("RequestedTimestamp") or since, reverse=True):
-            requested = st.get("RequestedTimestamp")
-            if st.get("AccountName") == want.name and (requested is None or requested >= since):
-                entry.record_operation(st["Id"])
-                return self._await(tenant, want, entry)
-        return None  # the request never reached AWS: send it now under the same entry
+    else:
+        in_place.add(placement_key(tenant))
+    if aid and account is not None:
+        actions += _configure(run, tenant, want, ctx, aid, account)
+    elif want.alias:
+        actions.append(_alias_action(run, ctx, want.alias, None))
+    attributes = {
+        "account_name": want.name,
+        "account_email": want.email,
+        "ou": want.ou_ref,
+        "state": accounts.state(account) if account else "to be created",
+    }
+    if run.cfg.identity_center is not None and run.cfg.identity_center.sign_in_url:
+        attributes["sign_in_url"] = run.cfg.identity_center.sign_in_url
+    return Observation(
+        actions=tuple(actions), in_place=frozenset(in_place), platform_tenant_id=found, attributes=attributes
+    )
 
-    def _await(self, tenant: Any, want: Desired, entry: Any) -> ProvisionResult | tuple[dict[str, Any], bool]:
-        interval = self.cfg.poll_interval_seconds
-        polls = max(1, int(self.cfg.create_wait_seconds / interval) if interval > 0 else 1)
-        for attempt in range(polls):
-            st = self.org.call("describe_create_account_status", CreateAccountRequestId=entry.operation_id)[
-                "CreateAccountStatus"
-            ]
-            state = st["State"]
-            if state == "SUCCEEDED":
-                account = self.org.account(st["AccountId"], refresh=True)
-                if account is None:
-                    raise PlatformError(
-                        f"CreateAccount {entry.operation_id} succeeded but account {st['AccountId']} is not listed"
-                    )
-                entry.complete({"account_id": st["AccountId"]})
-                return account, True
-            if state == "FAILED":
-                return self._failed(tenant, want, entry, st.get("FailureReason", "UNKNOWN"))
-            if attempt + 1 < polls:
-                self.ctx.sleep(interval)
-        return ProvisionResult(
-            status=ProvisionStatus.IN_PROGRESS,
-            message=f"CreateAccount request {entry.operation_id} is still in progress",
+
+def _acquire(
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext, needs: tuple[str, ...]
+) -> tuple[str | None, Action]:
+    """For a tenant with no bound account: the action that creates, resumes or adopts it, and what it found."""
+    if tenant.import_id:
+        account = run.org.account(tenant.import_id)
+        if account is None:
+            raise PlatformError(f"cannot import account {tenant.import_id}: it is not in this organization")
+        _claim(run, ctx, tenant, account, "import")
+        return account["Id"], _adopt(run, ctx, want, account["Id"], "import", None)
+    entry = ctx.journal.find("create-account", want.email)
+    if entry is not None and entry.operation_id:
+        return None, _wait_action(run, tenant, want, ctx, entry, needs, f"request {entry.operation_id}")
+    existing = run.org.by_email(want.email, refresh=entry is not None)
+    if existing is not None:
+        _claim(run, ctx, tenant, existing, "adopt")
+        if entry is None and not _ours(run, ctx, tenant, want, existing):
+            raise ConflictError(
+                f"account {existing['Id']} has the e-mail {want.email} but meshcore did not create it for "
+                f"{tenant.key}; adopt it on purpose with 'import_id: {existing['Id']}', or change account_email_pattern"
+            )
+        return existing["Id"], _adopt(run, ctx, want, existing["Id"], "resume", entry)
+    if entry is not None:
+        request = _pending_request(run, want, entry)
+        if request is not None:
+            return None, _wait_action(
+                run, tenant, want, ctx, entry, needs, f"request {request} (recovered)", request
+            )
+    return None, Action(
+        phase=Phase.TENANT,
+        change=ChangeAction.CREATE,
+        resource="account",
+        target=want.name,
+        key=account_key(tenant),
+        after=f"{want.name} <{want.email}>",
+        detail=f"in {want.ou_ref}" + (f", alias {want.alias}" if want.alias else ""),
+        requires=needs,
+        run=lambda: _create(run, tenant, want, ctx),
+    )
+
+
+def _claim(run: AwsRun, ctx: HookContext, tenant: TenantSpec, account: dict[str, Any], how: str) -> None:
+    aid = account["Id"]
+    if aid == run.org.management_account_id:
+        raise ConflictError(f"refusing to {how} the management account {aid}")
+    owner = ctx.owner_of(aid)
+    if owner and owner != tenant.key:
+        raise ConflictError(
+            f"account {aid} ({account.get('Email')}) belongs to tenant {owner}; an account is never reused, "
+            "not even after its tenant was deleted (change account_email_pattern to vend a new one)"
+        )
+    state = accounts.state(account)
+    if state != accounts.ACTIVE and state != accounts.PENDING_ACTIVATION:
+        raise PlatformError(
+            f"account {aid} ({account.get('Email')}) is {state}; it cannot be used for a tenant"
         )
 
-    def _failed(self, tenant: Any, want: Desired, entry: Any, reason: str) -> tuple[dict[str, Any], bool]:
+
+def _ours(run: AwsRun, ctx: HookContext, tenant: TenantSpec, want: Desired, account: dict[str, Any]) -> bool:
+    """An account is meshcore's for this tenant if recorded as created for it, or tagged with its identity."""
+    recorded = ctx.resources.get("account", want.email)
+    if recorded is not None and recorded.cloud_id == account["Id"]:
+        return True
+    tags = run.org.tags_of(account["Id"])
+    return all(tags.get(k) == v for k, v in identity_tags(run.cfg, tenant).items())
+
+
+def _pending_request(run: AwsRun, want: Desired, entry: JournalEntry) -> str | None:
+    """The id of an in-progress (or just finished) request for this account started around the intent."""
+    since = entry.created_at - dt.timedelta(minutes=5)
+    statuses = retries.listed(
+        run.org.client,
+        "list_create_account_status",
+        "CreateAccountStatuses",
+        run.cfg.page_size,
+        States=["IN_PROGRESS", "SUCCEEDED"],
+    )
+    for st in sorted(statuses, key=lambda s: s.get("RequestedTimestamp") or since, reverse=True):
+        requested = st.get("RequestedTimestamp")
+        if st.get("AccountName") == want.name and (requested is None or requested >= since):
+            return str(st["Id"])
+    return None
+
+
+def _adopt(
+    run: AwsRun, ctx: HookContext, want: Desired, aid: str, how: str, entry: JournalEntry | None
+) -> Action:
+    def go() -> ActionResult:
+        ctx.resources.put("account", want.email, cloud_id=aid, data={"adopted": how})
+        if entry is not None:
+            entry.complete({"account_id": aid, "recovered": "by e-mail"})
+        account = run.org.account(aid)
+        state = accounts.state(account) if account else "gone"
+        return ActionResult(
+            platform_tenant_id=aid, message=f"adopted account {aid} ({how})", attributes={"state": state}
+        )
+
+    return Action(
+        phase=Phase.TENANT,
+        change=ChangeAction.CREATE,
+        resource="account",
+        target=want.name,
+        after=aid,
+        detail=f"adopt existing account {aid} ({how})",
+        run=go,
+    )
+
+
+def _wait_action(
+    run: AwsRun,
+    tenant: TenantSpec,
+    want: Desired,
+    ctx: HookContext,
+    entry: JournalEntry,
+    needs: tuple[str, ...],
+    what: str,
+    recovered: str | None = None,
+) -> Action:
+    def go() -> ActionResult:
+        if recovered is not None:
+            entry.record_operation(recovered)
+        return _await_creation(run, tenant, want, ctx, entry)
+
+    return Action(
+        phase=Phase.TENANT,
+        change=ChangeAction.WAIT,
+        resource="account",
+        target=want.name,
+        key=account_key(tenant),
+        detail=f"CreateAccount {what} started by an earlier run",
+        requires=needs,
+        run=go,
+    )
+
+
+def _await_activation(run: AwsRun, aid: str) -> Action:
+    def go() -> ActionResult:
+        account = run.org.account(aid, refresh=True)
+        if account is not None and accounts.state(account) == accounts.PENDING_ACTIVATION:
+            return ActionResult(
+                status=ActionStatus.IN_PROGRESS, message=f"account {aid} is PENDING_ACTIVATION"
+            )
+        return ActionResult(changed=False, message=f"account {aid} is active")
+
+    return Action(
+        phase=Phase.TENANT,
+        change=ChangeAction.WAIT,
+        resource="account",
+        target=aid,
+        before=accounts.PENDING_ACTIVATION,
+        after=accounts.ACTIVE,
+        run=go,
+    )
+
+
+# -- create ------------------------------------------------------------------------------------
+
+
+def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) -> ActionResult:
+    entry = ctx.journal.find("create-account", want.email) or ctx.journal.begin(
+        "create-account",
+        want.email,
+        {"tenant": tenant.key, "name": want.name, "email": want.email, "ou": want.ou_ref},
+    )
+    tags = dict(want.tags)
+    guard = run.cfg.deletion.guard
+    if guard is not None and guard.tag_created_accounts:
+        tags[guard.key] = guard.value
+    try:
+        status = run.org.write(
+            "create_account",
+            Email=want.email,
+            AccountName=want.name,
+            RoleName=run.cfg.account_access_role,
+            IamUserAccessToBilling="ALLOW",
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+        )["CreateAccountStatus"]
+    except Exception as exc:
+        if retries.ambiguous(exc):
+            return ActionResult(
+                status=ActionStatus.IN_PROGRESS,
+                message=f"CreateAccount for {want.email} got no clear answer ({retries.describe(exc)}); "
+                "the next run finds out what happened instead of sending it again",
+            )
+        if isinstance(exc, ClientError) and retries.reason(exc) in CREATE_LATER:
+            entry.fail(retries.describe(exc))
+            return ActionResult(
+                status=ActionStatus.IN_PROGRESS,
+                message=f"AWS asks to wait before creating more accounts ({retries.reason(exc)}); retried next run",
+            )
+        if isinstance(exc, ClientError):
+            entry.fail(retries.describe(exc))
+            raise PlatformError(
+                f"CreateAccount for {want.email} was refused: {retries.describe(exc)}"
+            ) from None
+        raise
+    entry.record_operation(status["Id"])
+    return _await_creation(run, tenant, want, ctx, entry, status)
+
+
+def _await_creation(
+    run: AwsRun,
+    tenant: TenantSpec,
+    want: Desired,
+    ctx: HookContext,
+    entry: JournalEntry,
+    status: dict[str, Any] | None = None,
+) -> ActionResult:
+    interval = run.cfg.poll_interval_seconds
+    polls = max(1, int(run.cfg.create_wait_seconds / interval) if interval > 0 else 1)
+    for attempt in range(polls):
+        if status is None or attempt > 0:
+            try:
+                status = run.org.client.describe_create_account_status(
+                    CreateAccountRequestId=entry.operation_id
+                )["CreateAccountStatus"]
+            except ClientError as exc:
+                if retries.code(exc) != "CreateAccountStatusNotFoundException":
+                    raise
+                return _request_expired(run, tenant, want, ctx, entry)
+        assert status is not None
+        state = status["State"]
+        if state == "SUCCEEDED":
+            return _created(run, want, ctx, entry, status["AccountId"])
+        if state == "FAILED":
+            return _failed(run, tenant, want, ctx, entry, status.get("FailureReason", "UNKNOWN"))
+        if attempt + 1 < polls:
+            run.sleep(interval)
+    return ActionResult(
+        status=ActionStatus.IN_PROGRESS,
+        message=f"CreateAccount request {entry.operation_id} is still in progress",
+    )
+
+
+def _created(run: AwsRun, want: Desired, ctx: HookContext, entry: JournalEntry, aid: str) -> ActionResult:
+    account = run.org.account(aid, refresh=True)
+    if account is None:
+        raise PlatformError(f"CreateAccount {entry.operation_id} succeeded but account {aid} is not listed")
+    if str(account.get("Email", "")).lower() != want.email.lower():
+        entry.fail(f"request {entry.operation_id} created {aid} with another e-mail")
+        raise PlatformError(
+            f"CreateAccount request {entry.operation_id} created account {aid} <{account.get('Email')}>, "
+            f"not <{want.email}>; it is not adopted"
+        )
+    tags = dict(want.tags)
+    guard = run.cfg.deletion.guard
+    if guard is not None and guard.tag_created_accounts:
+        tags[guard.key] = guard.value
+    run.org.remember(account, parent=run.org.root_id(), tags=tags)
+    ctx.resources.put(
+        "account",
+        want.email,
+        cloud_id=aid,
+        data={"created": dt.datetime.now(dt.UTC).isoformat(), "by": "meshcore"},
+    )
+    entry.complete({"account_id": aid})
+    return ActionResult(
+        platform_tenant_id=aid,
+        message=f"created account {aid}",
+        attributes={"created_by": "meshcore", "state": accounts.state(account)},
+    )
+
+
+def _failed(
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext, entry: JournalEntry, reason: str
+) -> ActionResult:
+    if reason in ("EMAIL_ALREADY_EXISTS", "CONCURRENT_ACCOUNT_MODIFICATION"):
+        existing = run.org.by_email(want.email, refresh=True)
+        if existing is not None:  # an earlier request of ours got there first
+            _claim(run, ctx, tenant, existing, "adopt")
+            entry.complete({"account_id": existing["Id"], "adopted": reason})
+            ctx.resources.put("account", want.email, cloud_id=existing["Id"], data={"adopted": reason})
+            return ActionResult(
+                platform_tenant_id=existing["Id"], message=f"adopted {existing['Id']} ({reason})"
+            )
         if reason == "EMAIL_ALREADY_EXISTS":
-            existing = self.org.by_email(want.email, refresh=True)
-            if existing is not None:
-                self._claim(tenant, existing, "adopt")
-                entry.complete({"account_id": existing["Id"], "adopted": "EMAIL_ALREADY_EXISTS"})
-                return existing, False
             entry.fail(reason)
             raise ConflictError(
-                f"e-mail {want.email} belongs to an AWS account outside this organization; "
-                "change account_email_pattern or import that account"
+                f"e-mail {want.email} belongs to an AWS account outside this organization (or to a closed "
+                "account); change account_email_pattern or invite and import that account"
             )
-        entry.fail(reason)
-        hint = CREATE_FAILURE_HINTS.get(reason, "see the AWS Organizations documentation for this reason")
-        raise PlatformError(f"CreateAccount for {want.email} failed: {reason} ({hint})")
+    entry.fail(reason)
+    hint = CREATE_FAILURE_HINTS.get(reason, "see the AWS Organizations documentation for this reason")
+    raise PlatformError(f"CreateAccount for {want.email} failed: {reason} ({hint})")
 
-    def inactive(self, tenant: Any) -> str | None:
-        """Why nothing may be done to this tenant's account (SUSPENDED, PENDING_CLOSURE, gone), or None."""
-        if tenant.platform_tenant_id is None:
-            return None
-        account = self.org.account(tenant.platform_tenant_id)
-        if account is None:
-            return f"account {tenant.platform_tenant_id} is no longer in this organization"
-        if account.get("Status") in INACTIVE:
-            return f"account is {account['Status']}: skipped"
-        return None
 
-    # -- observe, diff, converge --------------------------------------------------------
+def _request_expired(
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext, entry: JournalEntry
+) -> ActionResult:
+    """AWS no longer knows the request (statuses are kept for a limited time): find the account by e-mail."""
+    existing = run.org.by_email(want.email, refresh=True)
+    if existing is not None:
+        _claim(run, ctx, tenant, existing, "adopt")
+        entry.complete({"account_id": existing["Id"], "recovered": "request expired"})
+        ctx.resources.put("account", want.email, cloud_id=existing["Id"], data={"adopted": "request expired"})
+        return ActionResult(platform_tenant_id=existing["Id"], message=f"recovered account {existing['Id']}")
+    entry.fail(f"request {entry.operation_id} is unknown to AWS and no account has the e-mail")
+    return ActionResult(
+        status=ActionStatus.IN_PROGRESS,
+        message=f"CreateAccount request {entry.operation_id} expired without an account; the next run creates it",
+    )
 
-    def observe(self, tenant: Any, want: Desired, for_plan: bool) -> Observed:
-        aid = tenant.platform_tenant_id
-        account = self.org.account(aid)
-        if account is None:
-            raise PlatformError(f"account {aid} is no longer in this organization")
-        if account.get("Status") in INACTIVE:
-            return Observed(
-                account, None, None, {}, None, False, [f"account is {account['Status']}: skipped"]
+
+# -- placement and configuration -----------------------------------------------------------------
+
+
+def _move(run: AwsRun, ctx: HookContext, ou_ref: str) -> ActionResult:
+    aid = bound_id(ctx)
+    target = run.org.find_ou(ou_ref)
+    if target is None:
+        raise PlatformError(f"OU {ou_ref} does not exist")
+    source = run.org.parent_of(aid, target)
+    if source == target:
+        return ActionResult(changed=False, message=f"{aid} is already in {ou_ref}")
+    run.org.move(aid, source, target)
+    return ActionResult(message=f"moved {aid} from {source} to {target} ({ou_ref})")
+
+
+def _configure(
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext, aid: str, account: dict[str, Any]
+) -> list[Action]:
+    actions: list[Action] = []
+    if account.get("Name") != want.name:
+        actions.append(
+            Action(
+                phase=Phase.CONFIGURE,
+                change=ChangeAction.UPDATE,
+                resource="account-name",
+                target=aid,
+                before=account.get("Name"),
+                after=want.name,
+                run=lambda: _rename(run, aid, want.name),
             )
-        try:
-            ou_id: str | None = self.org.resolve_ou(want.ou_ref, create=want.create_ou and not for_plan)
-        except PlatformError:
-            if not (for_plan and want.create_ou):
-                raise
-            ou_id = None
-        parent = (
-            self.org.parent_of(aid, ou_id)
-            if ou_id
-            else self.org.call("list_parents", ChildId=aid)["Parents"][0]["Id"]
         )
-        prefix = self.cfg.tags.prefix
-        managed = {k: v for k, v in self.org.tags_of(aid).items() if k.startswith(prefix)}
-        alias, read = None, False
-        if want.alias and (self.cfg.alias_mode == "enforce" or not tenant.attributes.get("alias")):
+    prefix = run.cfg.tags.prefix
+    have = {k: v for k, v in run.org.tags_of(aid).items() if k.startswith(prefix)}
+    to_set = {k: v for k, v in want.tags.items() if have.get(k) != v}
+    to_remove = sorted(k for k in have if k not in want.tags)
+    if to_set or to_remove:
+        before = (
+            ", ".join(f"{k}={have[k]}" for k in sorted(set(to_set) | set(to_remove)) if k in have) or None
+        )
+        after = ", ".join(f"{k}={v}" for k, v in sorted(to_set.items())) or None
+
+        def retag() -> None:
+            if to_set:
+                run.org.set_tags(aid, to_set)
+            if to_remove:
+                run.org.remove_tags(aid, to_remove)
+
+        actions.append(
+            Action(
+                phase=Phase.CONFIGURE,
+                change=ChangeAction.UPDATE,
+                resource="tags",
+                target=aid,
+                before=before,
+                after=after,
+                detail=f"remove {', '.join(to_remove)}" if to_remove else "",
+                run=retag,
+            )
+        )
+    if want.alias:
+        current = _current_alias(run, ctx, tenant, aid, want)
+        if (
+            current is not _UNKNOWN
+            and current != want.alias
+            and (current is None or run.cfg.alias_mode == "enforce")
+        ):
+            actions.append(_alias_action(run, ctx, want.alias, current))  # type: ignore[arg-type]
+    return actions
+
+
+_UNKNOWN = object()
+
+
+def _current_alias(run: AwsRun, ctx: HookContext, tenant: TenantSpec, aid: str, want: Desired) -> Any:
+    """The account's alias: from the resources table (alias_mode once), else read in the account.
+
+    An account that refuses meshcore's access role (an invited account without
+    it) is noted once and not asked again for a day: no minutes of retries per run.
+    """
+    recorded = ctx.resources.get("alias", aid)
+    if recorded is not None and run.cfg.alias_mode == "once" and recorded.data.get("alias"):
+        return recorded.data["alias"]
+    denied = ctx.resources.get("member-access", aid)
+    if denied is not None and denied.data.get("until", "") > dt.datetime.now(dt.UTC).isoformat():
+        return _UNKNOWN
+    try:
+        aliases = run.sessions.client(f"account:{aid}", "iam").list_account_aliases()["AccountAliases"]
+    except ClientError as exc:
+        if retries.code(exc) not in NEW_ACCOUNT_CODES:
+            raise
+        run.sessions.forget(f"account:{aid}")
+        if _is_new(ctx, want):
+            return None  # a new account's role is not ready yet; the alias action waits for it
+        until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+        ctx.resources.put(
+            "member-access",
+            aid,
+            data={"until": until, "error": f"{retries.describe(exc)}: no {run.cfg.account_access_role}"},
+        )
+        return _UNKNOWN
+    current = aliases[0] if aliases else None
+    if current:
+        ctx.resources.put("alias", aid, data={"alias": current})
+    return current
+
+
+def _is_new(ctx: HookContext, want: Desired) -> bool:
+    recorded = ctx.resources.get("account", want.email)
+    created = (recorded.data.get("created") if recorded else None) or ""
+    return bool(created) and dt.datetime.fromisoformat(created) > dt.datetime.now(dt.UTC) - NEW_ACCOUNT_WINDOW
+
+
+def _alias_action(run: AwsRun, ctx: HookContext, alias: str, current: str | None) -> Action:
+    return Action(
+        phase=Phase.CONFIGURE,
+        change=ChangeAction.UPDATE if current else ChangeAction.CREATE,
+        resource="alias",
+        target=alias,
+        before=current,
+        after=alias,
+        run=lambda: _set_alias(run, ctx, alias, current),
+    )
+
+
+def _iam(run: AwsRun, ctx: HookContext, aid: str, op: str, **kwargs: Any) -> Any:
+    """An IAM call in a member account, waited for while a new account's role does not work yet."""
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=run.cfg.new_account_retry_seconds)
+    delay = 2.0
+    while True:
+        try:
+            return getattr(run.sessions.client(f"account:{aid}", "iam"), op)(**kwargs)
+        except ClientError as exc:
+            if retries.code(exc) not in NEW_ACCOUNT_CODES or dt.datetime.now(dt.UTC) >= deadline:
+                raise
+            run.sessions.forget(f"account:{aid}")
+            ctx.sleep(delay)
+            delay = min(30.0, delay * 2)
+
+
+def _set_alias(run: AwsRun, ctx: HookContext, alias: str, current: str | None) -> ActionResult:
+    """Set the alias without a window with none: create first; only if IAM refuses a second alias
+    (``LimitExceeded``), delete the old one and create again, putting the old one back if that fails."""
+    aid = bound_id(ctx)
+    try:
+        try:
+            _iam(run, ctx, aid, "create_account_alias", AccountAlias=alias)
+        except ClientError as exc:
+            if retries.code(exc) != "LimitExceeded" or not current:
+                raise
+            _iam(run, ctx, aid, "delete_account_alias", AccountAlias=current)
             try:
-                aliases = self._iam(aid, "list_account_aliases")["AccountAliases"]
-            except Exception as exc:
-                if not error_code(exc):
-                    raise
-                return Observed(
-                    account,
-                    ou_id,
-                    parent,
-                    managed,
-                    None,
-                    False,
-                    [f"cannot read the account alias yet: {_client_error(exc)}"],
-                )
-            alias, read = (aliases[0] if aliases else None), True
-        elif want.alias:
-            alias = tenant.attributes.get("alias")
-        return Observed(account, ou_id, parent, managed, alias, read)
+                _iam(run, ctx, aid, "create_account_alias", AccountAlias=alias)
+            except ClientError:
+                _iam(run, ctx, aid, "create_account_alias", AccountAlias=current)
+                raise
+    except ClientError as exc:
+        if retries.code(exc) == "EntityAlreadyExists":
+            raise PlatformError(
+                f"account alias {alias!r} is taken by another AWS account (aliases are unique across AWS); "
+                "change account_alias_pattern"
+            ) from None
+        raise PlatformError(f"cannot set alias {alias!r} on {aid}: {retries.describe(exc)}") from None
+    ctx.resources.put("alias", aid, data={"alias": alias})
+    return ActionResult(message=f"alias {current or '∅'} → {alias}", attributes={"alias": alias})
 
-    def diff(self, tenant: Any, want: Desired, seen: Observed) -> list[Action]:
-        aid = tenant.platform_tenant_id
-        actions: list[Action] = []
-        if seen.account.get("Status") in INACTIVE:
-            return [
-                Action(Change(action=ChangeAction.UPDATE, resource="account", detail=seen.notes[0]), "skip")
-            ]
-        if seen.ou_id is None:
-            actions.append(Action(Change(action=ChangeAction.CREATE, resource="ou", after=want.ou_ref), "ou"))
-        elif seen.parent != seen.ou_id:
-            actions.append(
-                Action(
-                    Change(
-                        action=ChangeAction.UPDATE,
-                        resource="ou",
-                        before=seen.parent,
-                        after=f"{seen.ou_id} ({want.ou_ref})",
-                    ),
-                    "move-account",
-                    lambda: self.org.move(aid, seen.parent, seen.ou_id),
-                )
+
+def _rename(run: AwsRun, aid: str, name: str) -> ActionResult:
+    client = run.sessions.client("management", "account")
+    try:
+        client.put_account_name(AccountId=aid, AccountName=name)
+    except ClientError as exc:
+        hint = ""
+        if retries.code(exc) in ("AccessDeniedException", "AccessDenied"):
+            hint = (
+                " (renaming member accounts needs trusted access for AWS Account Management: "
+                "aws organizations enable-aws-service-access --service-principal account.amazonaws.com)"
             )
-        if seen.account.get("Name") != want.name:
-            actions.append(
-                Action(
-                    Change(
-                        action=ChangeAction.UPDATE,
-                        resource="name",
-                        before=seen.account.get("Name"),
-                        after=want.name,
-                    ),
-                    "rename-account",
-                    lambda: self._rename(aid, want.name),
-                )
-            )
-        to_set = {k: v for k, v in want.tags.items() if seen.managed_tags.get(k) != v}
-        to_remove = sorted(k for k in seen.managed_tags if k not in want.tags)
-        for k, v in sorted(to_set.items()):
-            actions.append(
-                Action(
-                    Change(
-                        action=ChangeAction.CREATE if k not in seen.managed_tags else ChangeAction.UPDATE,
-                        resource=f"tag {k}",
-                        before=seen.managed_tags.get(k),
-                        after=v,
-                    ),
-                    "tags",
-                )
-            )
-        for k in to_remove:
-            actions.append(
-                Action(
-                    Change(action=ChangeAction.DELETE, resource=f"tag {k}", before=seen.managed_tags[k]),
-                    "tags",
-                )
-            )
-        if to_set or to_remove:
-
-            def retag() -> None:
-                if to_set:
-                    self.org.set_tags(aid, to_set)
-                if to_remove:
-                    self.org.remove_tags(aid, to_remove)
-
-            actions[-1].run = retag
-        for note in seen.notes:
-            actions.append(Action(Change(action=ChangeAction.UPDATE, resource="alias", detail=note), "alias"))
-        alias_differs = want.alias and seen.alias_read and seen.alias != want.alias
-        if alias_differs and (seen.alias is None or self.cfg.alias_mode == "enforce"):
-            actions.append(
-                Action(
-                    Change(
-                        action=ChangeAction.UPDATE if seen.alias else ChangeAction.CREATE,
-                        resource="alias",
-                        before=seen.alias,
-                        after=want.alias,
-                    ),
-                    "alias",
-                    lambda: self._set_alias(aid, seen.alias, want.alias),
-                )
-            )
-        return actions
-
-    def plan(self, tenant: Any) -> list[Change]:
-        want = desired_state(self.platform, tenant)
-        if tenant.platform_tenant_id is None:
-            if tenant.import_id:
-                account = self.org.account(tenant.import_id)
-                if account is None:
-                    raise PlatformError(
-                        f"cannot import account {tenant.import_id}: it is not in this organization"
-                    )
-                self._claim(tenant, account, "import")
-                changes = [
-                    Change(
-                        action=ChangeAction.CREATE, resource="account", detail=f"import {tenant.import_id}"
-                    )
-                ]
-                live = tenant.model_copy(update={"platform_tenant_id": tenant.import_id})
-                return changes + [a.change for a in self.diff(live, want, self.observe(live, want, True))]
-            existing = self.org.by_email(want.email)
-            if existing is not None:
-                self._claim(tenant, existing, "adopt")
-                return [
-                    Change(
-                        action=ChangeAction.CREATE,
-                        resource="account",
-                        detail=f"adopt existing account {existing['Id']} with e-mail {want.email}",
-                    )
-                ]
-            return [
-                Change(
-                    action=ChangeAction.CREATE,
-                    resource="account",
-                    after=f"{want.name} <{want.email}>",
-                    detail=f"in {want.ou_ref}" + (f", alias {want.alias}" if want.alias else ""),
-                )
-            ]
-        return [a.change for a in self.diff(tenant, want, self.observe(tenant, want, True))]
-
-    def converge(self, tenant: Any, want: Desired | None = None) -> tuple[bool, dict[str, str]]:
-        """Apply every difference, each as its own recorded step; returns (changed, attributes)."""
-        want = want or desired_state(self.platform, tenant)
-        seen = self.observe(tenant, want, False)
-        changed = False
-        applied: set[str] = set()
-        grouped: dict[str, list[Action]] = {}
-        for action in self.diff(tenant, want, seen):
-            grouped.setdefault(action.step, []).append(action)
-        for step_name, actions in grouped.items():
-            runners = [a.run for a in actions if a.run is not None]
-            summary = "; ".join(_describe(a.change) for a in actions)
-            with self.ctx.step(step_name) as step:
-                if not runners:
-                    step.skip(summary)
-                    continue
-                for run in runners:
-                    run()
-                step.changed(summary)
-                changed = True
-                applied.add(step_name)
-        alias = want.alias if "alias" in applied else seen.alias
-        attributes = {
-            "account_name": want.name,
-            "account_email": str(seen.account.get("Email", want.email)),
-            "ou": seen.ou_id or want.ou_ref,
-            "status": str(seen.account.get("Status", "")),
-        }
-        if alias:
-            attributes["alias"] = alias
-        if tenant.attributes.get("created_by"):
-            attributes["created_by"] = tenant.attributes["created_by"]
-        if self.cfg.identity_center is not None and self.cfg.identity_center.sign_in_url:
-            attributes["sign_in_url"] = self.cfg.identity_center.sign_in_url
-        return changed, attributes
-
-    def _move(self, tenant: Any, account_id: str, source: str, destination: str) -> None:
-        """Move into the landing zone's OU, with its guardrails in place first."""
-        lz = tenant.landing_zone.config
-        if lz.scps:
-            from meshcore_aws.landing_zone import guardrails_for
-
-            guards = guardrails_for(self)
-            guards.ensure(destination, [p for p in lz.scps if p.attach_to == "ou"], detach_others=False)
-            guards.ensure(account_id, [p for p in lz.scps if p.attach_to == "account"], detach_others=False)
-        self.org.move(account_id, source, destination)
-
-    # -- writes outside Organizations ---------------------------------------------------
-
-    def _rename(self, account_id: str, name: str) -> None:
-        client = self.sessions.client("management", "account")
-        try:
-            aws_call(client.put_account_name, self.ctx.sleep, AccountId=account_id, AccountName=name)
-        except Exception as exc:
-            if error_code(exc):
-                raise PlatformError(f"cannot rename account {account_id}: {_client_error(exc)}") from None
-            raise
-
-    def _iam(self, account_id: str, op: str, **kwargs: Any) -> Any:
-        """An IAM call inside a member account, retried while a new account still refuses calls."""
-        from meshcore.retry import call_with_retries
-
-        budget = self.cfg.new_account_retry_seconds
-        backoff = Backoff(attempts=max(1, int(budget / 15)) + 1, base=2.0, cap=30.0)
-
-        def retry_on(exc: BaseException) -> bool:
-            if error_code(exc) in NEW_ACCOUNT_CODES:
-                self.sessions.forget(f"account:{account_id}")
-                return True
-            return is_retryable(exc)
-
-        def once() -> Any:
-            return getattr(self.sessions.client(f"account:{account_id}", "iam"), op)(**kwargs)
-
-        return call_with_retries(once, retry_on=retry_on, backoff=backoff, sleep=self.ctx.sleep)
-
-    def _set_alias(self, account_id: str, current: str | None, alias: str) -> None:
-        try:
-            if current:
-                self._iam(account_id, "delete_account_alias", AccountAlias=current)
-            self._iam(account_id, "create_account_alias", AccountAlias=alias)
-        except Exception as exc:
-            if error_code(exc) == "EntityAlreadyExists":
-                raise PlatformError(
-                    f"account alias {alias!r} is taken by another AWS account; change account_alias_pattern"
-                ) from None
-            if error_code(exc):
-                raise PlatformError(
-                    f"cannot set alias {alias!r} on {account_id}: {_client_error(exc)}"
-                ) from None
-            raise
-
-
-def _describe(change: Change) -> str:
-    if change.before is not None or change.after is not None:
-        return f"{change.resource}: {change.before or '∅'} → {change.after or '∅'}"
-    return f"{change.resource}: {change.detail}" if change.detail else change.resource
+        raise PlatformError(f"cannot rename account {aid}: {retries.describe(exc)}{hint}") from None
+    account = run.org.account(aid)
+    if account is not None:
+        account["Name"] = name
+    return ActionResult(message=f"renamed {aid} to {name}")

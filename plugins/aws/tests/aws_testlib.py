@@ -22,7 +22,7 @@ DENY_BILLING = {
 
 
 def by_key(report) -> dict[str, Any]:
-    return {r.key: r for r in report.results}
+    return {i.key: i for i in report.tenants}
 
 
 def account_view(org_client, account_id: str) -> dict[str, Any]:
@@ -45,8 +45,28 @@ def account_view(org_client, account_id: str) -> dict[str, Any]:
     return {
         "name": acct["Name"],
         "email": acct["Email"],
-        "status": acct["Status"],
+        "state": acct["State"],
         "parent": parent,
         "tags": tags,
         "alias": aliases[0] if aliases else None,
     }
+
+
+def server_error(status: int, code: str, message: str = "simulated") -> object:
+    """An HTTP error answer botocore receives instead of sending a request (return it from ``before-send``)."""
+    import json
+
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def __init__(self, body: bytes):
+            self._body = body
+
+        def stream(self, **_kw: object):
+            yield self._body
+
+        def read(self, *_a: object) -> bytes:
+            return self._body
+
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return AWSResponse("https://emulated.invalid", status, {"x-amzn-errortype": code}, Raw(body))

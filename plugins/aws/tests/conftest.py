@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import meshcore_aws_emulator
 import pytest
 from moto import mock_aws
 from moto.organizations import models as org_models
@@ -23,9 +24,10 @@ from meshcore.config import load_config
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
 from meshcore_aws import plugin as aws_plugin
+from meshcore_aws import retries
 from meshcore_aws import sessions as aws_sessions
 from meshcore_aws.counting import CallCounter
-from meshcore_aws.sandbox import patch_emulator
+from meshcore_aws.run import reset_sessions
 
 
 class Calls(CallCounter):
@@ -54,15 +56,17 @@ def aws_env(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MC_TEST_EXTERNAL_ID", EXTERNAL_ID)
-    aws_plugin.reset_sessions()
+    reset_sessions()
+    retries.instant_backoff()
     yield
-    aws_plugin.reset_sessions()
+    retries.instant_backoff(False)
+    reset_sessions()
 
 
 @pytest.fixture
 def calls(monkeypatch) -> Calls:
     counter = Calls()
-    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", [("before-call", counter.handler)])
+    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", counter.hooks())
     return counter
 
 
@@ -149,7 +153,8 @@ def slow(monkeypatch) -> SlowAws:
 
 @pytest.fixture
 def org():
-    patch_emulator()  # two calls AWS has and moto lacks
+    meshcore_aws_emulator.patch()
+    meshcore_aws_emulator.reset()
     with mock_aws(config={"lambda": {"use_docker": False}}):
         client = boto3.client("organizations", region_name="us-east-1")
         client.create_organization(FeatureSet="ALL")
@@ -173,6 +178,7 @@ def base_config() -> dict[str, Any]:
                 "type": "aws",
                 "config": {
                     "management": {"role_arn": ROLE, "external_id": "${MC_TEST_EXTERNAL_ID}"},
+                    "cost_explorer": "base",
                     "account_email_pattern": "aws+{workspace}-{project}@example.com",
                     "poll_interval_seconds": 1,
                     "create_wait_seconds": 3,
@@ -254,6 +260,7 @@ def world(org, write_config, state_store, calls, registry, config, slow):
 @pytest.fixture
 def lz_config(config):
     """dev: OU SCP (file) + account SCP + baseline; prod: other OU, other account SCP, no baseline."""
+    config["platforms"][0]["config"]["automation"] = "base"
     config["landing_zones"][0]["config"].update(
         {
             "scps": [
@@ -339,6 +346,7 @@ def sso(world):
 @pytest.fixture
 def access_config(config):
     config["platforms"][0]["config"]["identity_center"] = {
+        "region": "us-east-1",
         "permission_sets": [
             {"name": "Developer", "managed_policies": ["arn:aws:iam::aws:policy/PowerUserAccess"]},
             {"name": "ReadOnly", "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]},

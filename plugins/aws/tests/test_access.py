@@ -14,7 +14,7 @@ from meshcore.reconciler import Reconciler, approve_deletion
 
 def test_groups_members_and_assignments_are_replicated(world, sso, access_config):
     report = world.reconciler(access_config).apply()
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.tenants]
     aid = by_key(report)["ws1/p1@aws"].platform_tenant_id
     assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
     assert sso.members("meshcore-ws1-p1-user") == ["bob", "carol"]
@@ -33,9 +33,9 @@ def test_second_run_makes_zero_writes_and_plan_is_empty(world, sso, access_confi
     rec.apply()
     world.calls.clear()
     report = rec.apply()
-    assert {r.status for r in report.results} == {"ok"}, [(r.key, r.message) for r in report.results]
+    assert {r.status for r in report.tenants} == {"ok"}, [(r.key, r.message) for r in report.tenants]
     assert world.calls.writes == {}, world.calls
-    assert all(i.changes == [] for i in rec.plan().plan)
+    assert all(i.actions == [] for i in rec.plan().tenants)
 
 
 def test_plan_shows_who_gains_and_loses(world, sso, access_config):
@@ -43,9 +43,9 @@ def test_plan_shows_who_gains_and_loses(world, sso, access_config):
     rec.apply()
     bindings = access_config["workspaces"][0]["projects"][0]["bindings"]
     bindings[0] = {"user": "bob", "role": "admin"}  # alice loses admin, bob gains it
-    item = next(i for i in world.reconciler(access_config).plan().plan if i.key == "ws1/p1@aws")
-    details = sorted(c.detail for c in item.changes if c.resource == "member admin")
-    assert details == ["bob gains admin", f"user {sso.users['alice']} loses admin"]
+    item = next(i for i in world.reconciler(access_config).plan().tenants if i.key == "ws1/p1@aws")
+    details = [(a.phase, a.detail) for a in item.actions if a.resource == "group-member"]
+    assert details == [("revoke", f"user {sso.users['alice']} loses admin"), ("access", "bob gains admin")]
 
 
 def test_binding_removal_and_expiry_revoke(world, sso, access_config, state_store, write_config, registry):
@@ -61,9 +61,13 @@ def test_binding_removal_and_expiry_revoke(world, sso, access_config, state_stor
     aid = by_key(rec_on(dt.date(2026, 6, 30)).apply())["ws1/p1@aws"].platform_tenant_id
     assert sso.members("meshcore-ws1-p1-reader") == ["carol"]
     assert sso.assigned("meshcore-ws1-p1-reader", aid) == ["ReadOnly"]
-    rec_on(dt.date(2026, 7, 1)).apply()  # carol's reader binding expired yesterday
-    assert sso.members("meshcore-ws1-p1-reader") == []
-    assert sso.assigned("meshcore-ws1-p1-reader", aid) == []
+    gid = sso.group("meshcore-ws1-p1-reader")
+    rec_on(dt.date(2026, 7, 1)).apply()  # carol's reader binding expired yesterday: no reader any more
+    assert sso.group("meshcore-ws1-p1-reader") is None, "the unused group was left behind"
+    listed = sso.admin.list_account_assignments_for_principal(
+        InstanceArn=sso.instance["InstanceArn"], PrincipalId=gid, PrincipalType="GROUP"
+    )["AccountAssignments"]
+    assert listed == [], "the group's assignment outlived it"
     access_config["groups"][0]["members"] = ["bob"]  # carol leaves the group
     rec_on(dt.date(2026, 7, 1)).apply()
     assert sso.members("meshcore-ws1-p1-user") == ["bob"]
@@ -77,8 +81,8 @@ def test_unknown_user_is_reported_per_binding_and_the_rest_replicates(world, sso
     report = world.reconciler(access_config).apply()
     result = by_key(report)["ws1/p1@aws"]
     assert result.status == "failed"
-    step = next(s for s in world.store.steps() if s.name.startswith("binding user dave"))
-    assert step.status == "failed" and "dave is not in the Identity Center identity store" in step.message
+    step = next(s for s in world.store.steps() if "group-member dave" in s.name)
+    assert step.status == "blocked" and "dave is not in the Identity Center identity store" in step.message
     assert sso.members("meshcore-ws1-p1-admin") == ["alice"] and sso.members("meshcore-ws1-p1-user") == [
         "bob",
         "carol",
@@ -132,7 +136,7 @@ def test_inline_escalation_actions_are_privileged(world, sso, access_config, wri
     assert "inline action iam:Put*" in str(exc.value.problems[0])
 
 
-def test_missing_permission_set_arn_fails_before_any_write(world, sso, access_config):
+def test_missing_permission_set_arn_grants_nothing(world, sso, access_config):
     rec = world.reconciler(access_config)
     rec.apply()
     missing = "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-0123456789abcdef"
@@ -140,12 +144,10 @@ def test_missing_permission_set_arn_fails_before_any_write(world, sso, access_co
     world.calls.clear()
     result = by_key(world.reconciler(access_config).apply())["ws1/p1@aws"]
     assert result.status == "failed" and "does not exist in the Identity Center instance" in result.message
-    ic_writes = {
-        k: v
-        for k, v in world.calls.writes.items()
-        if "Assignment" in k or "Group" in k or "PermissionSet" in k
-    }
-    assert ic_writes == {}
+    grants = {k: v for k, v in world.calls.writes.items() if k.startswith(("Create", "Attach", "Provision"))}
+    assert grants == {}, "something was granted for a mapping that cannot be resolved"
+    # what is no longer mapped is still revoked (revocation never waits for grants)
+    assert world.calls.writes == {"DeleteAccountAssignment": 1}
 
 
 def test_failed_assignment_is_a_failed_step_with_awss_reason(world, sso, access_config, monkeypatch):
@@ -176,7 +178,11 @@ def test_failed_assignment_is_a_failed_step_with_awss_reason(world, sso, access_
     monkeypatch.setattr(SSOAdminResponse, "describe_account_assignment_creation_status", failed)
     report = world.reconciler(access_config).apply()
     assert by_key(report)["ws1/p1@aws"].status == "failed"
-    step = next(s for s in world.store.steps() if s.name == "access admin")
+    step = next(
+        s
+        for s in world.store.steps()
+        if s.name.startswith("access assignment Developer → meshcore-ws1-p1-admin")
+    )
     assert (
         step.status == "failed"
         and "FAILED: Received a 404 status error: No permission set found" in step.message
@@ -199,7 +205,7 @@ def test_conflicts_and_throttling_are_retried(world, sso, access_config, monkeyp
 
     monkeypatch.setattr(IdentityStoreBackend, "create_group_membership", busy)
     report = world.reconciler(access_config).apply()
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.tenants]
     assert sso.members("meshcore-ws1-p1-user") == ["bob", "carol"]
 
 
@@ -242,46 +248,41 @@ def test_managed_permission_set_change_is_reprovisioned(world, sso, access_confi
     assert desc["PermissionSet"]["SessionDuration"] == "PT4H"
 
 
-def test_group_that_already_exists_is_adopted_not_duplicated(world, sso, access_config, monkeypatch):
-    """A create whose answer was lost is retried; AWS then answers ConflictException: adopt the group."""
-    from moto.identitystore.exceptions import ConflictException
-    from moto.identitystore.models import IdentityStoreBackend
-
-    original = IdentityStoreBackend.create_group
-
-    def conflict_if_exists(self, identity_store_id, display_name, description):
-        store = self._IdentityStoreBackend__get_identity_store(identity_store_id)
-        if any(g.DisplayName == display_name for g in store.groups.values()):
-            raise ConflictException(
-                message="Duplicate GroupDisplayName", reason="UNIQUENESS_CONSTRAINT_VIOLATION"
-            )
-        return original(self, identity_store_id, display_name, description)
-
-    from moto.identitystore.exceptions import ResourceNotFoundException
-
-    original_get = IdentityStoreBackend.get_group_id
-    stale = {"n": 1}
-
-    def stale_lookup(self, identity_store_id, alternate_identifier):
-        # the lookup before creating misses (the earlier create's answer was lost; lists lag)
-        if (
-            stale["n"]
-            and alternate_identifier["UniqueAttribute"]["AttributeValue"] == "meshcore-ws1-p1-admin"
-        ):
-            stale["n"] -= 1
-            raise ResourceNotFoundException(message="GROUP not found.", resource_type="GROUP")
-        return original_get(self, identity_store_id, alternate_identifier)
-
-    monkeypatch.setattr(IdentityStoreBackend, "get_group_id", stale_lookup)
-    monkeypatch.setattr(IdentityStoreBackend, "create_group", conflict_if_exists)
+def test_a_foreign_group_with_the_name_is_never_taken_over(world, sso, access_config):
     gid = sso.store.create_group(
         IdentityStoreId=sso.instance["IdentityStoreId"], DisplayName="meshcore-ws1-p1-admin"
     )["GroupId"]
+    sso.store.create_group_membership(
+        IdentityStoreId=sso.instance["IdentityStoreId"], GroupId=gid, MemberId={"UserId": sso.users["carol"]}
+    )
     report = world.reconciler(access_config).apply()
-    assert not report.failed, [r.message for r in report.results]
-    assert stale["n"] == 0, "the conflict path was not exercised"
-    assert sso.group("meshcore-ws1-p1-admin") == gid
-    assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
+    result = by_key(report)["ws1/p1@aws"]
+    assert result.status == "failed" and "meshcore did not create it" in result.message
+    assert sso.members("meshcore-ws1-p1-admin") == ["carol"], "a foreign group's members were changed"
+    assert sso.assigned("meshcore-ws1-p1-admin", result.platform_tenant_id) == []
+    assert sso.members("meshcore-ws1-p1-user") == ["bob", "carol"], "the other roles go on"
+
+
+def test_a_group_created_by_a_run_that_died_is_adopted_not_duplicated(world, sso, access_config, monkeypatch):
+    from meshcore.testing.fake_cloud import SimulatedCrash
+    from meshcore_aws import sessions as aws_sessions
+
+    crashed = {"n": 0}
+
+    def die_after_create(event_name="", http_response=None, **_kw):
+        if event_name.endswith("CreateGroup") and crashed["n"] == 0:
+            crashed["n"] += 1
+            raise SimulatedCrash("killed after CreateGroup returned, before the group was recorded")
+
+    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("after-call", die_after_create)])
+    rec = world.reconciler(access_config)
+    rec.concurrency = 1
+    with pytest.raises(SimulatedCrash):
+        rec.apply()
+    report = rec.apply()
+    assert not report.failed, [r.message for r in report.tenants]
     groups = sso.store.list_groups(IdentityStoreId=sso.instance["IdentityStoreId"])["Groups"]
     names = [g["DisplayName"] for g in groups]
-    assert len(names) == len(set(names))
+    assert len(names) == len(set(names)), "a group was created twice"
+    assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
+    assert world.store.journal_entries(status="open") == []

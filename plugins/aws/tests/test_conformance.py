@@ -1,7 +1,8 @@
-"""The core's conformance suite, run against the AWS plugin on moto."""
+"""The core's conformance suite, run against the AWS plugin on the emulator."""
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
 from meshcore.testing.conformance import PlatformPluginConformance
@@ -11,6 +12,14 @@ from meshcore_aws import plugin as aws_plugin
 class TestAwsConformance(PlatformPluginConformance):
     @pytest.fixture
     def plugin(self, org):
+        instance = boto3.client("sso-admin", region_name="us-east-1").list_instances()["Instances"][0]
+        boto3.client("identitystore", region_name="us-east-1").create_user(
+            IdentityStoreId=instance["IdentityStoreId"],
+            UserName="alice",
+            DisplayName="Alice",
+            Name={"GivenName": "Alice", "FamilyName": "A"},
+            Emails=[{"Value": "alice@example.com", "Primary": True}],
+        )
         return aws_plugin
 
     @pytest.fixture
@@ -19,7 +28,19 @@ class TestAwsConformance(PlatformPluginConformance):
 
     @pytest.fixture
     def platform_config(self):
-        return {"account_email_pattern": "conf+{workspace}-{project}@example.com", "poll_interval_seconds": 0}
+        return {
+            "management": "base",
+            "cost_explorer": "base",
+            "account_email_pattern": "conf+{workspace}-{project}@example.com",
+            "poll_interval_seconds": 0,
+            "identity_center": {
+                "region": "us-east-1",
+                "permission_sets": [
+                    {"name": "Reader", "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]}
+                ],
+                "role_mappings": {"admin": ["Reader"]},
+            },
+        }
 
     @pytest.fixture
     def landing_zone_config(self):

@@ -34,6 +34,7 @@ def test_every_key_is_documented(model):
 def test_example_config_validates(registry, monkeypatch):
     from meshcore.config import load_config
 
-    monkeypatch.setenv("MESHCORE_MANAGEMENT_EXTERNAL_ID", "example-external-id")
+    for scope in ("MANAGEMENT", "AUTOMATION", "COST_EXPLORER"):
+        monkeypatch.setenv(f"MESHCORE_{scope}_EXTERNAL_ID", f"example-{scope.lower()}-external-id")
     loaded = load_config(ROOT / "examples" / "aws" / "meshcore.yaml", registry)
     assert loaded.platforms["aws"].config.deletion.guard.key == "closable"

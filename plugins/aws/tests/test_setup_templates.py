@@ -91,7 +91,7 @@ def test_every_call_of_a_full_lifecycle_is_allowed_by_the_generated_policies(
     config["platforms"][0]["config"]["deletion"] = {"guard": {"key": "closable"}}
     rec = world.reconciler(config)
     report = rec.apply()
-    assert not report.failed, [r.message for r in report.results]
+    assert not report.failed, [r.message for r in report.tenants]
     rec.plan()
     config["workspaces"][0]["projects"][0]["tenants"][0]["landing_zone"] = (
         "prod"  # moves, swaps SCPs/baselines

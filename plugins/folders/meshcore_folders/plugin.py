@@ -153,7 +153,9 @@ def meshplatform_platform_types() -> list[PlatformType]:
 
 
 @hookimpl
-def meshplatform_validate(platform: PlatformSpec, landing_zones: list[LandingZoneSpec]) -> list[ValidationProblem]:
+def meshplatform_validate(
+    platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
+) -> list[ValidationProblem]:
     problems = []
     for lz in landing_zones:
         for role, permission in lz.config.role_mappings.items():
@@ -245,7 +247,11 @@ def _check_ours(ctx: HookContext, tenant: TenantSpec, name: str, meta: dict[str,
     if tenant.import_id:
         return
     recorded = ctx.resources.get("folder", name)
-    if meta.get("managed_by") != tenant.key and recorded is None and ctx.journal.find("create-folder", name) is None:
+    if (
+        meta.get("managed_by") != tenant.key
+        and recorded is None
+        and ctx.journal.find("create-folder", name) is None
+    ):
         raise ConflictError(
             f"folder {name} exists and was not created by meshcore for {tenant.key}; "
             f"import it with 'import_id: {name}' or remove it"
@@ -261,7 +267,12 @@ def _adopt(ctx: HookContext, name: str, how: str) -> Action:
         return ActionResult(platform_tenant_id=name, message=f"adopted folder {name} ({how})")
 
     return Action(
-        phase=Phase.TENANT, change=ChangeAction.CREATE, resource="folder", target=name, detail=f"adopt ({how})", run=run
+        phase=Phase.TENANT,
+        change=ChangeAction.CREATE,
+        resource="folder",
+        target=name,
+        detail=f"adopt ({how})",
+        run=run,
     )
 
 
@@ -271,8 +282,13 @@ def _create(ctx: HookContext, tenant: TenantSpec, folder: Path) -> ActionResult:
     )
     with _lock:
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"name": folder.name, "managed_by": tenant.key, "tags": dict(tenant.replicated_tags),
-                "guardrails": [], "access": {}}
+        meta = {
+            "name": folder.name,
+            "managed_by": tenant.key,
+            "tags": dict(tenant.replicated_tags),
+            "guardrails": [],
+            "access": {},
+        }
         _write(folder, meta)
     entry.record_operation(folder.name)
     ctx.resources.put("folder", folder.name, cloud_id=folder.name)
@@ -317,7 +333,9 @@ def _deletion(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> O
 
 
 @hookimpl
-def meshplatform_landing_zone_actions(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
+def meshplatform_landing_zone_actions(
+    platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext
+) -> Observation:
     if tenant.status != TenantStatus.ACTIVE:
         return Observation()
     name = tenant.platform_tenant_id or _name(tenant)
@@ -398,7 +416,9 @@ def meshplatform_collect_costs(
     days = (period.end - period.start).days
     for folder in sorted(p for p in _root(platform).iterdir() if (p / META).exists()):
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        amount = (Decimal(size) / Decimal(1024**3) * cfg.price_per_gb_day * days).quantize(Decimal("0.000001"))
+        amount = (Decimal(size) / Decimal(1024**3) * cfg.price_per_gb_day * days).quantize(
+            Decimal("0.000001")
+        )
         records.append(
             CostRecord(
                 platform_tenant_id=folder.name,

@@ -1,0 +1,149 @@
+"""Identity Center groups and their memberships: one group per tenant and project role.
+
+meshcore only touches groups it recorded in the resources table (kind
+``ic-group``, owned by the tenant). A group it creates carries a description
+naming the tenant and role, so people can tell whose it is; a group of the same
+name that meshcore did not record is a conflict, never adopted.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from botocore.exceptions import ClientError
+
+from meshcore_aws import retries
+from meshcore_aws.identity_center import IdentityCenter
+
+
+def description(tenant_key: str, role: str) -> str:
+    return f"managed by meshcore: role {role} of {tenant_key}"
+
+
+class Groups:
+    """Group ids and members, read once per run and kept current after writes."""
+
+    def __init__(self, center: IdentityCenter):
+        self.center = center
+        self._lock = threading.RLock()
+        self._ids: dict[str, str | None] = {}
+        self._members: dict[str, dict[str, str]] = {}
+
+    def group_id(self, name: str) -> str | None:
+        """The id of the group called ``name``, whoever made it (``None``: no such group)."""
+        with self._lock:
+            if name in self._ids:
+                return self._ids[name]
+        try:
+            gid: str | None = self.center.ids.get_group_id(
+                IdentityStoreId=self.center.store_id,
+                AlternateIdentifier={
+                    "UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": name}
+                },
+            )["GroupId"]
+        except ClientError as exc:
+            if retries.code(exc) != "ResourceNotFoundException":
+                raise
+            gid = None
+        with self._lock:
+            self._ids[name] = gid
+        return gid
+
+    def create(self, name: str, text: str) -> str:
+        """Create a group; one of that name appearing meanwhile (a lost answer of ours) is looked up."""
+        try:
+            gid: str = self.center.write(
+                self.center.ids,
+                "create_group",
+                IdentityStoreId=self.center.store_id,
+                DisplayName=name,
+                Description=text,
+            )["GroupId"]
+        except ClientError as exc:
+            if retries.code(exc) != "ConflictException":
+                raise
+            with self._lock:
+                self._ids.pop(name, None)
+            found = self.group_id(name)
+            if found is None:
+                raise
+            gid = found
+        with self._lock:
+            self._ids[name] = gid
+            self._members.setdefault(gid, {})
+        return gid
+
+    def delete(self, gid: str, name: str) -> None:
+        try:
+            self.center.write(
+                self.center.ids, "delete_group", IdentityStoreId=self.center.store_id, GroupId=gid
+            )
+        except ClientError as exc:
+            if retries.code(exc) != "ResourceNotFoundException":
+                raise
+        with self._lock:
+            self._ids[name] = None
+            self._members.pop(gid, None)
+
+    def members(self, gid: str) -> dict[str, str]:
+        """User id -> membership id."""
+        with self._lock:
+            if gid in self._members:
+                return dict(self._members[gid])
+        listed = retries.listed(
+            self.center.ids,
+            "list_group_memberships",
+            "GroupMemberships",
+            IdentityStoreId=self.center.store_id,
+            GroupId=gid,
+        )
+        found = {
+            m["MemberId"]["UserId"]: m["MembershipId"] for m in listed if "UserId" in m.get("MemberId", {})
+        }
+        with self._lock:
+            self._members[gid] = found
+        return dict(found)
+
+    def add(self, gid: str, uid: str) -> None:
+        try:
+            mid = self.center.write(
+                self.center.ids,
+                "create_group_membership",
+                IdentityStoreId=self.center.store_id,
+                GroupId=gid,
+                MemberId={"UserId": uid},
+            )["MembershipId"]
+        except ClientError as exc:
+            if retries.code(exc) != "ConflictException":  # already a member (UNIQUENESS_CONSTRAINT_VIOLATION)
+                raise
+            mid = self._membership_id(gid, uid)
+        with self._lock:
+            self._members.setdefault(gid, {})[uid] = mid
+
+    def _membership_id(self, gid: str, uid: str) -> str:
+        return str(
+            self.center.ids.get_group_membership_id(
+                IdentityStoreId=self.center.store_id, GroupId=gid, MemberId={"UserId": uid}
+            )["MembershipId"]
+        )
+
+    def remove(self, gid: str, uid: str, membership_id: str) -> None:
+        try:
+            self.center.write(
+                self.center.ids,
+                "delete_group_membership",
+                IdentityStoreId=self.center.store_id,
+                MembershipId=membership_id,
+            )
+        except ClientError as exc:
+            if retries.code(exc) != "ResourceNotFoundException":
+                raise
+        with self._lock:
+            self._members.get(gid, {}).pop(uid, None)
+
+
+def groups_of(center: IdentityCenter) -> Groups:
+    return center.view("groups", lambda: Groups(center))  # type: ignore[no-any-return]
+
+
+__all__ = ["Groups", "description", "groups_of"]

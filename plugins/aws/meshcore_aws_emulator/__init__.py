@@ -1,0 +1,224 @@
+"""A fidelity layer over moto: AWS behaviour the plugin depends on that moto lacks or gets wrong.
+
+Used by the sandbox (``meshcore aws sandbox``/``demo``) and by the test suite,
+never by the plugin's runtime code. :func:`patch` applies it to the moto
+running in this process (in-process ``mock_aws`` or ``ThreadedMotoServer``).
+
+What it adds:
+
+* calls AWS has and moto lacks: sso-admin ``ListTagsForResource`` and
+  ``DescribePermissionSetProvisioningStatus``, account ``PutAccountName``;
+* permission-set provisioning as AWS does it: an assignment provisions the
+  set to its account; changing the set leaves those accounts on the old version
+  (``LATEST_PERMISSION_SET_NOT_PROVISIONED``) until ``ProvisionPermissionSet``;
+* a StackSet's ``ManagedExecution`` as it was set (moto always says inactive);
+* StackSet operations under the caller's ``OperationId`` (moto makes up its
+  own), and ``OperationIdAlreadyExistsException`` when one is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any
+
+_lock = threading.Lock()
+_patched = False
+
+
+class Provisioning:
+    """Which version of each permission set each account has (moto keeps none of this)."""
+
+    def __init__(self) -> None:
+        self.version: dict[str, int] = {}  # permission set arn -> version
+        self.accounts: dict[str, dict[str, int]] = {}  # permission set arn -> account -> provisioned version
+        self.requests: dict[str, dict[str, Any]] = {}
+
+    def changed(self, ps: str) -> None:
+        self.version[ps] = self.version.get(ps, 0) + 1
+
+    def assigned(self, ps: str, account: str) -> None:
+        self.accounts.setdefault(ps, {})[account] = self.version.get(ps, 0)
+
+    def unassigned(self, ps: str, account: str, still_used: bool) -> None:
+        if not still_used:
+            self.accounts.get(ps, {}).pop(account, None)
+
+    def provision(self, ps: str) -> None:
+        for account in self.accounts.get(ps, {}):
+            self.accounts[ps][account] = self.version.get(ps, 0)
+
+    def listed(self, ps: str, status: str | None) -> list[str]:
+        current = self.version.get(ps, 0)
+        out = []
+        for account, version in sorted(self.accounts.get(ps, {}).items()):
+            latest = version == current
+            if status is None or (status == "LATEST_PERMISSION_SET_PROVISIONED") == latest:
+                out.append(account)
+        return out
+
+
+PROVISIONING = Provisioning()
+
+
+def reset() -> None:
+    """Forget the emulated state (a fresh organization)."""
+    global PROVISIONING
+    PROVISIONING.__init__()  # type: ignore[misc]
+
+
+def patch() -> None:
+    """Apply the fidelity layer to moto in this process (idempotent)."""
+    global _patched
+    with _lock:
+        if _patched:
+            return
+        _patched = True
+    _patch_ssoadmin()
+    _patch_account()
+    _patch_cloudformation()
+
+
+def _patch_ssoadmin() -> None:
+    from moto.ssoadmin.models import SSOAdminBackend
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    def list_tags_for_resource(self: Any) -> str:
+        ps = self.ssoadmin_backend._find_permission_set(
+            self._get_param("InstanceArn"), self._get_param("ResourceArn")
+        )
+        return json.dumps({"Tags": ps.tags or []})
+
+    def provision_permission_set(self: Any) -> str:
+        ps = self._get_param("PermissionSetArn")
+        self.ssoadmin_backend._find_permission_set(self._get_param("InstanceArn"), ps)
+        PROVISIONING.provision(ps)
+        request = str(uuid.uuid4())
+        status = {"Status": "SUCCEEDED", "RequestId": request, "PermissionSetArn": ps}
+        PROVISIONING.requests[request] = status
+        return json.dumps({"PermissionSetProvisioningStatus": {**status, "Status": "IN_PROGRESS"}})
+
+    def describe_permission_set_provisioning_status(self: Any) -> str:
+        request = self._get_param("ProvisionPermissionSetRequestId")
+        status = PROVISIONING.requests.get(request)
+        if status is None:
+            from moto.ssoadmin.exceptions import ResourceNotFound
+
+            raise ResourceNotFound("no such provisioning request")
+        return json.dumps({"PermissionSetProvisioningStatus": status})
+
+    def list_accounts_for_provisioned_permission_set(self: Any) -> str:
+        ps = self._get_param("PermissionSetArn")
+        return json.dumps({"AccountIds": PROVISIONING.listed(ps, self._get_param("ProvisioningStatus"))})
+
+    SSOAdminResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    SSOAdminResponse.provision_permission_set = provision_permission_set  # type: ignore[method-assign]
+    SSOAdminResponse.describe_permission_set_provisioning_status = describe_permission_set_provisioning_status  # type: ignore[attr-defined]
+    SSOAdminResponse.list_accounts_for_provisioned_permission_set = (
+        list_accounts_for_provisioned_permission_set  # type: ignore[method-assign]
+    )
+
+    create, delete = SSOAdminBackend.create_account_assignment, SSOAdminBackend.delete_account_assignment
+
+    def create_account_assignment(self: Any, **kw: Any) -> Any:
+        out = create(self, **kw)
+        PROVISIONING.assigned(kw["permission_set_arn"], kw["target_id"])
+        return out
+
+    def delete_account_assignment(self: Any, **kw: Any) -> Any:
+        out = delete(self, **kw)
+        still = any(
+            a.permission_set_arn == kw["permission_set_arn"] and a.target_id == kw["target_id"]
+            for a in self.account_assignments
+        )
+        PROVISIONING.unassigned(kw["permission_set_arn"], kw["target_id"], still)
+        return out
+
+    SSOAdminBackend.create_account_assignment = create_account_assignment  # type: ignore[method-assign]
+    SSOAdminBackend.delete_account_assignment = delete_account_assignment  # type: ignore[method-assign]
+
+    for name in (
+        "update_permission_set",
+        "put_inline_policy_to_permission_set",
+        "delete_inline_policy_from_permission_set",
+        "attach_managed_policy_to_permission_set",
+        "detach_managed_policy_from_permission_set",
+        "attach_customer_managed_policy_reference_to_permission_set",
+        "detach_customer_managed_policy_reference_from_permission_set",
+    ):
+        original = getattr(SSOAdminBackend, name)
+
+        def changing(self: Any, *args: Any, __original: Any = original, **kw: Any) -> Any:
+            out = __original(self, *args, **kw)
+            PROVISIONING.changed(kw.get("permission_set_arn") or args[1])
+            return out
+
+        setattr(SSOAdminBackend, name, changing)
+
+
+def _patch_account() -> None:
+    from moto.account import urls as account_urls
+    from moto.account.responses import AccountResponse
+
+    def put_account_name(self: Any) -> Any:
+        from moto.core.responses import EmptyResult
+        from moto.organizations.models import organizations_backends
+
+        account_id, name = self._get_param("AccountId"), self._get_param("AccountName")
+        for backends in organizations_backends.values():
+            for backend in backends.values():
+                if backend.org is not None and any(a.id == account_id for a in backend.accounts):
+                    backend.get_account_by_id(account_id).name = name
+        return EmptyResult()
+
+    AccountResponse.put_account_name = put_account_name  # type: ignore[attr-defined]
+    account_urls.url_paths["{0}/putAccountName$"] = AccountResponse.dispatch
+
+
+def _patch_cloudformation() -> None:
+    from moto.cloudformation.models import StackSet
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    StackSet.managed_execution = property(  # type: ignore[method-assign,assignment]
+        lambda self: {"Active": getattr(self, "_meshcore_managed_execution", False)}
+    )
+    for name in ("create_stack_set", "update_stack_set"):
+        original = getattr(CloudFormationResponse, name)
+
+        def remembering(self: Any, __original: Any = original) -> Any:
+            out = __original(self)
+            active = self._get_param("ManagedExecution.Active")
+            if active is not None:
+                stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+                stackset._meshcore_managed_execution = str(active).lower() == "true"
+            return out
+
+        setattr(CloudFormationResponse, name, remembering)
+
+    for name in ("create_stack_instances", "update_stack_instances", "delete_stack_instances"):
+        original = getattr(CloudFormationResponse, name)
+
+        def with_operation_id(self: Any, __original: Any = original) -> Any:
+            wanted = self._get_param("OperationId")
+            stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+            if wanted and any(op["OperationId"] == wanted for op in stackset.operations):
+                raise _operation_exists(wanted)
+            out = __original(self)
+            if wanted and stackset.operations:
+                stackset.operations[-1]["OperationId"] = wanted
+                result = getattr(out, "_result", None)
+                if isinstance(result, dict) and "OperationId" in result:
+                    result["OperationId"] = wanted
+            return out
+
+        setattr(CloudFormationResponse, name, with_operation_id)
+
+
+def _operation_exists(operation_id: str) -> Exception:
+    from moto.cloudformation.exceptions import CloudFormationError
+
+    class OperationIdAlreadyExists(CloudFormationError):
+        code = "OperationIdAlreadyExistsException"
+
+    return OperationIdAlreadyExists(f"The operation ID {operation_id} already exists")
