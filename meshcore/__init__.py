@@ -1,12 +1,68 @@
 """meshcore: a plugin-based platform adapter framework.
 
-The public surface for plugin authors: :data:`hookimpl` (the marker for hook
-implementations), the models in :mod:`meshcore.specs` (what hooks receive) and
-:mod:`meshcore.results` (what they return), :mod:`meshcore.errors`,
-:class:`meshcore.context.HookContext` and :mod:`meshcore.retry`.
+**For plugin authors**, everything needed is importable from here (and only this is
+the public contract; other modules are internals that may change):
+
+* the marker: :data:`hookimpl`;
+* what observing hooks return: :class:`Observation`, :class:`Action`,
+  :class:`ActionResult`, :class:`ActionStatus`, :class:`Phase`, :class:`ChangeAction`;
+* what hooks receive: :class:`PlatformSpec`, :class:`LandingZoneSpec`,
+  :class:`TenantSpec`, :class:`BindingSpec`, :class:`WorkspaceRef`,
+  :class:`ProjectRef`, :class:`Period`, :class:`TenantRef`, :class:`TenantStatus`;
+* the other results: :class:`PlatformType`, :class:`Capability`,
+  :class:`ValidationProblem`, :class:`PreflightReport`, :class:`PreflightCheck`,
+  :class:`CostCollection`, :class:`CostRecord`, :class:`DiscoveredTenant`;
+* the context and errors: :class:`HookContext`, :class:`PlatformError`,
+  :class:`ConflictError`.
+
+The hook specs themselves are in :mod:`meshcore.hookspecs` and documented in
+``docs/hooks.md``. Names are imported on first use, so ``import meshcore`` stays cheap.
 """
 
-from meshcore.hookspecs import hookimpl
+from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = ["__version__", "hookimpl"]
+import importlib
+from typing import Any
+
+from meshcore.hookspecs import CONTRACT_VERSION, hookimpl
+
+__version__ = "0.2.0"
+
+_PUBLIC: dict[str, str] = {
+    "Action": "meshcore.actions",
+    "ActionResult": "meshcore.actions",
+    "ActionStatus": "meshcore.actions",
+    "Observation": "meshcore.actions",
+    "Phase": "meshcore.actions",
+    "ChangeAction": "meshcore.results",
+    "Capability": "meshcore.results",
+    "PlatformType": "meshcore.results",
+    "ValidationProblem": "meshcore.results",
+    "PreflightReport": "meshcore.results",
+    "PreflightCheck": "meshcore.results",
+    "CostCollection": "meshcore.results",
+    "CostRecord": "meshcore.results",
+    "DiscoveredTenant": "meshcore.results",
+    "PlatformSpec": "meshcore.specs",
+    "LandingZoneSpec": "meshcore.specs",
+    "TenantSpec": "meshcore.specs",
+    "BindingSpec": "meshcore.specs",
+    "WorkspaceRef": "meshcore.specs",
+    "ProjectRef": "meshcore.specs",
+    "Period": "meshcore.specs",
+    "TenantRef": "meshcore.specs",
+    "TenantStatus": "meshcore.models",
+    "HookContext": "meshcore.context",
+    "PlatformError": "meshcore.errors",
+    "ConflictError": "meshcore.errors",
+}
+
+__all__ = ["CONTRACT_VERSION", "__version__", "hookimpl", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'meshcore' has no attribute {name!r}")

@@ -181,7 +181,9 @@ _ITEM_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _merge(sources: list[SourceFile], problems: list[ConfigProblem]):
+def _merge(
+    sources: list[SourceFile], problems: list[ConfigProblem]
+) -> tuple[ConfigDocument, dict[str, list[Origin]], dict[str, set[str]]]:
     """Validate item by item and merge all files.
 
     An invalid item is reported and left out; its id is remembered so that
@@ -236,15 +238,15 @@ def _merge(sources: list[SourceFile], problems: list[ConfigProblem]):
                     item = model.model_validate(raw)
                 except ValidationError as exc:
                     problems.extend(_pydantic_problems(src, (key, i), exc, model))
-                    if isinstance(raw, dict) and isinstance(raw.get("id", raw.get("key")), str):
-                        invalid[key].add(raw.get("id", raw.get("key")))
+                    ident = raw.get("id", raw.get("key")) if isinstance(raw, dict) else None
+                    if isinstance(ident, str):
+                        invalid[key].add(ident)
                     continue
                 lists[key].append(item)
                 origins[key].append(Origin(src, (key, i)))
+    fields: dict[str, Any] = {k: tuple(v) for k, v in lists.items()}
     merged = ConfigDocument.model_construct(
-        version=1,
-        settings=settings[1] if settings else Settings(),
-        **{k: tuple(v) for k, v in lists.items()},
+        version=1, settings=settings[1] if settings else Settings(), **fields
     )
     return merged, origins, invalid
 
@@ -281,11 +283,9 @@ def _check_references(
     ):
         _duplicates(list(getattr(doc, key)), origins[key], what, problems)
     tag_keys = [t.key for t in doc.tag_definitions]
-    for (t, o), n in zip(
-        zip(doc.tag_definitions, origins["tag_definitions"], strict=True), range(len(tag_keys)), strict=True
-    ):
-        if t.key in tag_keys[:n]:
-            problems.append(o.problem(("key",), f"duplicate tag definition {t.key!r}"))
+    for n, (definition, o) in enumerate(zip(doc.tag_definitions, origins["tag_definitions"], strict=True)):
+        if definition.key in tag_keys[:n]:
+            problems.append(o.problem(("key",), f"duplicate tag definition {definition.key!r}"))
 
     platforms = {p.id for p in doc.platforms}
     lz_platform = {lz.id: lz.platform for lz in doc.landing_zones}
@@ -327,12 +327,9 @@ def _check_references(
                 problems.append(origin.problem((*sub, k), f"tag {k!r} has no tag definition"))
             elif scope not in tags[k].applies_to:
                 problems.append(origin.problem((*sub, k), f"tag {k!r} does not apply to a {scope}"))
-            elif tags[k].allowed_values is not None and v not in tags[k].allowed_values:
+            elif (allowed := tags[k].allowed_values) is not None and v not in allowed:
                 problems.append(
-                    origin.problem(
-                        (*sub, k),
-                        f"value {v!r} is not allowed (allowed: {', '.join(tags[k].allowed_values)})",
-                    )
+                    origin.problem((*sub, k), f"value {v!r} is not allowed (allowed: {', '.join(allowed)})")
                 )
         for t in tags.values():
             if t.required and scope in t.applies_to and t.key not in values:
@@ -444,14 +441,15 @@ def _check_platforms(
     lz_origin: dict[str, Origin] = {}
     for lz, o in zip(doc.landing_zones, origins["landing_zones"], strict=True):
         lz_origin[lz.id] = o
-        ptype = types.get(lz.platform)
-        if ptype is None:
+        lz_type = types.get(lz.platform)
+        if lz_type is None:
             continue
+        ptype = lz_type
         model = ptype.landing_zone_model
-        cfg: Any = lz.config
+        lz_cfg: Any = lz.config
         if model is not None:
             try:
-                cfg = model.model_validate(lz.config, context={"config_dir": o.src.path.parent})
+                lz_cfg = model.model_validate(lz.config, context={"config_dir": o.src.path.parent})
             except ValidationError as exc:
                 problems.extend(_pydantic_problems(o.src, (*o.loc, "config"), exc, model))
                 continue
@@ -465,7 +463,7 @@ def _check_platforms(
             platform=lz.platform,
             name=lz.name or lz.id,
             auto_approve_deletion=lz.deletion.auto_approve,
-            config=cfg,
+            config=lz_cfg,
         )
 
     if problems:

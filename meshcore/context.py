@@ -203,12 +203,12 @@ class RunCache:
         """Return the cached value for ``key``, computing it once if absent."""
         with self._lock:
             if key in self._values:
-                return self._values[key]  # type: ignore[no-any-return]
+                return self._values[key]
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 if key in self._values:
-                    return self._values[key]  # type: ignore[no-any-return]
+                    return self._values[key]
             value = compute()
             with self._lock:
                 self._values[key] = value

@@ -24,6 +24,7 @@ from typing import Any
 from meshcore.config import LoadedConfig
 from meshcore.context import HookContext
 from meshcore.errors import MeshcoreError, PluginError
+from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
 from meshcore.results import Capability
 from meshcore.specs import Period, TenantRef
@@ -112,7 +113,7 @@ class CostService:
                     workspace=t.workspace,
                     project=t.project,
                     platform_tenant_id=t.platform_tenant_id,
-                    status=t.status,
+                    status=TenantStatus(t.status),
                 )
                 for t in owners.values()
             ]

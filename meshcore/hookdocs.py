@@ -15,6 +15,8 @@ import re
 import textwrap
 from typing import Any
 
+from pydantic import BaseModel
+
 from meshcore import hookspecs
 from meshcore.actions import ACTIVE_PHASES, DELETION_PHASES, PHASE_DOCS, Action, ActionResult, Observation
 from meshcore.results import (
@@ -54,7 +56,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Discovery", ["meshplatform_discover_tenants"]),
     ("Command-line extensions", ["meshplatform_cli_commands"]),
 ]
-RECEIVED = [
+RECEIVED: list[type[BaseModel]] = [
     PlatformSpec,
     LandingZoneSpec,
     TenantSpec,
@@ -64,7 +66,7 @@ RECEIVED = [
     Period,
     TenantRef,
 ]
-RETURNED = [
+RETURNED: list[type[BaseModel]] = [
     Observation,
     Action,
     ActionResult,

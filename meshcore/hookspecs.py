@@ -151,7 +151,7 @@ def meshplatform_preflight(platform: PlatformSpec, ctx: HookContext) -> Prefligh
 
 
 @hookspec(firstresult=True)
-def meshplatform_identity(platform: PlatformSpec, ctx: HookContext) -> str | None:  # type: ignore[empty-body]
+def meshplatform_identity(platform: PlatformSpec, ctx: HookContext) -> str | None:
     """Say which cloud instance this platform config points at (e.g. the AWS organization id).
 
     The core records the answer per platform id on first use. A platform id

@@ -8,6 +8,7 @@ names a regular expression, not the rule).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -17,7 +18,7 @@ _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 
 
-def _slug(max_len: int, what: str):
+def _slug(max_len: int, what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not (1 <= len(value) <= max_len) or not _SLUG.match(value):
             raise ValueError(

@@ -115,6 +115,7 @@ class PluginRegistry:
         self.pm = new_plugin_manager()
         self.infos: dict[str, PluginInfo] = {}
         self._callers: dict[tuple[str, str], Any] = {}
+        self._owners: dict[tuple[str, str], tuple[str, str]] = {}  # (name, target) -> (distribution, version)
 
     # -- loading ---------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class PluginRegistry:
         return registry
 
     def _dist_of(self, name: str, target: str, plugin: Any) -> tuple[str | None, str | None]:
-        found = getattr(self, "_owners", {}).get((name, target))
+        found = self._owners.get((name, target))
         return found if found else _distribution_of(plugin)
 
     def register(self, name: str, plugin: Any, target: str = "") -> PluginInfo:

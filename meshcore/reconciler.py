@@ -387,11 +387,11 @@ class Reconciler:
             item.status, item.message = "failed", redact(str(exc))
         except Exception as exc:  # a core bug must not stop the other tenants either
             item.status, item.message = "failed", redact(f"internal error: {type(exc).__name__}: {exc}")
-        row = self.store.find_tenant(
+        current = self.store.find_tenant(
             task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
         )
-        if row is not None:
-            self.store.update_tenant(row.id, last_error=item.message if item.status == "failed" else "")
+        if current is not None:
+            self.store.update_tenant(current.id, last_error=item.message if item.status == "failed" else "")
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
         return item
 

@@ -7,18 +7,18 @@ from typing import Any
 
 from meshcore.actions import Action
 
-#: Statuses of one action in a report.
-#: plan: ``planned`` or ``blocked``; apply: ``changed``, ``ok`` (nothing to change after all),
-#: ``failed``, ``in_progress`` (an asynchronous operation runs on), ``blocked`` (not run: a
-#: requirement failed or cannot be put in place, or an earlier phase failed), ``waiting`` (not
-#: run: it waits for an operation in progress), ``refused`` (the core never runs it, e.g. a grant
-#: for a tenant marked for deletion).
-ACTION_STATUSES = ("planned", "blocked", "waiting", "changed", "ok", "failed", "in_progress", "refused")
-
 
 @dataclass
 class ActionView:
-    """An action as a report shows it (no callable)."""
+    """An action as a report shows it (no callable).
+
+    ``status`` in a plan: ``planned`` or ``blocked``; in an apply: ``changed``, ``ok``
+    (nothing to change after all), ``failed``, ``in_progress`` (an asynchronous
+    operation runs on), ``blocked`` (not run: a requirement failed or cannot be put
+    in place, or an earlier phase failed), ``waiting`` (not run: it waits for an
+    operation in progress) or ``refused`` (the core never runs it, e.g. a grant for a
+    tenant marked for deletion).
+    """
 
     phase: str
     change: str

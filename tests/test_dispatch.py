@@ -80,7 +80,7 @@ def test_register_failure_is_rolled_back():
     class Bad:
         @hookimpl
         def meshplatform_tenant_actions(self, platform, tenant, ctx, extra_arg):  # not in the spec
-            return None
+            return extra_arg
 
     registry = PluginRegistry()
     info = registry.register("bad", Bad())

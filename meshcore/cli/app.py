@@ -21,10 +21,15 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshcore.config import LoadedConfig
+    from meshcore.plugins import PluginRegistry
+    from meshcore.state import StateStore
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PLUGIN, EXIT_LOCKED, EXIT_STATE = 0, 1, 2, 3, 4, 5
 
@@ -74,13 +79,13 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _registry():
+def _registry() -> PluginRegistry:
     from meshcore.plugins import PluginRegistry
 
     return PluginRegistry.discover()
 
 
-def _load(config: Path, registry: Any = None):
+def _load(config: Path, registry: Any = None) -> tuple[LoadedConfig, PluginRegistry]:
     from meshcore.config import load_config
     from meshcore.errors import ConfigError
 
@@ -99,7 +104,7 @@ def _config_exit(exc: Any) -> int:
     return EXIT_PLUGIN if any(p.plugin for p in exc.problems) else EXIT_CONFIG
 
 
-def _store(state: str | None):
+def _store(state: str | None) -> StateStore:
     from meshcore.errors import MeshcoreError
     from meshcore.state import DEFAULT_STATE_URL, StateStore
 

@@ -387,12 +387,6 @@ class StateStore:
             else:
                 row.type, row.identity, row.last_seen = type_name, identity, utcnow()
 
-    def forget_platform(self, platform: str) -> None:
-        with self.session() as s:
-            row = s.get(PlatformRow, platform)
-            if row is not None:
-                s.delete(row)
-
     # -- runs, steps, audit -----------------------------------------------------
 
     def start_run(self, command: str, runner: str) -> RunRow:
@@ -546,7 +540,7 @@ class StateStore:
                 .where((LeaseRow.expires_at < now) | (LeaseRow.holder == holder))
                 .values(holder=holder, expires_at=expires)
             )
-            if res.rowcount == 1:
+            if getattr(res, "rowcount", 0) == 1:
                 return
         try:
             with self.session() as s:
@@ -567,7 +561,7 @@ class StateStore:
                 .where(LeaseRow.name == name, LeaseRow.holder == old_holder)
                 .values(holder=holder, expires_at=utcnow() + dt.timedelta(seconds=ttl_seconds))
             )
-            return res.rowcount == 1
+            return bool(getattr(res, "rowcount", 0) == 1)
 
     def lease_holder(self, name: str) -> tuple[str, dt.datetime] | None:
         with self.session() as s:

@@ -188,7 +188,7 @@ class FakeCloud:
             self.operations[operation_id] = op
             self._save("operation", operation_id, op)
         self.wrote("create")
-        return op["tenant"]  # type: ignore[no-any-return]
+        return op["tenant"]
 
     def poll(self, operation_id: str) -> tuple[str, str | None]:
         """(state, tenant id) of a creation: ``IN_PROGRESS``, ``SUCCEEDED`` or ``UNKNOWN``."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,7 +191,7 @@ class FakePlatformPlugin:
                         resource="folder",
                         target=zone.folder,
                         key=folder_key,
-                        run=lambda path=zone.folder: cloud.create_folder(path),
+                        run=partial(cloud.create_folder, zone.folder),
                     )
                 )
             else:
@@ -207,9 +208,7 @@ class FakePlatformPlugin:
                         before=", ".join(have) or None,
                         after=", ".join(zone.guardrails) or None,
                         requires=(folder_key,),
-                        run=lambda path=zone.folder, want=list(zone.guardrails): cloud.set_folder_guardrails(
-                            path, want
-                        ),
+                        run=partial(cloud.set_folder_guardrails, zone.folder, list(zone.guardrails)),
                     )
                 )
             else:
@@ -521,7 +520,7 @@ class FakePlatformPlugin:
                 resource="access",
                 target=f"{role}/{user}",
                 detail=f"{user} loses {role}",
-                run=lambda role=role, user=user: cloud.revoke(_bound(ctx), role, user),
+                run=partial(self._revoke, cloud, ctx, role, user),
             )
             for role, user in sorted(have - want)
         ]
@@ -534,11 +533,19 @@ class FakePlatformPlugin:
                 target=f"{role}/{user}",
                 detail=f"{user} gains {role}",
                 requires=guarded,
-                run=lambda role=role, user=user: cloud.grant(_bound(ctx), role, user),
+                run=partial(self._grant, cloud, ctx, role, user),
             )
             for role, user in sorted(want - have)
         ]
         return Observation(actions=tuple(actions))
+
+    @staticmethod
+    def _revoke(cloud: FakeCloud, ctx: HookContext, role: str, user: str) -> None:
+        cloud.revoke(_bound(ctx), role, user)
+
+    @staticmethod
+    def _grant(cloud: FakeCloud, ctx: HookContext, role: str, user: str) -> None:
+        cloud.grant(_bound(ctx), role, user)
 
     # -- costs and discovery ------------------------------------------------------------
 

@@ -14,6 +14,7 @@ membership, with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from meshcore.actions import Action, ActionResult, Observation, Phase
@@ -178,7 +179,7 @@ class Access:
                         target=f"{user.id} → {ra.group}",
                         detail=f"{user.id} gains {ra.role}",
                         requires=(group_key,),
-                        run=lambda uid=uid: self._add_member(ra, uid),
+                        run=partial(self._add_member, ra, uid),
                     )
                 )
         for user_id in sorted(ra.unknown):
@@ -196,8 +197,8 @@ class Access:
                     run=lambda: None,
                 )
             )
-        for target, arn in wanted_arns.items():
-            if arn is not None and arn in assigned:
+        for target, wanted_arn in wanted_arns.items():
+            if wanted_arn is not None and wanted_arn in assigned:
                 continue
             why = self.privileged(target)
             needs = (group_key, key_of(target)) + (
@@ -219,7 +220,7 @@ class Access:
                     detail=f"{ra.role} on {aid or 'the new account'}"
                     + (" (privileged: bounded by the SCPs)" if why else ""),
                     requires=needs,
-                    run=lambda target=target: self._assign(ra, target),
+                    run=partial(self._assign, ra, target),
                 )
             )
         return actions

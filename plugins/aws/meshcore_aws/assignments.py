@@ -83,4 +83,4 @@ class Assignments:
 
 
 def assignments_of(center: IdentityCenter) -> Assignments:
-    return center.view("assignments", lambda: Assignments(center))  # type: ignore[no-any-return]
+    return center.view("assignments", lambda: Assignments(center))

@@ -28,6 +28,7 @@ import json
 import re
 import threading
 import uuid
+from functools import partial
 from typing import Any
 
 import yaml
@@ -41,7 +42,6 @@ from meshcore.specs import LandingZoneSpec, TenantSpec
 from meshcore_aws import naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone, BaselineConfig
 
-CONTRACT = ("AccountId", "AccountName", "AccountEmail", "Workspace", "Project", "Tags")
 DONE = {"SUCCEEDED"}
 FAILED = {"FAILED", "STOPPED"}
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9-]")
@@ -259,9 +259,7 @@ def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookCo
                         target=name,
                         key=key,
                         detail=f"baseline {baseline.name} of {lz.id}",
-                        run=lambda name=name, baseline=baseline, declared=declared: _create_set(
-                            sets, name, baseline, declared
-                        ),
+                        run=partial(_create_set, sets, name, baseline, declared),
                     )
                 )
                 continue
@@ -285,11 +283,12 @@ def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookCo
                         target=name,
                         key=key,
                         detail="; ".join(reasons),
-                        run=lambda name=name, baseline=baseline, declared=declared, have=have: sets.operation(
+                        run=partial(
+                            sets.operation,
                             ctx,
                             name,
                             "update-set",
-                            lambda op: _update_set(sets, name, baseline, declared, have, op),
+                            partial(_update_set, sets, name, baseline, declared, have),
                         ),
                     )
                 )
@@ -422,14 +421,12 @@ def instance_actions(run: Any, tenant: TenantSpec, ctx: HookContext, account: di
                     target=f"{name} @ {aid or 'new account'}",
                     key=key,
                     detail=f"operation {open_op.operation_id} started by an earlier run",
-                    run=lambda name=name, entry=open_op, regions=want_regions, p=digest(params): _finish(
-                        sets, ctx, name, entry, regions, p
-                    ),
+                    run=partial(_finish, sets, ctx, name, open_op, want_regions, digest(params)),
                 )
             )
             continue
         have = sets.instances(name, aid) if aid else {}
-        applied = recorded.get(name).data.get("params") if name in recorded else None
+        applied = recorded[name].data.get("params") if name in recorded else None
         missing = [r for r in want_regions if r not in have]
         inoperable = [r for r, i in have.items() if i.get("Status") == "INOPERABLE"]
         if inoperable:
@@ -457,9 +454,7 @@ def instance_actions(run: Any, tenant: TenantSpec, ctx: HookContext, account: di
                 after=", ".join(missing or stale),
                 detail="deploy" if missing else "parameters or template changed",
                 requires=(f"stackset:{name}",),
-                run=lambda name=name, baseline=baseline, missing=missing, stale=stale: _deploy(
-                    sets, ctx, tenant, name, baseline, account, missing, stale
-                ),
+                run=partial(_deploy, sets, ctx, tenant, name, baseline, account),
             )
         )
     attributes = (
@@ -477,9 +472,8 @@ def _deploy(
     name: str,
     baseline: BaselineConfig,
     account: dict[str, str],
-    missing: list[str],
-    stale: list[str],
 ) -> ActionResult:
+    """Deploy or update this account's instances (regions as AWS has them when the action runs)."""
     aid = ctx.platform_tenant_id
     if aid is None:
         raise PlatformError("the tenant has no account yet")

@@ -143,7 +143,7 @@ class Groups:
 
 
 def groups_of(center: IdentityCenter) -> Groups:
-    return center.view("groups", lambda: Groups(center))  # type: ignore[no-any-return]
+    return center.view("groups", lambda: Groups(center))
 
 
 __all__ = ["Groups", "description", "groups_of"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -243,7 +244,7 @@ def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookCo
                     resource="ou",
                     target=ref,
                     key=f"ou:{ref}",
-                    run=lambda ref=ref: ActionResult(message=f"created OU {ref} ({org.create_ou_path(ref)})"),
+                    run=partial(_create_ou, org, ref),
                 )
             )
         else:
@@ -272,6 +273,10 @@ def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookCo
         actions += _ou_attachments(guards, org, ref, wanted, in_place, problems)
     actions += _unused_policies(guards, set(scps))
     return Observation(actions=tuple(actions), in_place=frozenset(in_place), problems=problems)
+
+
+def _create_ou(org: OrgView, ref: str) -> ActionResult:
+    return ActionResult(message=f"created OU {ref} ({org.create_ou_path(ref)})")
 
 
 def _policy_actions(
@@ -342,7 +347,7 @@ def _ou_attachments(
             target=f"{name} @ {ref}",
             key=f"scp-ou:{name}@{ref}",
             requires=(f"ou:{ref}", f"scp-policy:{name}", "scp-type"),
-            run=lambda name=name: attach(name),
+            run=partial(attach, name),
         )
         for name in missing
     ]
@@ -356,7 +361,7 @@ def _ou_attachments(
                     target=f"{name} @ {ref}",
                     key=f"scp-ou-detach:{name}@{ref}",
                     requires=tuple(f"scp-ou:{n}@{ref}" for n in sorted(wanted)),
-                    run=lambda pid=pid, name=name, target=ou_id: guards.detach(pid, name, target),
+                    run=partial(guards.detach, pid, name, ou_id or ""),
                 )
             )
     return actions
@@ -380,7 +385,7 @@ def _unused_policies(guards: Guardrails, wanted: Iterable[str]) -> list[Action]:
                 resource="scp",
                 target=name,
                 detail="no landing zone uses it",
-                run=lambda pid=summary["Id"], name=name: guards.delete(pid, name),
+                run=partial(guards.delete, summary["Id"], name),
             )
         )
     return actions
@@ -432,7 +437,7 @@ def account_actions(run: Any, tenant: TenantSpec, ctx: HookContext) -> Observati
             key=f"scp-account:{name}@{tenant.key}",
             requires=(f"scp-policy:{name}", "scp-type")
             + ((f"scp-account-room:{name}@{tenant.key}",) if problems else ()),
-            run=lambda name=name: attach(name),
+            run=partial(attach, name),
         )
         for name in missing
     ]
@@ -443,7 +448,7 @@ def account_actions(run: Any, tenant: TenantSpec, ctx: HookContext) -> Observati
             resource="scp-attachment",
             target=f"{name} @ account",
             key=f"scp-account-detach:{name}@{tenant.key}",
-            run=lambda pid=pid, name=name: detach(pid, name),
+            run=partial(detach, pid, name),
         )
         for pid, name in sorted(attached.items(), key=lambda x: x[1])
         if aid and name not in wanted and guards.owned(pid, name)

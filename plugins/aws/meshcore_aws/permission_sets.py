@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 from typing import Any
 
 from meshcore.actions import Action, ActionResult, Observation, Phase
@@ -129,7 +130,7 @@ class PermissionSets:
 
 
 def permission_sets_of(center: IdentityCenter) -> PermissionSets:
-    return center.view("permission_sets", lambda: PermissionSets(center))  # type: ignore[no-any-return]
+    return center.view("permission_sets", lambda: PermissionSets(center))
 
 
 def _description(ps: PermissionSetConfig) -> str:
@@ -164,7 +165,7 @@ def platform_actions(
                     resource="permission-set",
                     target=ps.name,
                     key=key,
-                    run=lambda ps=ps: _create(center, sets, ps),
+                    run=partial(_create, center, sets, ps),
                 )
             )
             continue
@@ -199,7 +200,7 @@ def platform_actions(
                 target=ps.name,
                 key=key,
                 detail=detail + "; then provision it to every account that has it",
-                run=lambda ps=ps, arn=arn, pending=pending: _converge(center, sets, ctx, ps, arn, pending),
+                run=partial(_converge, center, sets, ctx, ps, arn, pending),
             )
         )
     for target in sorted({t for m in _mappings(ic, landing_zones) for t in m if t.startswith("arn:")}):

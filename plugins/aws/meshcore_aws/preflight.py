@@ -10,6 +10,7 @@ region and its identity source; CloudFormation StackSets in the automation accou
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,15 +54,7 @@ def run_preflight(run: AwsRun) -> PreflightReport:
             )
             continue
         label = "base credentials" if ref == "base" else ref.role_arn
-        checks.append(
-            _check(
-                f"assume {scope} role",
-                scope,
-                lambda scope=scope, label=label: (
-                    f"{label}: {sessions.client(scope, 'sts').get_caller_identity()['Arn']}"
-                ),
-            )
-        )
+        checks.append(_check(f"assume {scope} role", scope, partial(_whoami, sessions, scope, label)))
     org = sessions.org()
     checks.append(
         _check(
@@ -71,11 +64,11 @@ def run_preflight(run: AwsRun) -> PreflightReport:
         )
     )
     for name, call in (
-        ("organizations:ListRoots", lambda: org.list_roots()),
-        ("organizations:ListAccounts", lambda: org.list_accounts(MaxResults=1)),
-        ("organizations:ListCreateAccountStatus", lambda: org.list_create_account_status(MaxResults=1)),
+        ("organizations:ListRoots", partial(org.list_roots)),
+        ("organizations:ListAccounts", partial(org.list_accounts, MaxResults=1)),
+        ("organizations:ListCreateAccountStatus", partial(org.list_create_account_status, MaxResults=1)),
     ):
-        checks.append(_check(name, "management", lambda call=call: (call(), "")[1]))
+        checks.append(_check(name, "management", partial(_quiet, call)))
     checks.append(
         _check(
             "trusted access for AWS Account Management (renaming accounts)",
@@ -102,6 +95,15 @@ def run_preflight(run: AwsRun) -> PreflightReport:
             )
         )
     return PreflightReport(checks=tuple(checks))
+
+
+def _whoami(sessions: Any, scope: str, label: str) -> str:
+    return f"{label}: {sessions.client(scope, 'sts').get_caller_identity()['Arn']}"
+
+
+def _quiet(call: Callable[[], Any]) -> str:
+    call()
+    return ""
 
 
 def _feature_set(org: dict[str, Any]) -> str:

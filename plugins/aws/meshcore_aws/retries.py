@@ -62,10 +62,10 @@ def instant_backoff(enabled: bool = True) -> None:
     from botocore.retries import standard
 
     if enabled and not hasattr(standard.ExponentialBackoff, "_meshcore_delay"):
-        standard.ExponentialBackoff._meshcore_delay = standard.ExponentialBackoff.delay_amount  # type: ignore[attr-defined]
-        standard.ExponentialBackoff.delay_amount = lambda self, context: 0  # type: ignore[method-assign]
+        standard.ExponentialBackoff._meshcore_delay = standard.ExponentialBackoff.delay_amount
+        standard.ExponentialBackoff.delay_amount = lambda self, context: 0
     elif not enabled and hasattr(standard.ExponentialBackoff, "_meshcore_delay"):
-        standard.ExponentialBackoff.delay_amount = standard.ExponentialBackoff._meshcore_delay  # type: ignore[attr-defined]
+        standard.ExponentialBackoff.delay_amount = standard.ExponentialBackoff._meshcore_delay
         del standard.ExponentialBackoff._meshcore_delay
 
 

@@ -66,13 +66,13 @@ class AwsRun:
     def guardrails(self) -> Guardrails:
         from meshcore_aws.guardrails import Guardrails
 
-        return self._once("guardrails", lambda: Guardrails(self.org, self.cfg))  # type: ignore[no-any-return]
+        return self._once("guardrails", lambda: Guardrails(self.org, self.cfg))
 
     @property
     def baselines(self) -> Baselines:
         from meshcore_aws.baselines import Baselines
 
-        return self._once("baselines", lambda: Baselines(self.sessions, self.cfg, self.sleep))  # type: ignore[no-any-return]
+        return self._once("baselines", lambda: Baselines(self.sessions, self.cfg, self.sleep))
 
     @property
     def identity_center(self) -> IdentityCenter:
@@ -80,7 +80,7 @@ class AwsRun:
 
         ic = self.cfg.identity_center
         assert ic is not None
-        return self._once(  # type: ignore[no-any-return]
+        return self._once(
             "identity_center",
             lambda: IdentityCenter(
                 self.sessions, self.cfg, self.sleep, self._ctx.limiter("identity-center", ic.max_in_flight)
@@ -91,4 +91,4 @@ class AwsRun:
 def aws_run(platform: PlatformSpec, ctx: HookContext) -> AwsRun:
     """This run's :class:`AwsRun` of ``platform`` (one per run and platform, shared by all tenants)."""
     run: Any = ctx.cache.get("aws", lambda: AwsRun(platform, ctx))
-    return run  # type: ignore[no-any-return]
+    return run

@@ -24,8 +24,8 @@ from meshcore.errors import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, RoleRef
 
-#: (event name, handler) pairs registered on every client created here
-#: (tests and benchmarks count API calls with ``before-call``).
+#: (event name, handler) pairs registered, first, on every client created here (tests and benchmarks
+#: count API calls on ``before-send``, and may answer a request themselves to simulate a fault).
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
 
 
@@ -33,7 +33,7 @@ def _role_credentials(refresh: Callable[[], dict[str, str]]) -> Any:
     """Refreshable credentials that can also be expired on demand (when AWS says the token expired)."""
     from botocore.credentials import DeferredRefreshableCredentials
 
-    class RoleCredentials(DeferredRefreshableCredentials):  # type: ignore[misc]
+    class RoleCredentials(DeferredRefreshableCredentials):
         def expire(self) -> None:
             with self._refresh_lock:
                 self._expiry_time = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -132,8 +132,8 @@ class Sessions:
                 creds.expire()
 
         retries.install(client, cfg.max_attempts, on_expired=expire)
-        for name, handler in EVENT_HOOKS:
-            client.meta.events.register(name, handler)
+        for name, handler in reversed(EVENT_HOOKS):
+            client.meta.events.register_first(name, handler)
         return client
 
     def client(self, scope: str, service: str, region: str | None = None, read_timeout: int = 60) -> Any:

@@ -559,7 +559,7 @@ def _configure(
             and current != want.alias
             and (current is None or run.cfg.alias_mode == "enforce")
         ):
-            actions.append(_alias_action(run, ctx, want.alias, current))  # type: ignore[arg-type]
+            actions.append(_alias_action(run, ctx, want.alias, current))
     return actions
 
 

@@ -103,21 +103,23 @@ def _patch_ssoadmin() -> None:
         request = self._get_param("ProvisionPermissionSetRequestId")
         status = PROVISIONING.requests.get(request)
         if status is None:
-            from moto.ssoadmin.exceptions import ResourceNotFound
+            from moto.ssoadmin.exceptions import ResourceNotFoundException
 
-            raise ResourceNotFound("no such provisioning request")
+            raise ResourceNotFoundException("no such provisioning request")
         return json.dumps({"PermissionSetProvisioningStatus": status})
 
     def list_accounts_for_provisioned_permission_set(self: Any) -> str:
         ps = self._get_param("PermissionSetArn")
         return json.dumps({"AccountIds": PROVISIONING.listed(ps, self._get_param("ProvisioningStatus"))})
 
-    SSOAdminResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
-    SSOAdminResponse.provision_permission_set = provision_permission_set  # type: ignore[method-assign]
-    SSOAdminResponse.describe_permission_set_provisioning_status = describe_permission_set_provisioning_status  # type: ignore[attr-defined]
-    SSOAdminResponse.list_accounts_for_provisioned_permission_set = (
-        list_accounts_for_provisioned_permission_set  # type: ignore[method-assign]
-    )
+    responses = {
+        "list_tags_for_resource": list_tags_for_resource,
+        "provision_permission_set": provision_permission_set,
+        "describe_permission_set_provisioning_status": describe_permission_set_provisioning_status,
+        "list_accounts_for_provisioned_permission_set": list_accounts_for_provisioned_permission_set,
+    }
+    for name, handler in responses.items():
+        setattr(SSOAdminResponse, name, handler)
 
     create, delete = SSOAdminBackend.create_account_assignment, SSOAdminBackend.delete_account_assignment
 
@@ -135,8 +137,8 @@ def _patch_ssoadmin() -> None:
         PROVISIONING.unassigned(kw["permission_set_arn"], kw["target_id"], still)
         return out
 
-    SSOAdminBackend.create_account_assignment = create_account_assignment  # type: ignore[method-assign]
-    SSOAdminBackend.delete_account_assignment = delete_account_assignment  # type: ignore[method-assign]
+    SSOAdminBackend.create_account_assignment = create_account_assignment  # type: ignore[method-assign,assignment]
+    SSOAdminBackend.delete_account_assignment = delete_account_assignment  # type: ignore[method-assign,assignment]
 
     for name in (
         "update_permission_set",

@@ -269,7 +269,7 @@ def test_a_group_created_by_a_run_that_died_is_adopted_not_duplicated(world, sso
 
     crashed = {"n": 0}
 
-    def die_after_create(event_name="", http_response=None, **_kw):
+    def die_after_create(event_name="", **_kw):
         if event_name.endswith("CreateGroup") and crashed["n"] == 0:
             crashed["n"] += 1
             raise SimulatedCrash("killed after CreateGroup returned, before the group was recorded")

@@ -1,3 +1,3 @@
 """Reference platform plugin for meshcore (platform type ``folders``): a complete, small example to copy."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

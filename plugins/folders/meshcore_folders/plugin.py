@@ -24,6 +24,7 @@ import os
 import shutil
 import threading
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def _name(tenant: TenantSpec) -> str:
 
 def _read(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / META).read_text())  # type: ignore[no-any-return]
+        return json.loads((folder / META).read_text())
     except FileNotFoundError:
         return None
 
@@ -386,7 +387,7 @@ def meshplatform_access_actions(platform: PlatformSpec, tenant: TenantSpec, ctx:
             change=ChangeAction.DELETE,
             resource="access",
             target=f"{perm}/{user}",
-            run=lambda perm=perm, user=user: change(perm, user, grant=False),
+            run=partial(change, perm, user, False),
         )
         for perm, user in sorted(have - want)
     ]
@@ -397,7 +398,7 @@ def meshplatform_access_actions(platform: PlatformSpec, tenant: TenantSpec, ctx:
             resource="access",
             target=f"{perm}/{user}",
             requires=(f"guardrails:{name}",),
-            run=lambda perm=perm, user=user: change(perm, user, grant=True),
+            run=partial(change, perm, user, True),
         )
         for perm, user in sorted(want - have)
     ]
