@@ -23,6 +23,7 @@ from meshcore.state import StateStore
 from meshcore_aws import plugin as aws_plugin
 from meshcore_aws import sessions as aws_sessions
 from meshcore_aws.counting import CallCounter
+from meshcore_aws.run import reset_sessions
 from meshcore_aws.sandbox import Sandbox
 
 
@@ -43,12 +44,14 @@ def config(n: int, *, poll: float = 0.0, concurrency: int = 8, access: bool = Tr
             )
         workspaces.append({"id": f"ws{w}", "projects": projects})
     platform: dict[str, Any] = {
+        "management": "base",
         "account_email_pattern": "aws+{workspace}-{project}@bench.example.com",
         "poll_interval_seconds": poll,
         "create_wait_seconds": 600,
     }
     if access:
         platform["identity_center"] = {
+            "region": "us-east-1",
             "permission_sets": [
                 {"name": "Developer", "managed_policies": ["arn:aws:iam::aws:policy/PowerUserAccess"]}
             ],
@@ -86,7 +89,7 @@ def sandbox(latency: float = 0.0):
         os.environ.update(box.env())
         counter = CallCounter(latency)
         aws_sessions.EVENT_HOOKS[:] = counter.hooks()
-        aws_plugin.reset_sessions()
+        reset_sessions()
         yield box, counter
     finally:
         aws_sessions.EVENT_HOOKS[:] = []

@@ -5,14 +5,15 @@ the public contract; other modules are internals that may change):
 
 * the marker: :data:`hookimpl`;
 * what observing hooks return: :class:`Observation`, :class:`Action`,
-  :class:`ActionResult`, :class:`ActionStatus`, :class:`Phase`, :class:`ChangeAction`;
+  :class:`ActionResult`, :class:`ActionStatus`, :class:`Phase`, :class:`ChangeAction`,
+  and :func:`merge` to combine observations;
 * what hooks receive: :class:`PlatformSpec`, :class:`LandingZoneSpec`,
   :class:`TenantSpec`, :class:`BindingSpec`, :class:`WorkspaceRef`,
   :class:`ProjectRef`, :class:`Period`, :class:`TenantRef`, :class:`TenantStatus`;
 * the other results: :class:`PlatformType`, :class:`Capability`,
   :class:`ValidationProblem`, :class:`PreflightReport`, :class:`PreflightCheck`,
   :class:`CostCollection`, :class:`CostRecord`, :class:`DiscoveredTenant`;
-* the context and errors: :class:`HookContext`, :class:`PlatformError`,
+* the context and errors: :class:`HookContext` (with :class:`JournalEntry`), :class:`PlatformError`,
   :class:`ConflictError`.
 
 The hook specs themselves are in :mod:`meshcore.hookspecs` and documented in
@@ -22,17 +23,46 @@ The hook specs themselves are in :mod:`meshcore.hookspecs` and documented in
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshcore.hookspecs import CONTRACT_VERSION, hookimpl
 
 __version__ = "0.2.0"
+
+if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
+    from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase, merge
+    from meshcore.context import HookContext, JournalEntry
+    from meshcore.errors import ConflictError, PlatformError
+    from meshcore.models import TenantStatus
+    from meshcore.results import (
+        Capability,
+        ChangeAction,
+        CostCollection,
+        CostRecord,
+        DiscoveredTenant,
+        PlatformType,
+        PreflightCheck,
+        PreflightReport,
+        ValidationProblem,
+    )
+    from meshcore.specs import (
+        BindingSpec,
+        LandingZoneSpec,
+        Period,
+        PlatformSpec,
+        ProjectRef,
+        TenantRef,
+        TenantSpec,
+        WorkspaceRef,
+    )
 
 _PUBLIC: dict[str, str] = {
     "Action": "meshcore.actions",
     "ActionResult": "meshcore.actions",
     "ActionStatus": "meshcore.actions",
     "Observation": "meshcore.actions",
+    "merge": "meshcore.actions",
+    "JournalEntry": "meshcore.context",
     "Phase": "meshcore.actions",
     "ChangeAction": "meshcore.results",
     "Capability": "meshcore.results",
@@ -57,7 +87,39 @@ _PUBLIC: dict[str, str] = {
     "ConflictError": "meshcore.errors",
 }
 
-__all__ = ["CONTRACT_VERSION", "__version__", "hookimpl", *sorted(_PUBLIC)]
+__all__ = [
+    "CONTRACT_VERSION",
+    "Action",
+    "ActionResult",
+    "ActionStatus",
+    "BindingSpec",
+    "Capability",
+    "ChangeAction",
+    "ConflictError",
+    "CostCollection",
+    "CostRecord",
+    "DiscoveredTenant",
+    "HookContext",
+    "JournalEntry",
+    "LandingZoneSpec",
+    "Observation",
+    "Period",
+    "Phase",
+    "PlatformError",
+    "PlatformSpec",
+    "PlatformType",
+    "PreflightCheck",
+    "PreflightReport",
+    "ProjectRef",
+    "TenantRef",
+    "TenantSpec",
+    "TenantStatus",
+    "ValidationProblem",
+    "WorkspaceRef",
+    "__version__",
+    "hookimpl",
+    "merge",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -61,7 +61,7 @@ def _type(tp: Any) -> str:
 
 def _models(tp: Any) -> list[type[BaseModel]]:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [tp]
+        return [] if tp is BaseModel else [tp]  # ``type[BaseModel]`` (a model class) is no nested model
     return [m for a in typing.get_args(tp) for m in _models(a)]
 
 

@@ -87,7 +87,7 @@ Generated from `meshcore/hookspecs.py`, `meshcore/actions.py` and the models by
 is out of date.
 
 This is **hook contract version {version}**. How the core runs what these hooks return
-(phases, gating, `requires`, deletion) is explained in [Concepts](concepts.md#actions-and-phases);
+(phases, gating, `requires`, deletion) is explained in [Concepts](concepts.md#plan-and-apply-observations-and-actions);
 how to write a plugin, with a tested example, in [Writing a plugin](writing-plugins.md).
 
 Conventions that hold for every hook:

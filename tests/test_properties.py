@@ -313,7 +313,7 @@ def test_fake_platform_keeps_its_promises_under_random_edits_crashes_and_faults(
         FakeWorld,
         settings=settings(
             max_examples=EXAMPLES,
-            stateful_step_count=20,
+            stateful_step_count=int(os.environ.get("MESHCORE_PROPERTY_STEPS", "20")),
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),

@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from meshcore.actions import Action, ActionResult, Observation, Phase
-from meshcore.context import HookContext
-from meshcore.errors import PlatformError
-from meshcore.models import TenantStatus
-from meshcore.results import ChangeAction
-from meshcore.specs import TenantSpec
+from meshcore import (
+    Action,
+    ActionResult,
+    ChangeAction,
+    HookContext,
+    Observation,
+    Phase,
+    PlatformError,
+    TenantSpec,
+    TenantStatus,
+)
 from meshcore_aws import privilege
 from meshcore_aws.assignments import Assignments, assignments_of
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig

@@ -34,11 +34,19 @@ from typing import Any
 import yaml
 from botocore.exceptions import ClientError
 
-from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
-from meshcore.context import HookContext, JournalEntry
-from meshcore.errors import PlatformError
-from meshcore.results import ChangeAction
-from meshcore.specs import LandingZoneSpec, TenantSpec
+from meshcore import (
+    Action,
+    ActionResult,
+    ActionStatus,
+    ChangeAction,
+    HookContext,
+    JournalEntry,
+    LandingZoneSpec,
+    Observation,
+    Phase,
+    PlatformError,
+    TenantSpec,
+)
 from meshcore_aws import naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone, BaselineConfig
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,61 +62,74 @@ def demo(
     config: Path = typer.Option(None, "--config", "-c", help="Default: examples/aws/meshcore.yaml."),
     state: str = typer.Option(None, "--state", help="Default: a fresh temporary state store."),
 ) -> None:
-    """Replicate the example organization into a fresh in-process sandbox, twice, and show the result."""
-    from meshcore.chargeback import statements
-    from meshcore.config import load_config
-    from meshcore.costs import CostService, month_bounds
-    from meshcore.plugins import PluginRegistry
-    from meshcore.reconciler import Reconciler
-    from meshcore.state import StateStore
+    """Replicate the example organization into a fresh in-process sandbox, twice, and show the result.
+
+    The demo runs the same ``meshcore`` commands a user runs (``apply``, ``status``,
+    ``costs collect``, ``chargeback export``) against the sandbox.
+    """
     from meshcore_aws.sandbox import Sandbox
 
     config = config or _example_config()
+    state = state or f"sqlite:///{tempfile.mkdtemp(prefix='meshcore-demo-')}/state.db"
     box = Sandbox()
     box.start()
     try:
         box.bootstrap()
-        os.environ.update(box.env())
+        env = {**os.environ, **box.env()}
         console.print(
             f"[bold]Sandbox[/] AWS organization at {box.endpoint} "
             f"(management {box.accounts['management']}, meshcloud {box.accounts['meshcloud']}, "
             f"automation {box.accounts['automation']})"
         )
-        store = StateStore.open(state or f"sqlite:///{tempfile.mkdtemp(prefix='meshcore-demo-')}/state.db")
-        registry = PluginRegistry.discover()
-        loaded = load_config(config, registry)
+        common = ["--config", str(config), "--state", state]
         for attempt in ("first", "second"):
             t0 = time.perf_counter()
-            report = Reconciler(loaded, store, registry).apply()
-            counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items()))
-            verdict = (
-                "no changes" if not report.counts().get("changed") and not report.failed else "converged"
-            )
+            report, code = _meshcore(env, "apply", *common, "-o", "json")
+            counts = ", ".join(f"{v} {k}" for k, v in sorted(report["counts"].items()))
+            failed = [i for i in report["items"] if i["status"] == "failed"]
+            verdict = "no changes" if not report["counts"].get("changed") and not failed else "converged"
             console.print(
                 f"[bold]{attempt} apply[/]: {counts} in {time.perf_counter() - t0:.1f}s — {verdict}"
             )
-            for r in report.failed:
-                console.print(f"  [red]✗ {r.key}: {r.message}[/]")
-        _show_tenants(box, store)
+            for item in failed:
+                console.print(f"  [red]✗ {item['key']}: {item['message']}[/]")
+            if code not in (0, 1):
+                raise typer.Exit(code)
+        status, _ = _meshcore(env, "status", "--state", state, "-o", "json")
+        _show_tenants(box, status["tenants"])
         _show_access(box)
         today = dt.datetime.now(dt.UTC).date().replace(day=1)
-        last = (today - dt.timedelta(days=1)).strftime("%Y-%m")
-        start, end = month_bounds(last)
-        accounts = [t.platform_tenant_id for t in store.tenants() if t.platform_tenant_id]
-        box.inject_costs(start.isoformat(), end.isoformat(), accounts)
-        result = CostService(loaded, store, registry).collect([last])
+        end = today - dt.timedelta(days=1)
+        last = end.strftime("%Y-%m")
+        accounts = [t["platform_tenant_id"] for t in status["tenants"] if t["platform_tenant_id"]]
+        box.inject_costs(end.replace(day=1).isoformat(), today.isoformat(), accounts)
+        result, _ = _meshcore(env, "costs", "collect", "--period", last, *common, "-o", "json")
         console.print(
-            f"[bold]costs[/] {last}: {result.lines} usage lines from {result.requests.get('aws', 0)} "
-            f"Cost Explorer request(s) ({result.request_cost.get('aws')}), {result.unattributed} unattributed"
+            f"[bold]costs[/] {last}: {result['lines']} usage lines from {result['requests'].get('aws', 0)} "
+            f"Cost Explorer request(s) ({result['request_cost'].get('aws')}), "
+            f"{result['unattributed']} unattributed"
         )
-        _show_chargeback(
-            statements(store, last, loaded.document.settings.costs.finalize_after_days, loaded), last
-        )
+        rows, _ = _meshcore(env, "chargeback", "export", "--period", last, "--format", "json", *common)
+        _show_chargeback(rows, last)
     finally:
         box.stop()
 
 
-def _show_tenants(box: Any, store: Any) -> None:
+def _meshcore(env: dict[str, str], *args: str) -> tuple[Any, int]:
+    """Run one ``meshcore`` command as a user would and return its JSON output and exit code."""
+    done = subprocess.run(
+        [sys.executable, "-m", "meshcore", *args], env=env, capture_output=True, text=True, check=False
+    )
+    try:
+        return json.loads(done.stdout), done.returncode
+    except json.JSONDecodeError:
+        console.print(
+            f"[red]meshcore {args[0]} failed (exit {done.returncode}):[/]\n{done.stderr or done.stdout}"
+        )
+        raise typer.Exit(done.returncode or 1) from None
+
+
+def _show_tenants(box: Any, tenants: list[dict[str, Any]]) -> None:
     org = box.client("organizations")
     names: dict[str, str] = {}
 
@@ -127,23 +142,18 @@ def _show_tenants(box: Any, store: Any) -> None:
     table = Table(title="Tenants")
     for col in ("tenant", "account", "OU", "alias", "replicated tags (meshcore:)"):
         table.add_column(col)
-    for t in store.tenants():
-        parent = (
-            org.list_parents(ChildId=t.platform_tenant_id)["Parents"][0]["Id"] if t.platform_tenant_id else ""
-        )
-        tags = (
-            org.list_tags_for_resource(ResourceId=t.platform_tenant_id)["Tags"]
-            if t.platform_tenant_id
-            else []
-        )
+    for t in tenants:
+        account = t["platform_tenant_id"]
+        parent = org.list_parents(ChildId=account)["Parents"][0]["Id"] if account else ""
+        tags = org.list_tags_for_resource(ResourceId=account)["Tags"] if account else []
         shown = sorted(
             (x["Key"].split(":", 1)[-1], x["Value"]) for x in tags if x["Key"].startswith("meshcore:")
         )
         table.add_row(
-            t.key,
-            t.platform_tenant_id or "-",
+            t["tenant"],
+            account or "-",
             names.get(parent, parent),
-            t.attributes.get("alias", ""),
+            t["attributes"].get("alias", ""),
             ", ".join(f"{k}={v}" for k, v in shown if k not in ("workspace", "project", "platform")),
         )
     console.print(table)

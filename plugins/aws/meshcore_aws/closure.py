@@ -17,11 +17,18 @@ import datetime as dt
 
 from botocore.exceptions import ClientError
 
-from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
-from meshcore.context import HookContext
-from meshcore.errors import ConflictError, PlatformError
-from meshcore.results import ChangeAction
-from meshcore.specs import TenantSpec
+from meshcore import (
+    Action,
+    ActionResult,
+    ActionStatus,
+    ChangeAction,
+    ConflictError,
+    HookContext,
+    Observation,
+    Phase,
+    PlatformError,
+    TenantSpec,
+)
 from meshcore_aws import accounts, retries
 from meshcore_aws.run import AwsRun
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from meshcore.results import CostCollection, CostRecord
+from meshcore import CostCollection, CostRecord
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig
 

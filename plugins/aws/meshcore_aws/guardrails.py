@@ -24,11 +24,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
-from meshcore.context import HookContext
-from meshcore.errors import PlatformError
-from meshcore.results import ChangeAction
-from meshcore.specs import LandingZoneSpec, TenantSpec
+from meshcore import (
+    Action,
+    ActionResult,
+    ActionStatus,
+    ChangeAction,
+    HookContext,
+    LandingZoneSpec,
+    Observation,
+    Phase,
+    PlatformError,
+    TenantSpec,
+)
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone, ScpConfig
 from meshcore_aws.organization import OrgView

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from meshcore.errors import PlatformError
+from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig
 

@@ -8,10 +8,7 @@ actions when its deletion is approved.
 
 from __future__ import annotations
 
-from meshcore.actions import Observation, merge
-from meshcore.context import HookContext
-from meshcore.models import TenantStatus
-from meshcore.specs import TenantSpec
+from meshcore import HookContext, Observation, TenantSpec, TenantStatus, merge
 from meshcore_aws import baselines, guardrails, post_hook
 from meshcore_aws.run import AwsRun
 from meshcore_aws.vending import desired_state

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from meshcore.errors import PlatformError
+from meshcore import PlatformError
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^{}]+))?\}")
 KNOWN = {"workspace", "project", "platform", "workspace_name", "project_name", "tag"}

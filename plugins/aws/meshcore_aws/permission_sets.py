@@ -18,10 +18,16 @@ import threading
 from functools import partial
 from typing import Any
 
-from meshcore.actions import Action, ActionResult, Observation, Phase
-from meshcore.context import HookContext, JournalEntry
-from meshcore.results import ChangeAction
-from meshcore.specs import LandingZoneSpec
+from meshcore import (
+    Action,
+    ActionResult,
+    ChangeAction,
+    HookContext,
+    JournalEntry,
+    LandingZoneSpec,
+    Observation,
+    Phase,
+)
 from meshcore_aws import retries
 from meshcore_aws.config import PermissionSetConfig
 from meshcore_aws.identity_center import IdentityCenter

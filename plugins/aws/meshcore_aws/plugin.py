@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import contextlib
 
-from meshcore import hookimpl
-from meshcore.actions import Observation, merge
-from meshcore.context import HookContext
-from meshcore.models import TenantStatus
-from meshcore.results import (
+from meshcore import (
     Capability,
     CostCollection,
     DiscoveredTenant,
+    HookContext,
+    LandingZoneSpec,
+    Observation,
+    Period,
+    PlatformSpec,
     PlatformType,
     PreflightReport,
+    TenantRef,
+    TenantSpec,
+    TenantStatus,
     ValidationProblem,
+    hookimpl,
+    merge,
 )
-from meshcore.specs import LandingZoneSpec, Period, PlatformSpec, TenantRef, TenantSpec
 from meshcore_aws.config import AwsConfig, AwsLandingZone
 
 TYPE = "aws"

@@ -16,11 +16,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from meshcore.actions import Action, ActionResult, Phase
-from meshcore.context import HookContext
-from meshcore.errors import PlatformError
-from meshcore.results import ChangeAction
-from meshcore.specs import TenantSpec
+from meshcore import Action, ActionResult, ChangeAction, HookContext, Phase, PlatformError, TenantSpec
 from meshcore_aws import retries
 from meshcore_aws.config import AwsLandingZone
 from meshcore_aws.run import AwsRun

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from meshcore.results import PreflightCheck, PreflightReport
+from meshcore import PreflightCheck, PreflightReport
 from meshcore_aws import retries
 from meshcore_aws.run import AwsRun
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from meshcore.context import HookContext
-from meshcore.specs import PlatformSpec
+from meshcore import HookContext, PlatformSpec
 from meshcore_aws.config import AwsConfig
 from meshcore_aws.organization import OrgView
 from meshcore_aws.sessions import Sessions

@@ -52,6 +52,7 @@ class Sandbox:
 
     def start(self) -> str:
         import logging
+        import warnings
 
         import meshcore_aws_emulator
         from moto.server import ThreadedMotoServer
@@ -59,6 +60,9 @@ class Sandbox:
         meshcore_aws_emulator.patch()
         meshcore_aws_emulator.reset()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # The emulator's notes on resource types it does not model are not the user's problem.
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
         if not self.port:
             with socket.socket() as s:
                 s.bind((self.host, 0))

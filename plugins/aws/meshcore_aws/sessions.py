@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from meshcore.errors import PlatformError
+from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, RoleRef
 

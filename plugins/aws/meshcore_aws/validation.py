@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from meshcore.results import ValidationProblem
-from meshcore.specs import LandingZoneSpec
+from meshcore import LandingZoneSpec, ValidationProblem
 from meshcore_aws.config import AwsConfig, AwsLandingZone, RoleRef
 
 

@@ -26,11 +26,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
-from meshcore.context import HookContext, JournalEntry
-from meshcore.errors import ConflictError, PlatformError
-from meshcore.results import ChangeAction
-from meshcore.specs import TenantSpec
+from meshcore import (
+    Action,
+    ActionResult,
+    ActionStatus,
+    ChangeAction,
+    ConflictError,
+    HookContext,
+    JournalEntry,
+    Observation,
+    Phase,
+    PlatformError,
+    TenantSpec,
+)
 from meshcore_aws import accounts, naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone
 from meshcore_aws.guardrails import target_keys

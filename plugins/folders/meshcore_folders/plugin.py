@@ -30,23 +30,31 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshcore import hookimpl
-from meshcore.actions import Action, ActionResult, Observation, Phase
-from meshcore.context import HookContext
-from meshcore.errors import ConflictError, PlatformError
-from meshcore.models import TenantStatus
-from meshcore.results import (
+from meshcore import (
+    Action,
+    ActionResult,
     Capability,
     ChangeAction,
+    ConflictError,
     CostCollection,
     CostRecord,
     DiscoveredTenant,
+    HookContext,
+    LandingZoneSpec,
+    Observation,
+    Period,
+    Phase,
+    PlatformError,
+    PlatformSpec,
     PlatformType,
     PreflightCheck,
     PreflightReport,
+    TenantRef,
+    TenantSpec,
+    TenantStatus,
     ValidationProblem,
+    hookimpl,
 )
-from meshcore.specs import LandingZoneSpec, Period, PlatformSpec, TenantRef, TenantSpec
 
 TYPE = "folders"
 META = "tenant.json"
