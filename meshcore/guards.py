@@ -70,3 +70,13 @@ def check_identity(store: StateStore, platform_id: str, type_name: str, identity
                 f"with live tenants; renaming a platform id would bind each cloud tenant to two tenants. "
                 f"Rename it back to {other!r}"
             )
+
+
+def check_distinct(platform_id: str, identity: str, seen: dict[str, str]) -> None:
+    """Refuse two platforms of one config that point at the same cloud (one account, two tenants)."""
+    for other, known in seen.items():
+        if known == identity and other != platform_id:
+            raise RefusedError(
+                f"platforms {other!r} and {platform_id!r} both point at {identity}; each cloud may be "
+                "configured once, or every tenant would be bound twice. Remove one of them"
+            )

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshcore import guards
@@ -111,6 +112,7 @@ class Reconciler:
         self.today = today
         self.on_progress = on_progress
         self.concurrency = config.document.settings.concurrency
+        self._identities: dict[str, str] = {}  # platform id -> identity, for this run
 
     # -- shared ---------------------------------------------------------------------
 
@@ -138,6 +140,9 @@ class Reconciler:
         implemented = self.registry.implements(platform.type, "meshplatform_identity")
         identity = self.registry.call("meshplatform_identity", platform, ctx=ctx) if implemented else None
         guards.check_identity(self.store, platform.id, platform.type, identity)
+        if identity:
+            guards.check_distinct(platform.id, identity, self._identities)
+            self._identities[platform.id] = identity
         if record:
             self.store.record_platform(platform.id, platform.type, identity or "")
 
@@ -150,26 +155,36 @@ class Reconciler:
         )
         return obs
 
-    def _observe_tenant(self, tenant: TenantSpec, ctx: HookContext) -> Observation:
-        """Ask the tenant, landing-zone and access hooks; the latter two see the tenant the first one found."""
+    def _observe_tenant(self, tenant: TenantSpec, ctx: HookContext) -> Observed:
+        """Ask the tenant, landing-zone and access hooks, each on its own.
+
+        The latter two see the tenant the first one found. A hook that fails does not
+        keep the others from being asked: whatever else fails, the access hook's
+        revocations are still known (and run, see :meth:`_converge`).
+        """
         platform = self.config.platforms[tenant.platform_id]
         found: list[Observation] = []
+        errors: dict[str, str] = {}
         live = tenant
         for capability, hook in TENANT_HOOKS:
             if not self._can(platform, capability):
                 continue
-            obs: Observation = self.registry.call(hook, platform, tenant=live, ctx=ctx)
-            if hook == "meshplatform_tenant_actions":
-                if obs.platform_tenant_id and tenant.platform_tenant_id not in (None, obs.platform_tenant_id):
-                    raise PluginError(
-                        platform.type,
-                        f"observed tenant {obs.platform_tenant_id} for {tenant.key}, which is bound to "
-                        f"{tenant.platform_tenant_id}",
-                    )
-                if obs.platform_tenant_id and tenant.platform_tenant_id is None:
-                    live = tenant.model_copy(update={"platform_tenant_id": obs.platform_tenant_id})
+            try:
+                obs: Observation = self.registry.call(hook, platform, tenant=live, ctx=ctx)
+                if hook == "meshplatform_tenant_actions":
+                    seen = obs.platform_tenant_id
+                    if seen and tenant.platform_tenant_id not in (None, seen):
+                        raise PluginError(
+                            platform.type,
+                            f"observed tenant {seen} for {tenant.key}, which is bound to {tenant.platform_tenant_id}",
+                        )
+                    if seen and tenant.platform_tenant_id is None:
+                        live = tenant.model_copy(update={"platform_tenant_id": seen})
+            except MeshcoreError as exc:
+                errors[hook] = redact(str(exc))
+                continue
             found.append(obs)
-        return merge(found)
+        return Observed(merge(found), errors)
 
     # -- plan -----------------------------------------------------------------------
 
@@ -186,6 +201,7 @@ class Reconciler:
         contexts = self._contexts(run.id)
         confirmed: dict[str, Confirmed] = {}
         broken: dict[str, str] = {}
+        self._identities = {}
         for pid, platform in self.config.platforms.items():
             item = Item(f"platform:{pid}", scope="platform", lifecycle="shared")
             try:
@@ -214,24 +230,21 @@ class Reconciler:
             if task.tenant is None:
                 item.status = "skipped"
                 return item
-            if task.tenant.platform_id in broken:
-                item.status = "error"
-                item.message = f"platform {task.tenant.platform_id}: {broken[task.tenant.platform_id]}"
-                return item
             tenant = self._lifecycle_spec(task)
             ctx = contexts[tenant.platform_id].for_tenant(task.key, tenant.platform_tenant_id)
-            try:
-                obs = self._observe_tenant(tenant, ctx)
-            except MeshcoreError as exc:
-                item.status, item.message = "error", redact(str(exc))
-                return item
-            keys = Confirmed(confirmed[tenant.platform_id])
+            observed = self._observe_tenant(tenant, ctx)
+            obs = observed.obs
+            reason = _degraded(broken.get(tenant.platform_id, ""), tenant.platform_id, observed)
+            keys = Confirmed(confirmed.get(tenant.platform_id))
             keys.keys |= obs.in_place
             keys.problems.update(obs.problems)
-            item.actions = predict(obs.actions, phases=phases_for(tenant), confirmed=keys)
+            actions, phases = _runnable(obs.actions, phases_for(tenant), reason)
+            item.actions = predict(actions, phases=phases, confirmed=keys)
             item.platform_tenant_id = tenant.platform_tenant_id or obs.platform_tenant_id
             item.events = _lifecycle_events(task)
             item.status = "changes" if item.actions or item.events else "converged"
+            if reason:
+                item.status, item.message = "error", reason
             return item
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
@@ -305,6 +318,7 @@ class Reconciler:
             contexts = self._contexts(run.id)
             confirmed: dict[str, Confirmed] = {}
             broken: dict[str, str] = {}
+            self._identities = {}
             for pid, platform in self.config.platforms.items():
                 try:
                     self._identity(platform, contexts[pid], record=True)
@@ -325,11 +339,7 @@ class Reconciler:
                     report.items.append(item)
 
             def one(task: Task) -> Item:
-                if task.tenant is not None and task.tenant.platform_id in broken:
-                    item = Item(task.key, lifecycle=task.lifecycle.value, status="failed")
-                    item.message = f"platform {task.tenant.platform_id}: {broken[task.tenant.platform_id]}"
-                else:
-                    item = self._apply_one(task, contexts, confirmed)
+                item = self._apply_one(task, contexts, confirmed, broken)
                 if self.on_progress is not None:
                     self.on_progress(item)
                 return item
@@ -373,7 +383,11 @@ class Reconciler:
     # -- one tenant -------------------------------------------------------------------
 
     def _apply_one(
-        self, task: Task, contexts: dict[str, HookContext], confirmed: dict[str, Confirmed]
+        self,
+        task: Task,
+        contexts: dict[str, HookContext],
+        confirmed: dict[str, Confirmed],
+        broken: dict[str, str],
     ) -> Item:
         item = Item(task.key, lifecycle=task.lifecycle.value)
         if task.tenant is None:
@@ -382,7 +396,10 @@ class Reconciler:
         ctx = contexts[task.tenant.platform_id].for_tenant(task.key, task.tenant.platform_tenant_id)
         try:
             row, tenant = self._enter_lifecycle(task, item)
-            self._converge(tenant, row, ctx, confirmed[tenant.platform_id], item)
+            platform_problem = broken.get(tenant.platform_id, "")
+            self._converge(
+                tenant, row, ctx, confirmed.get(tenant.platform_id) or Confirmed(), item, platform_problem
+            )
         except MeshcoreError as exc:
             item.status, item.message = "failed", redact(str(exc))
         except Exception as exc:  # a core bug must not stop the other tenants either
@@ -436,10 +453,19 @@ class Reconciler:
         return row, tenant
 
     def _converge(
-        self, tenant: TenantSpec, row: TenantRow, ctx: HookContext, platform_keys: Confirmed, item: Item
+        self,
+        tenant: TenantSpec,
+        row: TenantRow,
+        ctx: HookContext,
+        platform_keys: Confirmed,
+        item: Item,
+        platform_problem: str = "",
     ) -> None:
+        """Run the tenant's actions in phase order; with a failed observation, its revocations only."""
         platform = self.config.platforms[tenant.platform_id]
-        obs = self._observe_tenant(tenant, ctx)
+        observed = self._observe_tenant(tenant, ctx)
+        obs = observed.obs
+        reason = _degraded(platform_problem, tenant.platform_id, observed)
         keys = Confirmed(platform_keys)
         keys.keys |= obs.in_place
         keys.problems.update(obs.problems)
@@ -460,9 +486,9 @@ class Reconciler:
                 how = "tenant.imported" if tenant.import_id else "tenant.bound"
                 self.store.audit(how, tenant.key, {"platform_tenant_id": new_id, "action": action.key})
 
-        phases = phases_for(tenant)
+        actions, phases = _runnable(obs.actions, phases_for(tenant), reason)
         outcome = execute(
-            obs.actions,
+            actions,
             phases=phases,
             confirmed=keys,
             plugin=platform.type,
@@ -480,14 +506,24 @@ class Reconciler:
             self.store.update_tenant(row.id, **fields)
         if bound:
             item.events.append(f"bound to {bound['id']}")
-        self._settle(tenant, row, ctx, outcome, item)
+        self._settle(tenant, row, ctx, outcome, item, observed, reason)
 
     def _settle(
-        self, tenant: TenantSpec, row: TenantRow, ctx: HookContext, outcome: Outcome, item: Item
+        self,
+        tenant: TenantSpec,
+        row: TenantRow,
+        ctx: HookContext,
+        outcome: Outcome,
+        item: Item,
+        observed: Observed,
+        reason: str,
     ) -> None:
         """Record revocation and deletion, and the tenant's status for the report."""
         item.message = outcome.first_problem()
-        if outcome.failed:
+        if reason:
+            item.status = "failed"
+            item.message = reason + (f"; {item.message}" if item.message else "")
+        elif outcome.failed:
             item.status = "failed"
         elif outcome.in_progress:
             item.status = "in_progress"
@@ -497,13 +533,17 @@ class Reconciler:
             item.status = "ok"
         if tenant.status != TenantStatus.MARKED_FOR_DELETION:
             return
-        revoked = outcome.phase_complete(Phase.REVOKE) and not any(
-            v.status == "refused" for v in outcome.views
+        revoked = (
+            observed.access_known
+            and outcome.phase_complete(Phase.REVOKE)
+            and not any(v.status == "refused" for v in outcome.views)
         )
         if revoked and row.revoked_at is None:
             self.store.update_tenant(row.id, revoked_at=utcnow())
             self.store.audit("tenant.access_revoked", tenant.key, {})
             item.events.append("access revoked")
+        if reason:
+            return
         if not tenant.deletion_approved:
             if item.status in ("ok", "changed"):
                 item.status = "waiting"
@@ -514,14 +554,58 @@ class Reconciler:
         again = self._observe_tenant(
             tenant.model_copy(update={"platform_tenant_id": ctx.platform_tenant_id}), ctx
         )
-        if again.actions:
+        if not again.complete:
+            item.status, item.message = "failed", again.message()
+            return
+        if again.obs.actions:
             item.status = "in_progress"
-            item.message = "deletion continues: " + "; ".join(a.describe() for a in again.actions[:3])
+            item.message = "deletion continues: " + "; ".join(a.describe() for a in again.obs.actions[:3])
             return
         self.store.update_tenant(row.id, status=TenantStatus.DELETED.value, deleted_at=utcnow())
         self.store.audit("tenant.deleted", tenant.key, {"platform_tenant_id": ctx.platform_tenant_id})
         item.events.append("deleted")
         item.status = "changed"
+
+
+@dataclass
+class Observed:
+    """What the tenant hooks said, and which of them failed (hook name -> message)."""
+
+    obs: Observation
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+    @property
+    def access_known(self) -> bool:
+        """Whether the access hook answered, i.e. the revocations are known."""
+        return "meshplatform_access_actions" not in self.errors
+
+    def message(self) -> str:
+        return "; ".join(self.errors.values())
+
+
+def _degraded(platform_problem: str, platform_id: str, observed: Observed) -> str:
+    """Why only revocations may run for this tenant in this run ("" when everything was observed)."""
+    parts = [f"platform {platform_id}: {platform_problem}"] if platform_problem else []
+    if observed.errors:
+        parts.append(observed.message())
+    return "; ".join(parts)
+
+
+def _runnable(
+    actions: tuple[Action, ...], phases: tuple[Phase, ...], reason: str
+) -> tuple[tuple[Action, ...], tuple[Phase, ...]]:
+    """Everything in the tenant's phases; after a failed observation, only what revokes access.
+
+    What the plugin could not observe may hide a missing guardrail or a wrong account, so
+    nothing is created or granted; taking access away is always safe, and never waits.
+    """
+    if not reason:
+        return actions, phases
+    return tuple(a for a in actions if a.phase == Phase.REVOKE), (Phase.REVOKE,)
 
 
 def _confirmed_by(obs: Observation) -> Confirmed:

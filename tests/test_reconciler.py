@@ -272,6 +272,48 @@ def test_a_failed_revocation_is_retried_every_run_and_shown_by_plan(setup, base_
     assert next(t for t in state_store.tenants() if t.key == "ws1/p2@demo").revoked_at is not None
 
 
+@pytest.mark.parametrize(
+    "failing", ["observe-tenant:ws1-p2", "observe-landing-zone:ws1-p2", "describe-folder:/prod"]
+)
+def test_revocation_runs_even_when_another_observation_fails(setup, base_config, state_store, failing):
+    """A tenant, landing-zone or platform observation that fails never holds up taking access away."""
+    from meshcore.errors import PlatformError
+
+    rec, cloud = setup()
+    tid = by_key(rec.apply())["ws1/p2@demo"].platform_tenant_id
+    del base_config["workspaces"][0]["projects"][1]
+    rec2, _ = setup(base_config)
+    cloud.fail[failing] = PlatformError("the policy service is down")
+    plan = by_key(rec2.plan())["ws1/p2@demo"]
+    assert plan.status == "error" and "the policy service is down" in plan.message
+    assert [(a.phase, a.target) for a in plan.actions] == [("revoke", "reader/bob")]
+    cloud.fail[failing] = PlatformError("the policy service is down")
+    item = by_key(rec2.apply())["ws1/p2@demo"]
+    assert item.status == "failed" and "the policy service is down" in item.message
+    assert cloud.tenants[tid]["access"] == {}, "access stayed because something else could not be observed"
+    row = next(t for t in state_store.tenants() if t.key == "ws1/p2@demo")
+    assert row.status == "MARKED_FOR_DELETION" and row.revoked_at is not None
+
+
+def test_nothing_but_revocation_runs_after_a_failed_observation(setup, base_config):
+    """A removed binding is revoked, but a new one is not granted while the guardrails cannot be observed."""
+    from meshcore.errors import PlatformError
+
+    rec, cloud = setup()
+    tid = by_key(rec.apply())["ws1/p1@demo"].platform_tenant_id
+    assert cloud.tenants[tid]["access"]["operator"] == ["alice"]
+    project = base_config["workspaces"][0]["projects"][0]
+    project["bindings"] = [{"group": "devs", "role": "user"}, {"user": "alice", "role": "reader"}]
+    rec2, _ = setup(base_config)
+    cloud.fail["observe-landing-zone:ws1-p1"] = PlatformError("the policy service is down")
+    item = by_key(rec2.apply())["ws1/p1@demo"]
+    assert item.status == "failed" and "the policy service is down" in item.message
+    assert "operator" not in cloud.tenants[tid]["access"], "the removed binding was not revoked"
+    assert "reader" not in cloud.tenants[tid]["access"], "granted while the guardrails could not be observed"
+    assert by_key(rec2.apply())["ws1/p1@demo"].status == "changed"
+    assert cloud.tenants[tid]["access"]["reader"] == ["alice"]
+
+
 def test_access_added_by_hand_to_a_marked_tenant_is_revoked_again(setup, base_config):
     rec, cloud = setup()
     tid = by_key(rec.apply())["ws1/p2@demo"].platform_tenant_id
@@ -394,6 +436,28 @@ def test_renaming_a_platform_is_refused(setup, base_config, tmp_path, state_stor
     assert len(cloud.tenants) == 3 and all(
         t["access"] or t["name"] == "ws2-p3" for t in cloud.tenants.values()
     )
+
+
+def test_one_cloud_under_two_platform_ids_is_refused_before_anything_is_created(
+    setup, base_config, tmp_path, state_store, write_config
+):
+    from meshcore.errors import RefusedError
+
+    cloud_file = str(tmp_path / "cloud.db")
+    base_config["platforms"][0]["config"] = {"state_file": cloud_file}
+    base_config["platforms"].append({"id": "copy", "type": "fake", "config": {"state_file": cloud_file}})
+    base_config["workspaces"][1]["projects"][0]["tenants"].append(
+        {"platform": "copy", "landing_zone": "twin"}
+    )
+    base_config["landing_zones"].append(
+        {"id": "twin", "platform": "copy", "config": {"folder": "/sandbox", "guardrails": ["g1"]}}
+    )
+    rec, cloud = setup(base_config)
+    with pytest.raises(RefusedError, match="both point at"):
+        rec.plan()
+    with pytest.raises(RefusedError, match="both point at"):
+        rec.apply()
+    assert cloud.tenants == {} and state_store.tenants() == []
 
 
 def test_a_second_runner_is_refused_while_the_lease_is_held(setup, state_store):

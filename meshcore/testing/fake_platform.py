@@ -229,6 +229,7 @@ class FakePlatformPlugin:
     ) -> Observation:
         cloud = self.cloud(platform)
         name = self._name(platform, tenant)
+        cloud.read("observe-tenant", name)
         zone: FakeLandingZone = tenant.landing_zone.config
         if tenant.status != TenantStatus.ACTIVE:
             return self._deletion(cloud, tenant, zone, name, ctx)
@@ -442,6 +443,7 @@ class FakePlatformPlugin:
     ) -> Observation:
         cloud = self.cloud(platform)
         name = self._name(platform, tenant)
+        cloud.read("observe-landing-zone", name)
         zone: FakeLandingZone = tenant.landing_zone.config
         tid = tenant.platform_tenant_id
         current = (cloud.get(tid) if tid else None) or dict(EMPTY)

@@ -6,9 +6,10 @@ and keeps exactly the mapped permission sets assigned to it on the tenant's
 account. Everything that takes access away is a ``revoke`` action (the core
 runs those first, every run, for every tenant); everything that gives access is
 an ``access`` action, run only once the account's earlier phases are confirmed,
-and an assignment of a privileged permission set also requires every SCP of the
-landing zone to be confirmed on the account. Unknown users block only their own
-membership, with the reason.
+and every grant (membership, assignment) requires every SCP of the landing zone
+to be confirmed: meshcore's own policy, with the configured document, attached to
+the OU or the account. A privileged permission set additionally needs a landing
+zone that bounds it. Unknown users block only their own membership, with the reason.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ class Access:
                         resource="group-member",
                         target=f"{user.id} → {ra.group}",
                         detail=f"{user.id} gains {ra.role}",
-                        requires=(group_key,),
+                        requires=(group_key, *guardrail_keys(self.cfg, tenant.landing_zone.config, tenant)),
                         run=partial(self._add_member, ra, uid),
                     )
                 )
@@ -206,9 +207,7 @@ class Access:
             if wanted_arn is not None and wanted_arn in assigned:
                 continue
             why = self.privileged(target)
-            needs = (group_key, key_of(target)) + (
-                guardrail_keys(self.cfg, tenant.landing_zone.config, tenant) if why else ()
-            )
+            needs = (group_key, key_of(target), *guardrail_keys(self.cfg, tenant.landing_zone.config, tenant))
             if why and not privilege.bounded(tenant.landing_zone.config):
                 unbounded = f"privilege-bounded:{target}@{tenant.landing_zone.id}"
                 problems[unbounded] = (

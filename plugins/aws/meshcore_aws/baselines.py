@@ -49,6 +49,7 @@ from meshcore import (
 )
 from meshcore_aws import naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone, BaselineConfig
+from meshcore_aws.run import poll_count
 
 DONE = {"SUCCEEDED"}
 FAILED = {"FAILED", "STOPPED"}
@@ -205,7 +206,7 @@ class Baselines:
     def wait(self, name: str, entry: JournalEntry) -> ActionResult:
         op_id = str(entry.operation_id)
         interval = max(self.cfg.poll_interval_seconds, 0)
-        polls = max(1, int(self.cfg.stackset_wait_seconds / interval) if interval else 1)
+        polls = poll_count(self.cfg.stackset_wait_seconds, interval)
         for attempt in range(polls):
             op = self.cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)[
                 "StackSetOperation"
@@ -415,6 +416,7 @@ def instance_actions(run: Any, tenant: TenantSpec, ctx: HookContext, account: di
                     sets, ctx, name, rec.data.get("regions", []), retain=False, phase=Phase.BASELINE
                 )
             )
+    removals = tuple(a.key for a in actions)  # the old zone's instances go before the new zone's come
     for name, baseline in wanted.items():
         key = f"stack-instance:{name}@{tenant.key}"
         want_regions = regions(cfg, baseline)
@@ -461,7 +463,7 @@ def instance_actions(run: Any, tenant: TenantSpec, ctx: HookContext, account: di
                 key=key,
                 after=", ".join(missing or stale),
                 detail="deploy" if missing else "parameters or template changed",
-                requires=(f"stackset:{name}",),
+                requires=(f"stackset:{name}", f"stackset-execution-role@{tenant.key}", *removals),
                 run=partial(_deploy, sets, ctx, tenant, name, baseline, account),
             )
         )
@@ -491,6 +493,11 @@ def _deploy(
     have = sets.instances(name, aid)
     missing = [r for r in want_regions if r not in have]  # as AWS has it now
     stale = [r for r in want_regions if r in have]
+
+    if ctx.resources.get("stack-instance", f"{name}@{aid}") is None:  # recorded before it exists, so that a
+        ctx.resources.put(  # deletion after a crash mid-operation still removes it
+            "stack-instance", f"{name}@{aid}", cloud_id=aid, data={"params": "", "regions": want_regions}
+        )
 
     def send(op: str) -> Any:
         op_name = "create_stack_instances" if missing else "update_stack_instances"

@@ -273,6 +273,11 @@ class BaselineSettings(Model):
     failure_tolerance_percentage: int = Field(
         default=0, ge=0, le=100, description="Share of accounts that may fail before AWS stops the operation."
     )
+    create_execution_role: bool = Field(
+        default=True,
+        description="Create the StackSet execution role in each account that gets a baseline (through the "
+        "account access role) before its first instance; off when something else deploys it.",
+    )
 
 
 class AwsConfig(Model):

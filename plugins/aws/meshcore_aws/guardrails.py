@@ -66,9 +66,12 @@ def target_keys(cfg: AwsConfig, lz: AwsLandingZone) -> tuple[str, ...]:
 
 
 def guardrail_keys(cfg: AwsConfig, lz: AwsLandingZone, tenant: TenantSpec) -> tuple[str, ...]:
-    """Every SCP of the landing zone, confirmed on the OU and on the account (privileged grants require these)."""
-    return target_keys(cfg, lz) + tuple(
-        f"scp-account:{full_name(cfg, s)}@{tenant.key}" for s in account_scps(lz)
+    """Every SCP of the landing zone confirmed: meshcore's, with the configured document, attached to the
+    OU or to the account. Every grant of access requires these."""
+    return (
+        target_keys(cfg, lz)
+        + tuple(f"scp-policy:{full_name(cfg, s)}" for s in lz.scps)
+        + tuple(f"scp-account:{full_name(cfg, s)}@{tenant.key}" for s in account_scps(lz))
     )
 
 
@@ -274,11 +277,11 @@ def platform_actions(run: Any, landing_zones: list[LandingZoneSpec], ctx: HookCo
                 )
             )
     for name, scp in scps.items():
-        actions += _policy_actions(guards, name, scp, in_place, problems)
+        actions += _policy_actions(guards, ctx, name, scp, in_place, problems)
     for ref in dict.fromkeys(z.ou for z in zones):
         wanted = {full_name(cfg, s) for z in zones if z.ou == ref for s in ou_scps(z)}
         actions += _ou_attachments(guards, org, ref, wanted, in_place, problems)
-    actions += _unused_policies(guards, set(scps))
+    actions += _unused_policies(guards, ctx, set(scps))
     return Observation(actions=tuple(actions), in_place=frozenset(in_place), problems=problems)
 
 
@@ -287,10 +290,22 @@ def _create_ou(org: OrgView, ref: str) -> ActionResult:
 
 
 def _policy_actions(
-    guards: Guardrails, name: str, scp: ScpConfig, in_place: set[str], problems: dict[str, str]
+    guards: Guardrails,
+    ctx: HookContext,
+    name: str,
+    scp: ScpConfig,
+    in_place: set[str],
+    problems: dict[str, str],
 ) -> list[Action]:
     key = f"scp-policy:{name}"
     found = guards.policies().get(name)
+
+    def recorded(result: ActionResult) -> ActionResult:
+        policy = guards.policies().get(name)
+        if policy is not None:
+            ctx.resources.put("scp", name, cloud_id=policy["Id"])
+        return result
+
     if found is None:
         return [
             Action(
@@ -300,7 +315,7 @@ def _policy_actions(
                 target=name,
                 key=key,
                 requires=("scp-type",),
-                run=lambda: guards.create(scp),
+                run=lambda: recorded(guards.create(scp)),
             )
         ]
     if not guards.owned(found["Id"], name):
@@ -318,7 +333,7 @@ def _policy_actions(
                 target=name,
                 key=key,
                 detail="document or description changed",
-                run=lambda: guards.update(scp),
+                run=lambda: recorded(guards.update(scp)),
             )
         ]
     in_place.add(key)
@@ -330,8 +345,13 @@ def _ou_attachments(
 ) -> list[Action]:
     ou_id = org.find_ou(ref)
     attached = guards.attached(ou_id) if ou_id else {}
-    names = set(attached.values())
-    missing = sorted(wanted - names)
+    names = {name for pid, name in attached.items() if guards.owned(pid, name)}  # a namesake is not ours
+    for pid, name in attached.items():
+        if name in wanted and name not in names:
+            problems[f"scp-ou:{name}@{ref}"] = (
+                f"OU {ref} carries a policy named {name} ({pid}) that is not meshcore's; detach it"
+            )
+    missing = sorted(n for n in wanted - names if f"scp-ou:{n}@{ref}" not in problems)
     if missing and len(attached) + len(missing) > SCP_MAX_PER_TARGET:
         for name in missing:
             problems[f"scp-ou:{name}@{ref}"] = (
@@ -374,11 +394,16 @@ def _ou_attachments(
     return actions
 
 
-def _unused_policies(guards: Guardrails, wanted: Iterable[str]) -> list[Action]:
-    """Owned SCPs no landing zone uses any more, and attached nowhere: delete them (AWS limits their number)."""
+def _unused_policies(guards: Guardrails, ctx: HookContext, wanted: Iterable[str]) -> list[Action]:
+    """SCPs this installation created that no landing zone uses any more, and attached nowhere: delete
+    them (AWS limits their number). A tagged policy this state does not record (e.g. another
+    installation's) is never deleted."""
     actions = []
     for name, summary in sorted(guards.policies().items()):
         if name in wanted or not guards.owned(summary["Id"], name):
+            continue
+        record = ctx.resources.get("scp", name)
+        if record is None or record.cloud_id != summary["Id"]:
             continue
         targets = retries.listed(
             guards.org.client, "list_targets_for_policy", "Targets", PolicyId=summary["Id"]
@@ -392,10 +417,16 @@ def _unused_policies(guards: Guardrails, wanted: Iterable[str]) -> list[Action]:
                 resource="scp",
                 target=name,
                 detail="no landing zone uses it",
-                run=partial(guards.delete, summary["Id"], name),
+                run=partial(_delete_recorded, guards, ctx, summary["Id"], name),
             )
         )
     return actions
+
+
+def _delete_recorded(guards: Guardrails, ctx: HookContext, policy_id: str, name: str) -> ActionResult:
+    result = guards.delete(policy_id, name)
+    ctx.resources.remove("scp", name)
+    return result
 
 
 # -- per tenant: SCPs on the account ------------------------------------------------------------
@@ -412,10 +443,16 @@ def account_actions(run: Any, tenant: TenantSpec, ctx: HookContext) -> Observati
         return Observation()  # nothing meshcore put on this account, nothing to read
     aid = tenant.platform_tenant_id
     attached = guards.attached(aid) if aid else {"(FullAWSAccess)": "FullAWSAccess"}
-    names = set(attached.values())
+    names = {name for pid, name in attached.items() if guards.owned(pid, name)}
     in_place = {f"scp-account:{n}@{tenant.key}" for n in wanted & names}
-    missing = sorted(wanted - names)
-    problems: dict[str, str] = {}
+    problems: dict[str, str] = {
+        f"scp-account:{name}@{tenant.key}": (
+            f"account {aid} carries a policy named {name} ({pid}) that is not meshcore's; detach it"
+        )
+        for pid, name in attached.items()
+        if name in wanted and name not in names
+    }
+    missing = sorted(wanted - names - {n for n in wanted if f"scp-account:{n}@{tenant.key}" in problems})
     if missing and len(attached) + len(missing) > SCP_MAX_PER_TARGET:
         for name in missing:
             problems[f"scp-account-room:{name}@{tenant.key}"] = (
@@ -455,6 +492,7 @@ def account_actions(run: Any, tenant: TenantSpec, ctx: HookContext) -> Observati
             resource="scp-attachment",
             target=f"{name} @ account",
             key=f"scp-account-detach:{name}@{tenant.key}",
+            requires=tuple(f"scp-account:{n}@{tenant.key}" for n in sorted(wanted)),  # new ones first
             run=partial(detach, pid, name),
         )
         for pid, name in sorted(attached.items(), key=lambda x: x[1])

@@ -9,7 +9,7 @@ actions when its deletion is approved.
 from __future__ import annotations
 
 from meshcore import HookContext, Observation, TenantSpec, TenantStatus, merge
-from meshcore_aws import baselines, guardrails, post_hook
+from meshcore_aws import baselines, execution_role, guardrails, post_hook
 from meshcore_aws.run import AwsRun
 from meshcore_aws.vending import desired_state
 
@@ -25,6 +25,7 @@ def landing_zone_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> O
     return merge(
         [
             guardrails.account_actions(run, tenant, ctx),
+            execution_role.execution_role_actions(run, tenant, ctx),
             baselines.instance_actions(run, tenant, ctx, account),
             hook,
         ]

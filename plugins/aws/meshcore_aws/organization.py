@@ -33,6 +33,7 @@ class OrgView:
         self._in_ou: dict[str, set[str]] = {}
         self._parents: dict[str, str] = {}
         self._tags: dict[str, dict[str, str]] = {}
+        self._ou_ids: dict[str, bool] = {}  # OU or root id -> exists
 
     @property
     def client(self) -> Any:
@@ -124,9 +125,9 @@ class OrgView:
             return self._children[parent]
 
     def find_ou(self, ref: str) -> str | None:
-        """The OU id for an id or a path like ``/Workloads/Dev``, or ``None`` if the path does not exist."""
+        """The OU id for an id or a path like ``/Workloads/Dev``, or ``None`` if it does not exist."""
         if OU_ID.match(ref):
-            return ref
+            return ref if self._ou_exists(ref) else None
         parent = self.root_id()
         for part in [p for p in ref.split("/") if p]:
             match = next((ou for ou in self._ous_under(parent) if ou["Name"] == part), None)
@@ -134,6 +135,22 @@ class OrgView:
                 return None
             parent = match["Id"]
         return parent
+
+    def _ou_exists(self, ou_id: str) -> bool:
+        """Whether an OU (or the root) id exists; read once per run."""
+        with self._lock:
+            if ou_id not in self._ou_ids:
+                if ou_id.startswith("r-"):
+                    self._ou_ids[ou_id] = ou_id == self.root_id()
+                else:
+                    try:
+                        self.client.describe_organizational_unit(OrganizationalUnitId=ou_id)
+                        self._ou_ids[ou_id] = True
+                    except ClientError as exc:
+                        if retries.code(exc) != "OrganizationalUnitNotFoundException":
+                            raise
+                        self._ou_ids[ou_id] = False
+            return self._ou_ids[ou_id]
 
     def create_ou_path(self, ref: str) -> str:
         """Create every missing OU of a path; returns the last one's id."""

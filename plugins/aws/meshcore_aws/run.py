@@ -8,6 +8,7 @@ writes, so observing many tenants costs few calls and always sees this run's cha
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -91,3 +92,9 @@ def aws_run(platform: PlatformSpec, ctx: HookContext) -> AwsRun:
     """This run's :class:`AwsRun` of ``platform`` (one per run and platform, shared by all tenants)."""
     run: Any = ctx.cache.get("aws", lambda: AwsRun(platform, ctx))
     return run
+
+
+def poll_count(wait_seconds: float, interval: float) -> int:
+    """How many status reads fit in ``wait_seconds`` at ``interval`` (an interval under 1 s counts as 1 s,
+    so that a zero interval, e.g. in tests, still reads a bounded number of times rather than once)."""
+    return max(1, math.ceil(wait_seconds / max(interval, 1.0)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -70,6 +71,7 @@ class Sandbox:
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self._post("/moto-api/reset", b"")  # a fresh organization, even if this process ran one before
+        self._post("/moto-api/config", json.dumps(meshcore_aws_emulator.MOTO_CONFIG).encode())
         return self.endpoint
 
     def _post(self, path: str, body: bytes) -> None:
@@ -116,6 +118,7 @@ class Sandbox:
     def bootstrap(self) -> None:
         org = self.client("organizations")
         org.create_organization(FeatureSet="ALL")
+        org.enable_aws_service_access(ServicePrincipal="account.amazonaws.com")  # renaming member accounts
         root = org.list_roots()["Roots"][0]["Id"]
         for path in ("/Infrastructure", "/Quarantine"):
             self.ous[path] = org.create_organizational_unit(ParentId=root, Name=path[1:])[
@@ -123,9 +126,15 @@ class Sandbox:
             ]["Id"]
         self.accounts["management"] = MANAGEMENT
         for name in ("meshcloud", "automation"):
-            st = org.create_account(AccountName=name, Email=f"aws+{name}@sandbox.example.com")[
+            request = org.create_account(AccountName=name, Email=f"aws+{name}@sandbox.example.com")[
                 "CreateAccountStatus"
-            ]
+            ]["Id"]
+            while (
+                st := org.describe_create_account_status(CreateAccountRequestId=request)[
+                    "CreateAccountStatus"
+                ]
+            )["State"] == "IN_PROGRESS":
+                time.sleep(0.01)
             self.accounts[name] = st["AccountId"]
             org.move_account(
                 AccountId=st["AccountId"],

@@ -42,7 +42,7 @@ from meshcore import (
 from meshcore_aws import accounts, naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone
 from meshcore_aws.guardrails import target_keys
-from meshcore_aws.run import AwsRun
+from meshcore_aws.run import AwsRun, poll_count
 
 #: Errors a freshly created account answers for a while before its access role works.
 NEW_ACCOUNT_CODES = frozenset(
@@ -407,7 +407,7 @@ def _await_creation(
     status: dict[str, Any] | None = None,
 ) -> ActionResult:
     interval = run.cfg.poll_interval_seconds
-    polls = max(1, int(run.cfg.create_wait_seconds / interval) if interval > 0 else 1)
+    polls = poll_count(run.cfg.create_wait_seconds, interval)
     for attempt in range(polls):
         if status is None or attempt > 0:
             try:
@@ -625,7 +625,7 @@ def _alias_action(run: AwsRun, ctx: HookContext, alias: str, current: str | None
     )
 
 
-def _iam(run: AwsRun, ctx: HookContext, aid: str, op: str, **kwargs: Any) -> Any:
+def member_iam(run: AwsRun, ctx: HookContext, aid: str, op: str, **kwargs: Any) -> Any:
     """An IAM call in a member account, waited for while a new account's role does not work yet."""
     deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=run.cfg.new_account_retry_seconds)
     delay = 2.0
@@ -646,15 +646,15 @@ def _set_alias(run: AwsRun, ctx: HookContext, alias: str, current: str | None) -
     aid = bound_id(ctx)
     try:
         try:
-            _iam(run, ctx, aid, "create_account_alias", AccountAlias=alias)
+            member_iam(run, ctx, aid, "create_account_alias", AccountAlias=alias)
         except ClientError as exc:
             if retries.code(exc) != "LimitExceeded" or not current:
                 raise
-            _iam(run, ctx, aid, "delete_account_alias", AccountAlias=current)
+            member_iam(run, ctx, aid, "delete_account_alias", AccountAlias=current)
             try:
-                _iam(run, ctx, aid, "create_account_alias", AccountAlias=alias)
+                member_iam(run, ctx, aid, "create_account_alias", AccountAlias=alias)
             except ClientError:
-                _iam(run, ctx, aid, "create_account_alias", AccountAlias=current)
+                member_iam(run, ctx, aid, "create_account_alias", AccountAlias=current)
                 raise
     except ClientError as exc:
         if retries.code(exc) == "EntityAlreadyExists":

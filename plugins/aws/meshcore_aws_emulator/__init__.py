@@ -13,7 +13,11 @@ What it adds:
   (``LATEST_PERMISSION_SET_NOT_PROVISIONED``) until ``ProvisionPermissionSet``;
 * a StackSet's ``ManagedExecution`` as it was set (moto always says inactive);
 * StackSet operations under the caller's ``OperationId`` (moto makes up its
-  own), and ``OperationIdAlreadyExistsException`` when one is reused.
+  own), and ``OperationIdAlreadyExistsException`` when one is reused;
+* the strict profile (:mod:`meshcore_aws_emulator.strict`, on by default):
+  no retired ``Account.Status``, asynchronous operations that take their time
+  and can fail, ExternalIds, the closure quota, trusted access, Identity Center's
+  home region, StackSet execution roles and estimated Cost Explorer months.
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ import json
 import threading
 import uuid
 from typing import Any
+
+from meshcore_aws_emulator import strict
+from meshcore_aws_emulator.strict import PROFILE
+
+__all__ = ["MOTO_CONFIG", "PROFILE", "patch", "reset", "strict"]
+
+#: moto settings the emulator runs with (Lambda without Docker). AWS managed policies that
+#: meshcore attaches exist in every account: see :func:`strict.apply`.
+MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}}
 
 _lock = threading.Lock()
 _patched = False
@@ -34,6 +47,7 @@ class Provisioning:
         self.version: dict[str, int] = {}  # permission set arn -> version
         self.accounts: dict[str, dict[str, int]] = {}  # permission set arn -> account -> provisioned version
         self.requests: dict[str, dict[str, Any]] = {}
+        self.polls: dict[str, int] = {}  # request id -> status reads it still answers IN_PROGRESS
 
     def changed(self, ps: str) -> None:
         self.version[ps] = self.version.get(ps, 0) + 1
@@ -64,8 +78,8 @@ PROVISIONING = Provisioning()
 
 def reset() -> None:
     """Forget the emulated state (a fresh organization)."""
-    global PROVISIONING
     PROVISIONING.__init__()  # type: ignore[misc]
+    strict.reset()
 
 
 def patch() -> None:
@@ -78,6 +92,7 @@ def patch() -> None:
     _patch_ssoadmin()
     _patch_account()
     _patch_cloudformation()
+    strict.apply()
 
 
 def _patch_ssoadmin() -> None:
@@ -97,6 +112,7 @@ def _patch_ssoadmin() -> None:
         request = str(uuid.uuid4())
         status = {"Status": "SUCCEEDED", "RequestId": request, "PermissionSetArn": ps}
         PROVISIONING.requests[request] = status
+        PROVISIONING.polls[request] = PROFILE.provisioning_polls
         return json.dumps({"PermissionSetProvisioningStatus": {**status, "Status": "IN_PROGRESS"}})
 
     def describe_permission_set_provisioning_status(self: Any) -> str:
@@ -106,6 +122,9 @@ def _patch_ssoadmin() -> None:
             from moto.ssoadmin.exceptions import ResourceNotFoundException
 
             raise ResourceNotFoundException("no such provisioning request")
+        if PROVISIONING.polls.get(request, 0) > 0:
+            PROVISIONING.polls[request] -= 1
+            return json.dumps({"PermissionSetProvisioningStatus": {**status, "Status": "IN_PROGRESS"}})
         return json.dumps({"PermissionSetProvisioningStatus": status})
 
     def list_accounts_for_provisioned_permission_set(self: Any) -> str:
@@ -168,6 +187,18 @@ def _patch_account() -> None:
         from moto.organizations.models import organizations_backends
 
         account_id, name = self._get_param("AccountId"), self._get_param("AccountName")
+        if (
+            account_id
+            and PROFILE.require_trusted_access
+            and not strict.trusted_access(account_id, "account.amazonaws.com")
+        ):
+            from moto.core.exceptions import JsonRESTError
+
+            raise JsonRESTError(
+                "AccessDeniedException",
+                "The request failed because the organization does not have trusted access enabled for "
+                "account.amazonaws.com",
+            )
         for backends in organizations_backends.values():
             for backend in backends.values():
                 if backend.org is not None and any(a.id == account_id for a in backend.accounts):

@@ -21,6 +21,20 @@ DENY_BILLING = {
 }
 
 
+def create_account(org_client, name: str, email: str) -> str:
+    """Create an account outside meshcore and wait for it, as a person would; its id."""
+    request = org_client.create_account(AccountName=name, Email=email)["CreateAccountStatus"]["Id"]
+    for _ in range(50):
+        status = org_client.describe_create_account_status(CreateAccountRequestId=request)[
+            "CreateAccountStatus"
+        ]
+        if status["State"] == "SUCCEEDED":
+            return status["AccountId"]
+        if status["State"] == "FAILED":
+            raise AssertionError(f"creating {name} failed: {status.get('FailureReason')}")
+    raise AssertionError(f"creating {name} never finished")
+
+
 def by_key(report) -> dict[str, Any]:
     return {i.key: i for i in report.tenants}
 
@@ -70,3 +84,48 @@ def server_error(status: int, code: str, message: str = "simulated") -> object:
 
     body = json.dumps({"__type": code, "message": message}).encode()
     return AWSResponse("https://emulated.invalid", status, {"x-amzn-errortype": code}, Raw(body))
+
+
+def refuse(monkeypatch, world, ops, code="AccessDeniedException", status=400, when=None) -> dict[str, int]:
+    """Refuse every request for one of ``ops`` (optionally only ``when(op, request)``) before AWS acts on it.
+
+    The refusal is raised from botocore's ``before-send``, so the emulator never performs the write
+    (a returned error response would still let it). Returns a counter of refusals.
+    """
+    from botocore.exceptions import ClientError
+
+    from meshcore_aws import sessions as aws_sessions
+    from meshcore_aws.run import reset_sessions
+
+    hits = {"n": 0}
+
+    def hook(event_name: str = "", request: Any = None, **_kw: Any) -> None:
+        op = event_name.rsplit(".", 1)[-1]
+        if op in ops and (when is None or when(op, request)):
+            hits["n"] += 1
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": f"refused by the test: {op}"},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                },
+                op,
+            )
+
+    monkeypatch.setattr(aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("before-send", hook)])
+    reset_sessions()  # clients are cached with their event hooks
+    return hits
+
+
+def trust(external_id: str, principal: str = "arn:aws:iam::111111111111:root") -> dict[str, Any]:
+    """A role trust policy as the setup templates write it: this principal, with this ExternalId."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": principal},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }

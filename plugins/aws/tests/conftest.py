@@ -1,14 +1,15 @@
 """Fixtures for the AWS plugin tests: moto organization, call counting, and AWS behaviour moto lacks.
 
-moto creates accounts instantly, never throttles and never fails; :class:`SlowAws`
-patches its Organizations backend so tests can make ``CreateAccount`` stay
-IN_PROGRESS for k polls (with the account invisible meanwhile, as in AWS), end
-FAILED with a given reason, or answer throttling errors for the first N calls.
+Every test runs against moto with the emulator's fidelity layer and its strict
+profile (``meshcore_aws_emulator``): asynchronous operations take their time,
+retired fields are absent, ExternalIds, quotas, regions and execution roles are
+enforced. :class:`SlowAws` makes one test harsher (slower or failing account
+creation, throttled calls).
 """
 
 from __future__ import annotations
 
-import copy
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ from moto import mock_aws
 from moto.organizations import models as org_models
 from moto.organizations.exceptions import OrganizationsClientError
 
-from aws_testlib import DENY_BILLING, DENY_LEAVE, EXAMPLES, EXTERNAL_ID, ROLE
+from aws_testlib import DENY_BILLING, DENY_LEAVE, EXAMPLES, EXTERNAL_ID, ROLE, trust
 from meshcore.config import load_config
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
@@ -35,17 +36,35 @@ class Calls(CallCounter):
 
 
 class SlowAws:
-    """Controls the patched Organizations backend."""
+    """Harsher AWS for one test: account creation that takes longer or fails, throttled calls.
+
+    A thin handle on the emulator's strict profile (``meshcore_aws_emulator.PROFILE``),
+    plus throttling errors for the first calls of named Organizations backend methods.
+    """
 
     def __init__(self) -> None:
-        self.in_progress_polls = 0  # each new account stays IN_PROGRESS for this many status reads
-        self.pending: dict[str, int] = {}
-        self.fail_reason: str | None = None
-        self.failed: dict[str, dict[str, Any]] = {}
         self.throttle: dict[str, list[str]] = {}  # backend method -> error codes to raise, one per call
 
-    def hidden(self, account_id: str) -> bool:
-        return self.pending.get(account_id, 0) > 0
+    @property
+    def in_progress_polls(self) -> int:
+        """Status reads a new account stays IN_PROGRESS (and invisible) for."""
+        return meshcore_aws_emulator.PROFILE.create_polls
+
+    @in_progress_polls.setter
+    def in_progress_polls(self, polls: int) -> None:
+        meshcore_aws_emulator.PROFILE.create_polls = polls
+
+    @property
+    def fail_reason(self) -> str | None:
+        """Every CreateAccount ends FAILED with this reason while set."""
+        return meshcore_aws_emulator.PROFILE.create_failures.get("*")
+
+    @fail_reason.setter
+    def fail_reason(self, reason: str | None) -> None:
+        if reason is None:
+            meshcore_aws_emulator.PROFILE.create_failures.pop("*", None)
+        else:
+            meshcore_aws_emulator.PROFILE.create_failures["*"] = reason
 
 
 @pytest.fixture(autouse=True)
@@ -74,59 +93,6 @@ def calls(monkeypatch) -> Calls:
 def slow(monkeypatch) -> SlowAws:
     ctl = SlowAws()
     backend = org_models.OrganizationsBackend
-    original_status = org_models.FakeAccount.create_account_status
-
-    def status(self):
-        data = copy.deepcopy(original_status.fget(self))
-        if ctl.hidden(self.id):
-            data["CreateAccountStatus"]["State"] = "IN_PROGRESS"
-            data["CreateAccountStatus"].pop("AccountId", None)
-            data["CreateAccountStatus"].pop("CompletedTimestamp", None)
-        return data
-
-    monkeypatch.setattr(org_models.FakeAccount, "create_account_status", property(status))
-
-    orig_create = backend.create_account
-
-    def create_account(self, **kwargs):
-        result = orig_create(self, **kwargs)
-        st = result["CreateAccountStatus"]
-        account_id = st["AccountId"]
-        if ctl.fail_reason:
-            self.accounts = [a for a in self.accounts if a.id != account_id]
-            ctl.failed[st["Id"]] = {
-                "Id": st["Id"],
-                "AccountName": kwargs["AccountName"],
-                "State": "FAILED",
-                "FailureReason": ctl.fail_reason,
-            }
-            return {"CreateAccountStatus": ctl.failed[st["Id"]]}
-        if ctl.in_progress_polls:
-            ctl.pending[account_id] = ctl.in_progress_polls
-        return {"CreateAccountStatus": status(self.get_account_by_id(account_id))["CreateAccountStatus"]}
-
-    orig_describe = backend.describe_create_account_status
-
-    def describe_status(self, **kwargs):
-        req = kwargs["CreateAccountRequestId"]
-        if req in ctl.failed:
-            return {"CreateAccountStatus": ctl.failed[req]}
-        result = orig_describe(self, **kwargs)
-        for account in self.accounts:
-            if account.create_account_status_id == req and ctl.pending.get(account.id, 0) > 0:
-                ctl.pending[account.id] -= 1
-        return result
-
-    orig_list = backend.list_accounts
-
-    def list_accounts(self, **kwargs):
-        accounts, token = orig_list(self, **kwargs)
-        return [a for a in accounts if not ctl.hidden(a["Id"])], token
-
-    monkeypatch.setattr(backend, "create_account", create_account)
-    monkeypatch.setattr(backend, "describe_create_account_status", describe_status)
-    monkeypatch.setattr(backend, "list_accounts", list_accounts)
-
     for name in (
         "create_account",
         "list_accounts",
@@ -155,11 +121,14 @@ def slow(monkeypatch) -> SlowAws:
 def org():
     meshcore_aws_emulator.patch()
     meshcore_aws_emulator.reset()
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    with mock_aws(config=meshcore_aws_emulator.MOTO_CONFIG):
         client = boto3.client("organizations", region_name="us-east-1")
         client.create_organization(FeatureSet="ALL")
         iam = boto3.client("iam", region_name="us-east-1")
-        iam.create_role(RoleName="MeshfedServiceRole", AssumeRolePolicyDocument="{}")
+        iam.create_role(
+            RoleName="MeshfedServiceRole", AssumeRolePolicyDocument=json.dumps(trust(EXTERNAL_ID))
+        )
+        client.enable_aws_service_access(ServicePrincipal="account.amazonaws.com")  # a setup step
         root = client.list_roots()["Roots"][0]["Id"]
         ous = {}
         for path in ("/Workloads", "/Workloads/Dev", "/Workloads/Prod", "/Quarantine"):

@@ -1,4 +1,4 @@
-"""The real ``meshcore`` command, in its own process, against a local moto server (AWS_ENDPOINT_URL)."""
+"""The real ``meshcore`` command, in its own process, against a local emulator server (AWS_ENDPOINT_URL)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import boto3
 import pytest
 import yaml
 
-from aws_testlib import EXTERNAL_ID, ROLE
+from aws_testlib import EXTERNAL_ID, ROLE, trust
 
 
 @pytest.fixture
 def moto_server():
+    """moto's server with the emulator's fidelity layer and strict profile, as ``meshcore aws sandbox`` runs it."""
+    import meshcore_aws_emulator
     from moto.server import ThreadedMotoServer
 
+    meshcore_aws_emulator.patch()
+    meshcore_aws_emulator.reset()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -47,6 +51,14 @@ def test_cli_apply_against_a_local_moto_server(moto_server, tmp_path):
         aws_secret_access_key="testing",
     )
     org.create_organization(FeatureSet="ALL")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    iam.create_role(RoleName="MeshfedServiceRole", AssumeRolePolicyDocument=json.dumps(trust(EXTERNAL_ID)))
     root = org.list_roots()["Roots"][0]["Id"]
     dev = org.create_organizational_unit(ParentId=root, Name="Dev")["OrganizationalUnit"]["Id"]
     config = {

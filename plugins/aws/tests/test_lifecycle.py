@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from aws_testlib import account_view, by_key
+from aws_testlib import account_view, by_key, create_account
 from meshcore.reconciler import approve_deletion
 
 
 def unmanaged(world, name="legacy", email="legacy@example.com") -> str:
-    return world.org.client.create_account(AccountName=name, Email=email)["CreateAccountStatus"]["AccountId"]
+    return create_account(world.org.client, name, email)
 
 
 def test_discovery_lists_unmanaged_accounts_and_import_adopts_one(world, config, registry):
@@ -170,7 +170,7 @@ def test_account_closed_by_hand_is_reported_and_never_written_to(world, lz_confi
     rec = world.reconciler(access_config)
     world.calls.clear()
     result = by_key(rec.apply())["ws1/p1@aws"]
-    assert result.status == "failed" and "is SUSPENDED (closed outside meshcore)" in result.message
+    assert result.status == "failed" and "is PENDING_CLOSURE (closed outside meshcore)" in result.message
     assert world.calls.writes == {}, "a SUSPENDED account was written to"
     item = next(i for i in rec.plan().tenants if i.key == "ws1/p1@aws")
     assert item.status == "error" and "SUSPENDED" in item.message and not item.actions

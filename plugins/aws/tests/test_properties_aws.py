@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 )
 from moto import mock_aws
 
-from aws_testlib import DENY_BILLING, DENY_LEAVE
+from aws_testlib import DENY_BILLING, DENY_LEAVE, create_account
 from meshcore.config import load_config
 from meshcore.errors import RefusedError
 from meshcore.plugins import PluginRegistry
@@ -72,7 +72,7 @@ FAULTY = (
 class AwsWorld(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.mock = mock_aws(config={"lambda": {"use_docker": False}})
+        self.mock = mock_aws(config=meshcore_aws_emulator.MOTO_CONFIG)
         meshcore_aws_emulator.patch()
         meshcore_aws_emulator.reset()
         self.mock.start()
@@ -99,9 +99,7 @@ class AwsWorld(RuleBasedStateMachine):
                 Name={"GivenName": user, "FamilyName": "X"},
                 Emails=[{"Value": f"{user}@example.com", "Primary": True}],
             )
-        self.foreign = self.org.create_account(AccountName="foreign", Email="foreign@example.com")[
-            "CreateAccountStatus"
-        ]["AccountId"]
+        self.foreign = create_account(self.org, "foreign", "foreign@example.com")
         self.org.tag_resource(ResourceId=self.foreign, Tags=[{"Key": "team", "Value": "keep"}])
         self.foreign_policy = self.org.create_policy(
             Name="team-policy", Description="", Type="SERVICE_CONTROL_POLICY", Content=json.dumps(DENY_LEAVE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aws_testlib import EXTERNAL_ID, MGMT, account_view, by_key
+from aws_testlib import EXTERNAL_ID, MGMT, account_view, by_key, create_account
 from meshcore.context import JournalEntry
 from meshcore.testing.fake_platform import SimulatedCrash
 
@@ -129,8 +129,7 @@ def test_create_account_failures_fail_the_tenant_with_a_clear_reason(world, reas
 
 
 def test_an_account_with_the_tenants_email_is_adopted_only_if_it_is_meshcores(world, config):
-    existing = world.org.client.create_account(AccountName="legacy", Email="aws+ws2-p3@example.com")
-    aid = existing["CreateAccountStatus"]["AccountId"]
+    aid = create_account(world.org.client, "legacy", "aws+ws2-p3@example.com")
     report = world.reconciler().apply()
     result = by_key(report)["ws2/p3@aws"]
     assert result.status == "failed" and "meshcore did not create it" in result.message
@@ -153,9 +152,7 @@ def test_an_account_with_the_tenants_email_is_adopted_only_if_it_is_meshcores(wo
 
 
 def test_importing_adopts_an_account_on_purpose(world, config):
-    aid = world.org.client.create_account(AccountName="legacy", Email="legacy@example.com")[
-        "CreateAccountStatus"
-    ]["AccountId"]
+    aid = create_account(world.org.client, "legacy", "legacy@example.com")
     config["workspaces"][1]["projects"][0]["tenants"][0]["import_id"] = aid
     result = by_key(world.reconciler(config).apply())["ws2/p3@aws"]
     assert result.status == "changed" and result.platform_tenant_id == aid

@@ -1,0 +1,556 @@
+"""The strict profile: AWS behaviour that moto simplifies away, where meshcore depends on it.
+
+moto answers at once, keeps retired fields and enforces little. Code written
+against that passes its tests and fails on a real organization. With the strict
+profile (on by default, see :data:`PROFILE`):
+
+* **Organizations.** ``Account.Status`` (retired on 2026-09-09) is absent: only
+  ``State``. ``CreateAccount`` stays ``IN_PROGRESS`` for ``create_polls`` reads
+  of its status, with no ``AccountId`` and the account invisible to
+  ``ListAccounts``/``DescribeAccount`` meanwhile, and can end ``FAILED`` with
+  AWS's reason (``create_failures``). ``CloseAccount`` moves the account to
+  ``PENDING_CLOSURE`` for ``closure_polls`` reads, then ``SUSPENDED``; the
+  closure quota (the greater of 250 or 20 % of the member accounts, at most
+  1,000, or ``closure_quota``) is enforced, every attempt counting, with
+  ``ConstraintViolationException`` and its ``Reason``.
+* **STS.** ``AssumeRole`` needs the role to exist, and the ``ExternalId`` its
+  trust policy requires (``sts:ExternalId``).
+* **Account Management.** ``PutAccountName`` for a member account needs trusted
+  access for ``account.amazonaws.com``.
+* **Identity Center** exists only in its home region (``ic_region``): elsewhere
+  ``ListInstances`` is empty and every other call is refused. Account assignment
+  creation and deletion stay ``IN_PROGRESS`` for ``assignment_polls`` status
+  reads; permission-set provisioning for ``provisioning_polls``.
+* **StackSets.** Operations stay ``RUNNING`` for ``stackset_polls`` reads; while
+  one runs, another on the same StackSet is refused with
+  ``OperationInProgressException`` unless ``ManagedExecution`` is active (then
+  AWS queues it). A self-managed instance in an account without the execution
+  role fails the operation, as AWS does.
+* **Cost Explorer.** Results for the current month (or later) are ``Estimated``.
+* **IAM.** The AWS managed policies meshcore attaches (:data:`MANAGED_POLICIES`)
+  exist in every account, as in AWS (moto has none unless it parses all 1,300
+  for every account, which costs seconds per test).
+
+Tests make a behaviour harsher or milder for one case by changing
+:data:`PROFILE`; :func:`reset` restores the defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+_lock = threading.RLock()
+
+
+@dataclass
+class Profile:
+    """How strict the emulator is. Counts are status reads, so tests need no real waiting."""
+
+    create_polls: int = 1
+    create_failures: dict[str, str] = field(default_factory=dict)  # e-mail or "*" -> FailureReason
+    closure_polls: int = 1
+    closure_quota: int | None = None  # None: AWS's formula
+    enforce_external_id: bool = True
+    require_trusted_access: bool = True
+    ic_region: str = "us-east-1"
+    assignment_polls: int = 1
+    provisioning_polls: int = 1
+    stackset_polls: int = 1
+    require_execution_role: bool = True
+    estimate_current_month: bool = True
+
+
+PROFILE = Profile()
+
+
+@dataclass
+class _State:
+    """What the profile remembers beyond moto's own state."""
+
+    creating: dict[str, int] = field(default_factory=dict)  # account id -> status reads left
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> FAILED status
+    closing: dict[str, int] = field(default_factory=dict)  # account id -> reads left in PENDING_CLOSURE
+    closure_attempts: dict[str, int] = field(default_factory=dict)  # management account -> attempts
+    assignment_requests: dict[str, int] = field(default_factory=dict)  # request id -> reads left
+    operations: dict[str, int] = field(default_factory=dict)  # StackSet operation id -> reads left
+    failed_operations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+STATE = _State()
+
+
+def reset() -> None:
+    """Default profile, no remembered state."""
+    global PROFILE, STATE
+    with _lock:
+        PROFILE.__init__()  # type: ignore[misc]
+        STATE.__init__()  # type: ignore[misc]
+
+
+def closure_quota(member_accounts: int) -> int:
+    """AWS's closure quota for an organization of this size (or the profile's)."""
+    if PROFILE.closure_quota is not None:
+        return PROFILE.closure_quota
+    return min(1000, max(250, member_accounts * 20 // 100))
+
+
+def apply() -> None:
+    """Patch moto in this process (called once by :func:`meshcore_aws_emulator.patch`)."""
+    _organizations()
+    _sts()
+    _sso_regions()
+    _assignments()
+    _stacksets()
+    _cost_explorer()
+    _managed_policies()
+
+
+# -- Organizations -------------------------------------------------------------------------
+
+
+def _organizations() -> None:
+    from moto.organizations import models
+    from moto.organizations.exceptions import (
+        AccountAlreadyClosedException,
+        AccountNotFoundException,
+        ConstraintViolationException,
+        OrganizationsClientError,
+    )
+
+    account_cls, backend = models.FakeAccount, models.OrganizationsBackend
+    status_of = account_cls.create_account_status.fget  # type: ignore[attr-defined]
+
+    def describe(self: Any) -> dict[str, Any]:
+        with _lock:
+            left = STATE.closing.get(self.id)
+            if left is not None:
+                if left <= 0:
+                    STATE.closing.pop(self.id)
+                    self.state = self.status = "SUSPENDED"
+                else:
+                    STATE.closing[self.id] = left - 1
+        return {
+            "Id": self.id,
+            "Arn": self.arn,
+            "Email": self.email,
+            "Name": self.name,
+            "State": self.state,
+            "JoinedMethod": self.joined_method,
+            "JoinedTimestamp": models.unix_time(self.create_time),
+        }
+
+    def create_account_status(self: Any) -> dict[str, Any]:
+        data = copy.deepcopy(status_of(self))
+        if STATE.creating.get(self.id, 0) > 0:
+            data["CreateAccountStatus"]["State"] = "IN_PROGRESS"
+            data["CreateAccountStatus"].pop("AccountId", None)
+            data["CreateAccountStatus"].pop("CompletedTimestamp", None)
+        return data
+
+    def hidden(account_id: str) -> bool:
+        return STATE.creating.get(account_id, 0) > 0
+
+    create, list_accounts = backend.create_account, backend.list_accounts
+    list_for_parent, get_by_id, list_status = (
+        backend.list_accounts_for_parent,
+        backend.get_account_by_id,
+        backend.list_create_account_status,
+    )
+
+    def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
+        out = create(self, **kwargs)
+        st = out["CreateAccountStatus"]
+        reason = PROFILE.create_failures.get(kwargs["Email"]) or PROFILE.create_failures.get("*")
+        with _lock:
+            if reason:
+                self.accounts = [a for a in self.accounts if a.id != st["AccountId"]]
+                STATE.failed[st["Id"]] = {
+                    "Id": st["Id"],
+                    "AccountName": kwargs["AccountName"],
+                    "State": "FAILED",
+                    "FailureReason": reason,
+                    "RequestedTimestamp": st["RequestedTimestamp"],
+                }
+                return {"CreateAccountStatus": STATE.failed[st["Id"]]}
+            if PROFILE.create_polls > 0:
+                STATE.creating[st["AccountId"]] = PROFILE.create_polls
+        return create_account_status(get_by_id(self, st["AccountId"]))
+
+    def describe_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
+        request = kwargs["CreateAccountRequestId"]
+        if request in STATE.failed:
+            return {"CreateAccountStatus": STATE.failed[request]}
+        account = self.get_account_by_attr("create_account_status_id", request)
+        out = create_account_status(account)
+        with _lock:
+            if STATE.creating.get(account.id, 0) > 0:
+                STATE.creating[account.id] -= 1
+        return out
+
+    def list_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
+        states = kwargs.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
+        out = list_status(self, **{**kwargs, "States": ["IN_PROGRESS", "SUCCEEDED", "FAILED"]})
+        listed = [
+            create_account_status(get_by_id(self, s["AccountId"]))["CreateAccountStatus"]
+            if s.get("AccountId")
+            else s
+            for s in out["CreateAccountStatuses"]
+        ]
+        listed += list(STATE.failed.values())
+        out["CreateAccountStatuses"] = [s for s in listed if s["State"] in states]
+        return out
+
+    def visible_accounts(self: Any, **kwargs: Any) -> Any:
+        accounts, token = list_accounts(self, **kwargs)  # described accounts (dicts)
+        return [a for a in accounts if not hidden(a["Id"])], token  # type: ignore[index]
+
+    def visible_for_parent(self: Any, **kwargs: Any) -> Any:
+        accounts, token = list_for_parent(self, **kwargs)  # account objects
+        return [a for a in accounts if not hidden(a.id)], token
+
+    def get_account_by_id(self: Any, account_id: str) -> Any:
+        if hidden(account_id):
+            raise AccountNotFoundException
+        return get_by_id(self, account_id)
+
+    def close_account(self: Any, **kwargs: Any) -> None:
+        if self.org is None:
+            raise models.AWSOrganizationsNotInUseException
+        account = get_account_by_id(self, kwargs["AccountId"])
+        with _lock:
+            members = sum(1 for a in self.accounts if a.id != self.org.master_account_id)
+            used = STATE.closure_attempts.get(self.org.master_account_id, 0)
+            STATE.closure_attempts[self.org.master_account_id] = used + 1  # a refused attempt counts too
+            if account.state in ("SUSPENDED", "CLOSED"):
+                raise AccountAlreadyClosedException
+            if account.id in STATE.closing:
+                raise OrganizationsClientError(
+                    "ConflictException", f"account {account.id} is already being closed"
+                )
+            if used >= closure_quota(members):
+                error = ConstraintViolationException(
+                    "You have exceeded close account quota for the past 30 days."
+                )
+                error.reason = "CLOSE_ACCOUNT_QUOTA_EXCEEDED"  # type: ignore[attr-defined]
+                raise error
+            account.state = account.status = "PENDING_CLOSURE"
+            STATE.closing[account.id] = PROFILE.closure_polls
+
+    account_cls.describe = describe  # type: ignore[method-assign]
+    account_cls.create_account_status = property(create_account_status)  # type: ignore[method-assign,assignment]
+    backend.create_account = create_account  # type: ignore[method-assign]
+    backend.describe_create_account_status = describe_create_account_status  # type: ignore[method-assign]
+    backend.list_create_account_status = list_create_account_status  # type: ignore[method-assign]
+    backend.list_accounts = visible_accounts  # type: ignore[method-assign,assignment]
+    backend.list_accounts_for_parent = visible_for_parent  # type: ignore[method-assign,assignment]
+    backend.get_account_by_id = get_account_by_id  # type: ignore[method-assign]
+    backend.close_account = close_account  # type: ignore[method-assign]
+
+
+def trusted_access(account_id: str, principal: str) -> bool:
+    """Whether the organization that holds ``account_id`` enabled trusted access for ``principal``."""
+    from moto.organizations.models import organizations_backends
+
+    for backends in organizations_backends.values():
+        for backend in backends.values():
+            if backend.org is not None and any(a.id == account_id for a in backend.accounts):
+                return any(s.get("ServicePrincipal") == principal for s in backend.services)
+    return False
+
+
+# -- STS -----------------------------------------------------------------------------------------
+
+
+def _sts() -> None:
+    from moto.iam.models import iam_backends
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.models import STSBackend
+
+    assume = STSBackend.assume_role
+
+    def assume_role(self: Any, **kwargs: Any) -> Any:
+        if PROFILE.enforce_external_id:
+            arn = kwargs["role_arn"]
+            account, name = arn.split(":")[4], arn.rsplit("/", 1)[-1]
+            denied = STSClientError(
+                "AccessDenied", f"User is not authorized to perform: sts:AssumeRole on resource: {arn}"
+            )
+            try:
+                role = iam_backends[account]["global"].get_role(name)
+            except Exception:  # moto raises its own IAMNotFoundException
+                raise denied from None
+            wanted = _external_ids(role.assume_role_policy_document)
+            if wanted and kwargs.get("external_id") not in wanted:
+                raise denied
+        return assume(self, **kwargs)
+
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign,assignment]
+
+
+def _external_ids(document: str) -> set[str]:
+    """ExternalIds a trust policy's Allow statements require (empty: none required)."""
+    try:
+        policy = json.loads(document) if isinstance(document, str) else document
+    except ValueError:
+        return set()
+    statements = policy.get("Statement", []) if isinstance(policy, dict) else []
+    wanted: set[str] = set()
+    for st in statements if isinstance(statements, list) else [statements]:
+        if st.get("Effect") != "Allow":
+            continue
+        for values in st.get("Condition", {}).get("StringEquals", {}).items():
+            if values[0].lower() == "sts:externalid":
+                wanted |= set(values[1] if isinstance(values[1], list) else [values[1]])
+    return wanted
+
+
+# -- Identity Center -------------------------------------------------------------------------------
+
+
+def _sso_regions() -> None:
+    from moto.identitystore.exceptions import ResourceNotFoundException as StoreNotFound
+    from moto.identitystore.responses import IdentityStoreResponse
+    from moto.ssoadmin.exceptions import ResourceNotFoundException
+    from moto.ssoadmin.models import SSOAdminBackend
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    def home_only(response_cls: type, prop: str, error: Any) -> None:
+        original = getattr(response_cls, prop)
+
+        def backend(self: Any) -> Any:
+            if self.region != PROFILE.ic_region and self._get_action() != "ListInstances":
+                raise error(
+                    f"IAM Identity Center is not enabled in {self.region} (its home region is elsewhere)"
+                )
+            return original.fget(self)
+
+        setattr(response_cls, prop, property(backend))
+
+    home_only(SSOAdminResponse, "ssoadmin_backend", ResourceNotFoundException)
+    home_only(IdentityStoreResponse, "identitystore_backend", StoreNotFound)
+    list_instances = SSOAdminBackend.list_instances
+
+    def instances_in_home_region(self: Any) -> Any:
+        return list_instances(self) if self.region_name == PROFILE.ic_region else []
+
+    SSOAdminBackend.list_instances = instances_in_home_region  # type: ignore[method-assign]
+
+
+def _assignments() -> None:
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    def started(name: str, key: str) -> None:
+        original = getattr(SSOAdminResponse, name)
+
+        def handler(self: Any) -> str:
+            out = json.loads(original(self))
+            if PROFILE.assignment_polls > 0:
+                with _lock:
+                    STATE.assignment_requests[out[key]["RequestId"]] = PROFILE.assignment_polls
+                out[key]["Status"] = "IN_PROGRESS"
+            return json.dumps(out)
+
+        setattr(SSOAdminResponse, name, handler)
+
+    def described(name: str, key: str, request: str) -> None:
+        original = getattr(SSOAdminResponse, name)
+
+        def handler(self: Any) -> str:
+            out = json.loads(original(self))
+            rid = self._get_param(request)
+            with _lock:
+                left = STATE.assignment_requests.get(rid, 0)
+                if left > 0:
+                    STATE.assignment_requests[rid] = left - 1
+                    out[key]["Status"] = "IN_PROGRESS"
+            return json.dumps(out)
+
+        setattr(SSOAdminResponse, name, handler)
+
+    started("create_account_assignment", "AccountAssignmentCreationStatus")
+    started("delete_account_assignment", "AccountAssignmentDeletionStatus")
+    described(
+        "describe_account_assignment_creation_status",
+        "AccountAssignmentCreationStatus",
+        "AccountAssignmentCreationRequestId",
+    )
+    described(
+        "describe_account_assignment_deletion_status",
+        "AccountAssignmentDeletionStatus",
+        "AccountAssignmentDeletionRequestId",
+    )
+
+
+# -- StackSets -------------------------------------------------------------------------------------
+
+
+def _stacksets() -> None:
+    from moto.cloudformation.models import StackInstances, StackSet
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import ActionResult
+    from moto.iam.models import iam_backends
+
+    create_operation, get_operation = StackSet._create_operation, StackSet.get_operation
+    create_instances = StackInstances.create_instances
+
+    def _create_operation(self: Any, operation_id: str, action: str, status: str, **kw: Any) -> Any:
+        op = create_operation(self, operation_id, action, status, **kw)
+        with _lock:
+            failures = STATE.failed_operations.pop("__next__", [])
+            if failures:
+                STATE.failed_operations[op["OperationId"]] = failures
+                op["Status"] = "FAILED"
+            if PROFILE.stackset_polls > 0:
+                STATE.operations[op["OperationId"]] = PROFILE.stackset_polls
+        return op
+
+    def get(self: Any, operation_id: str) -> Any:
+        op = get_operation(self, operation_id)
+        with _lock:
+            left = STATE.operations.get(operation_id, 0)
+            if left > 0:
+                STATE.operations[operation_id] = left - 1
+                return {**op, "Status": "RUNNING"}
+        return op
+
+    def create(self: Any, accounts: list[str], regions: list[str], *args: Any, **kwargs: Any) -> Any:
+        """Deploy per account; an account without the execution role fails its instance, as in AWS."""
+        done: list[dict[str, Any]] = []
+        stackset = _stackset_named(self.account_id, self.stackset_name)
+        role = (
+            stackset.execution_role_name if stackset is not None else "AWSCloudFormationStackSetExecutionRole"
+        )
+        self_managed = kwargs.get("permission_model", "SELF_MANAGED") == "SELF_MANAGED"
+        for account in accounts:
+            if PROFILE.require_execution_role and self_managed and not _has_role(iam_backends, account, role):
+                with _lock:
+                    STATE.failed_operations.setdefault("__next__", []).extend(
+                        {
+                            "Account": account,
+                            "Region": region,
+                            "Status": "FAILED",
+                            "StatusReason": (
+                                f"Account {account} should have '{role}' role with trust relationship to "
+                                "Role 'AWSCloudFormationStackSetAdministrationRole'."
+                            ),
+                        }
+                        for region in regions
+                    )
+                continue
+            done += create_instances(self, [account], regions, *args, **kwargs)
+        return done
+
+    StackSet._create_operation = _create_operation  # type: ignore[method-assign,assignment]
+    StackSet.get_operation = get  # type: ignore[method-assign]
+    StackInstances.create_instances = create  # type: ignore[method-assign]
+
+    for name in (
+        "create_stack_instances",
+        "update_stack_instances",
+        "delete_stack_instances",
+        "update_stack_set",
+    ):
+        original = getattr(CloudFormationResponse, name)
+
+        def one_at_a_time(self: Any, __original: Any = original) -> Any:
+            stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+            with _lock:
+                running = [
+                    op["OperationId"]
+                    for op in stackset.operations
+                    if STATE.operations.get(op["OperationId"], 0) > 0
+                ]
+            if running and not stackset.managed_execution.get("Active"):
+                raise _in_progress(running[0])
+            return __original(self)
+
+        setattr(CloudFormationResponse, name, one_at_a_time)
+
+    results = CloudFormationResponse.list_stack_set_operation_results
+
+    def list_results(self: Any) -> Any:
+        failures = STATE.failed_operations.get(self._get_param("OperationId"))
+        if failures:
+            return ActionResult({"Summaries": failures})
+        return results(self)
+
+    CloudFormationResponse.list_stack_set_operation_results = list_results  # type: ignore[method-assign]
+
+
+def _stackset_named(account_id: str, name: str) -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    for backend in cloudformation_backends[account_id].values():
+        for stackset in backend.stacksets.values():
+            if stackset.name == name and stackset.status == "ACTIVE":
+                return stackset
+    return None
+
+
+def _has_role(iam_backends: Any, account: str, role: str) -> bool:
+    try:
+        iam_backends[account]["global"].get_role(role)
+    except Exception:  # moto's IAMNotFoundException
+        return False
+    return True
+
+
+def _in_progress(operation_id: str) -> Exception:
+    from moto.cloudformation.exceptions import CloudFormationError
+
+    class OperationInProgress(CloudFormationError):
+        code = "OperationInProgressException"
+
+    return OperationInProgress(f"Another Operation on StackSet is in progress: {operation_id}")
+
+
+# -- Cost Explorer ---------------------------------------------------------------------------------
+
+
+def _cost_explorer() -> None:
+    from moto.ce.models import CostExplorerBackend
+
+    original = CostExplorerBackend.get_cost_and_usage
+
+    def get_cost_and_usage(self: Any, body: str) -> dict[str, Any]:
+        out = original(self, body)
+        if PROFILE.estimate_current_month:
+            month_start = dt.datetime.now(dt.UTC).date().replace(day=1).isoformat()
+            for result in out.get("ResultsByTime", []):
+                if result.get("TimePeriod", {}).get("End", "") > month_start:
+                    result["Estimated"] = True
+        return out
+
+    CostExplorerBackend.get_cost_and_usage = get_cost_and_usage  # type: ignore[method-assign]
+
+
+# -- IAM -------------------------------------------------------------------------------------------
+
+#: AWS managed policies present in every emulated account (what meshcore and its tests attach).
+MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "ReadOnlyAccess", "ViewOnlyAccess")
+_PARSED: dict[str, Any] = {}
+
+
+def _managed_policies() -> None:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, IAMBackend
+
+    original = IAMBackend._init_aws_policies
+
+    def init(self: Any) -> list[Any]:
+        loaded = original(self)  # everything, if moto was told to load them all
+        if loaded:
+            return loaded
+        if not _PARSED:
+            everything = json.loads(aws_managed_policies_data)
+            _PARSED.update({name: everything[name] for name in MANAGED_POLICIES})
+        return [
+            AWSManagedPolicy.from_data(n, self.account_id, self.region_name, d) for n, d in _PARSED.items()
+        ]
+
+    IAMBackend._init_aws_policies = init  # type: ignore[method-assign]
