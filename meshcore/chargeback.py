@@ -3,8 +3,9 @@
 A statement sums the usage lines of all the project's tenants (on every
 platform, deleted tenants included) per seller, product and currency, and
 captures the project's payment method and tags. While the month is open (until
-``finalize_after_days`` after its end) statements are previews, computed on
-demand and never stored. Once final, a statement is stored as version 1; if
+``finalize_after_days`` after its end), or while the platform still marks any of
+its usage as estimated, statements are previews, computed on demand and never
+stored. Once final, a statement is stored as version 1; if
 late costs change the sums afterwards, that version is marked CANCELLED and a
 new version is stored — nothing is overwritten.
 """
@@ -72,7 +73,8 @@ def statements(
     month_bounds(month)
     computed = compute(store, month)
     projects = _project_index(config)
-    if not is_final(month, finalize_after_days, now):
+    estimated = any(line.estimated for line in store.usage(month))  # the platform may still change it
+    if estimated or not is_final(month, finalize_after_days, now):
         return [
             {
                 "workspace": ws,
@@ -80,6 +82,7 @@ def statements(
                 "period": month,
                 "version": 0,
                 "status": "PREVIEW",
+                **({"note": "the platform still estimates some of these amounts"} if estimated else {}),
                 **data,
                 **projects.get((ws, p), {"payment_method": {}, "tags": {}}),
             }

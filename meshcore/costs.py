@@ -140,6 +140,7 @@ class CostService:
                     if not collection.records:
                         continue  # keep what an earlier collection stored
                 sums: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
+                estimated: set[tuple[str, str, str, str]] = set()
                 for r in collection.records:
                     if not (start <= r.usage_start < end and r.usage_end <= end):
                         raise PluginError(
@@ -148,6 +149,8 @@ class CostService:
                             f"{r.usage_start}..{r.usage_end}, outside {month}",
                         )
                     sums[(r.platform_tenant_id, r.seller, r.product, r.currency)] += r.amount
+                    if r.estimated:
+                        estimated.add((r.platform_tenant_id, r.seller, r.product, r.currency))
                 lines = []
                 for (ptid, seller, product, cur), amount in sorted(sums.items()):
                     owner = owners.get(ptid)
@@ -159,6 +162,7 @@ class CostService:
                             "product": product,
                             "currency": cur,
                             "amount": str(amount),
+                            "estimated": (ptid, seller, product, cur) in estimated,
                         }
                     )
                 self.store.replace_usage(pid, month, lines)
@@ -195,7 +199,10 @@ class CostService:
             totals[cur] += amount
         return {
             "period": month,
-            "status": "final" if is_final(month, self.finalize_after_days, self.now) else "preview",
+            "status": "final"
+            if is_final(month, self.finalize_after_days, self.now)
+            and not any(line.estimated for line in self.store.usage(month))
+            else "preview",
             "by": by,
             "lines": [
                 {by: k, "seller": s, "product": p, "currency": c, "amount": str(a)}

@@ -94,6 +94,11 @@ class CostRecord(Result):
     product: str = ""
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     amount: Decimal
+    estimated: bool = Field(
+        default=False,
+        description="The platform may still change the amount (e.g. AWS Cost Explorer's Estimated); "
+        "chargeback for the month stays provisional while any line is estimated.",
+    )
 
 
 class CostCollection(Result):

@@ -92,6 +92,22 @@ def test_statements_are_previews_then_final_and_late_costs_create_a_new_version(
     assert versions == [(1, "CANCELLED", {"EUR": "45.00"}), (2, "FINAL", {"EUR": "60.00"})]
 
 
+def test_estimated_costs_keep_statements_provisional_until_the_platform_finalizes_them(
+    world, meshcore_registry, state_store, write_config, base_config
+):
+    estimating = {**base_config, "platforms": [{"id": "demo", "type": "fake", "config": {"costs_estimated": True}}]}
+    loaded = load_config(write_config(estimating), meshcore_registry)
+    service = CostService(loaded, state_store, meshcore_registry, now=LATE)
+    service.collect(["2026-09"])
+    assert service.report("2026-09")["status"] == "preview"
+    rows = statements(state_store, "2026-09", 6, loaded, now=LATE)
+    assert {r["status"] for r in rows} == {"PREVIEW"} and state_store.statements("2026-09") == []
+    assert all("estimates" in r["note"] for r in rows)
+    final_loaded, _ = world
+    CostService(final_loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])
+    assert {r["status"] for r in statements(state_store, "2026-09", 6, final_loaded, now=LATE)} == {"FINAL"}
+
+
 def test_exports(world, meshcore_registry, state_store):
     loaded, _ = world
     CostService(loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])

@@ -12,7 +12,7 @@ from meshcore.state import StateStore
 def test_new_store_is_migrated_to_head_and_reopening_keeps_data(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = StateStore.open(url)
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == "0003"
     store.create_tenant("ws", "p", "aws", "lz")
     store.close()
     again = StateStore.open(str(tmp_path / "s.db"))  # a plain path works too
@@ -42,7 +42,7 @@ def test_a_store_of_the_first_schema_is_migrated_with_its_data(tmp_path):
         )
     store.close()
     again = StateStore.open(url)
-    assert again.schema_revision() == "0002"
+    assert again.schema_revision() == "0003"
     (row,) = again.tenants()
     assert (row.key, row.platform_tenant_id, row.revoked_at) == ("ws/p@aws", "123456789012", None)
     assert again.resource_list("aws", None, None) == []

@@ -208,6 +208,7 @@ class UsageRow(Base):
     product: Mapped[str] = mapped_column(String(256), default="")
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[str] = mapped_column(String(64))
+    estimated: Mapped[bool] = mapped_column(default=False)
     collected_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -63,6 +63,7 @@ class FakeConfig(BaseModel):
         default="{workspace}-{project}", description="Tenant name; placeholders workspace, project, platform."
     )
     daily_cost: Decimal = Field(default=Decimal("1.50"), description="Synthetic cost per tenant and day.")
+    costs_estimated: bool = Field(default=False, description="Report every cost as still estimated.")
     create_polls: int = Field(
         default=0, ge=0, le=100, description="A creation stays in progress for this many status reads."
     )
@@ -573,6 +574,7 @@ class FakePlatformPlugin:
                         product="compute",
                         currency="EUR",
                         amount=cfg.daily_cost,
+                        estimated=cfg.costs_estimated,
                     )
                 )
             day += dt.timedelta(days=1)

@@ -63,6 +63,7 @@ def collect(sessions: Any, cfg: AwsConfig, period: Any) -> CostCollection:
                 )
             raise
         for result in page.get("ResultsByTime", []):
+            estimated = bool(result.get("Estimated"))  # AWS has not finalized these amounts yet
             start = max(dt.date.fromisoformat(result["TimePeriod"]["Start"]), period.start)
             end = min(dt.date.fromisoformat(result["TimePeriod"]["End"]), period.end)
             for group in result.get("Groups", []):
@@ -82,6 +83,7 @@ def collect(sessions: Any, cfg: AwsConfig, period: Any) -> CostCollection:
                         product=product,
                         currency=metric.get("Unit", "USD"),
                         amount=Decimal(metric["Amount"]),
+                        estimated=estimated,
                     )
                 )
         token = page.get("NextPageToken")

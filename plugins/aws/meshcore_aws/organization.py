@@ -160,9 +160,12 @@ class OrgView:
                 match = next((ou for ou in self._ous_under(parent) if ou["Name"] == part), None)
                 if match is None:
                     try:
-                        match = self.write("create_organizational_unit", ParentId=parent, Name=part)[
-                            "OrganizationalUnit"
-                        ]
+                        match = self.write(  # tagged: the setup policy lets meshcore move accounts into it
+                            "create_organizational_unit",
+                            ParentId=parent,
+                            Name=part,
+                            Tags=[{"Key": f"{self.config.tags.prefix}managed-by", "Value": "meshcore"}],
+                        )["OrganizationalUnit"]
                         self._children.setdefault(parent, []).append(match)
                     except ClientError as exc:
                         if retries.code(exc) != "DuplicateOrganizationalUnitException":

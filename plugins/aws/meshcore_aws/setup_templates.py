@@ -2,15 +2,28 @@
 
 ``ACTIONS`` lists exactly the API actions the plugin calls, per role; the
 templates are generated from it, and a test records every call the plugin
-makes and checks it against these policies. Each role trusts the replicator
-principal with its own ExternalId (a ``NoEcho`` parameter). Where AWS allows
-resource scoping, it is used: ``MoveAccount`` only into the OUs you list,
-``CloseAccount`` only for accounts carrying the closure guard tag,
-``sts:AssumeRole`` only for the account access role.
+makes and checks it against these policies (and checks every action, resource
+ARN and condition key against AWS's IAM reference data). Each role trusts the
+replicator principal with its own ExternalId (a ``NoEcho`` parameter). Where AWS
+allows resource scoping, it is used:
+
+* ``MoveAccount`` only between the root, the OUs you list and OUs meshcore
+  created (tagged ``<tags.prefix>managed-by=meshcore`` when it creates them);
+* ``CloseAccount`` only for accounts carrying the closure guard tag;
+* ``sts:AssumeRole`` only for the account access role, and never for a role in
+  the management account itself;
+* the IAM calls Identity Center makes on the caller's behalf only on its own
+  roles (``aws-reserved/sso.amazonaws.com/``) and SAML providers (``AWSSSO_``).
+
+A condition key that names a parameter (the guard tag key) cannot be written as
+a JSON key with ``${...}`` (CloudFormation substitutes only inside ``Fn::Sub``
+strings), so those statements are one policy document written as a ``Fn::Sub``
+string.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,7 @@ ACTIONS: dict[str, list[str]] = {
         "organizations:ListPoliciesForTarget",
         "organizations:ListTargetsForPolicy",
         "organizations:ListAWSServiceAccessForOrganization",
+        "organizations:DescribeOrganizationalUnit",
     ],
     "management-write": [
         "organizations:CreateAccount",
@@ -80,9 +94,10 @@ ACTIONS: dict[str, list[str]] = {
         "identitystore:CreateGroupMembership",
         "identitystore:GetGroupMembershipId",
         "identitystore:DeleteGroupMembership",
-        # CreateAccountAssignment provisions a SAML provider and role in the target account:
-        "iam:GetSAMLProvider",
-        "iam:CreateSAMLProvider",
+    ],
+    # CreateAccountAssignment and ProvisionPermissionSet create Identity Center's own role and SAML
+    # provider in the target account, with the caller's permissions:
+    "identity-center-roles": [
         "iam:GetRole",
         "iam:CreateRole",
         "iam:AttachRolePolicy",
@@ -90,8 +105,8 @@ ACTIONS: dict[str, list[str]] = {
         "iam:PutRolePolicy",
         "iam:DeleteRolePolicy",
         "iam:DetachRolePolicy",
-        "iam:UpdateSAMLProvider",
     ],
+    "identity-center-saml": ["iam:GetSAMLProvider", "iam:CreateSAMLProvider", "iam:UpdateSAMLProvider"],
     "cost": ["ce:GetCostAndUsage"],
     "automation": [
         "cloudformation:DescribeStackSet",
@@ -114,6 +129,8 @@ NOT_IN_OUR_ROLES = {
     "iam:CreateAccountAlias",
     "iam:DeleteAccountAlias",
 }
+#: Pattern AWS allows for an ExternalId (sts:AssumeRole ``externalIdType``).
+EXTERNAL_ID_PATTERN = r"[\w+=,.@:/-]*"
 
 
 def _sub(text: str) -> dict[str, str]:
@@ -134,18 +151,25 @@ def _trust(external_id_param: str) -> dict[str, Any]:
     }
 
 
-def _role(name: str, external_id_param: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
+def _role(
+    name: str,
+    external_id_param: str,
+    statements: list[dict[str, Any]],
+    substituted: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An IAM role; ``substituted`` statements become a second policy written as a ``Fn::Sub`` string."""
+    policies: list[dict[str, Any]] = [
+        {"PolicyName": "meshcore", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}
+    ]
+    if substituted:
+        text = json.dumps({"Version": "2012-10-17", "Statement": substituted}, indent=1)
+        policies.append({"PolicyName": "meshcore-tag-conditions", "PolicyDocument": _sub(text)})
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
             "RoleName": name,
             "AssumeRolePolicyDocument": _trust(external_id_param),
-            "Policies": [
-                {
-                    "PolicyName": "meshcore",
-                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
-                }
-            ],
+            "Policies": policies,
         },
     }
 
@@ -162,7 +186,10 @@ def _params(*external_ids: str) -> dict[str, Any]:
             "Type": "String",
             "NoEcho": True,
             "MinLength": 16,
-            "Description": "ExternalId this role requires (keep it secret; give it to meshcore via env).",
+            "MaxLength": 1224,
+            "AllowedPattern": EXTERNAL_ID_PATTERN,
+            "Description": "ExternalId this role requires, e.g. from 'openssl rand -hex 24' (keep it secret; "
+            "give it to meshcore through the environment).",
         }
     return params
 
@@ -177,10 +204,17 @@ def management_template() -> dict[str, Any]:
             **_params("ServiceRoleExternalId", "CostExplorerExternalId"),
             "WorkloadOuArns": {
                 "Type": "CommaDelimitedList",
-                "Description": "OUs (arn:aws:organizations::<mgmt>:ou/o-.../ou-...) accounts may be moved into.",
+                "Description": "Existing OUs accounts may be moved into and out of (landing zones, quarantine), as "
+                "arn:<partition>:organizations::<management account>:ou/o-.../ou-...; OUs meshcore creates "
+                "are allowed through their tag.",
             },
             "ClosureGuardTagKey": {"Type": "String", "Default": "closable"},
             "ClosureGuardTagValue": {"Type": "String", "Default": "true"},
+            "ManagedByTagKey": {
+                "Type": "String",
+                "Default": "meshcore:managed-by",
+                "Description": "<tags.prefix>managed-by: the tag meshcore puts on OUs and policies it creates.",
+            },
             "AccountAccessRoleName": {"Type": "String", "Default": "OrganizationAccountAccessRole"},
         },
         "Resources": {
@@ -208,27 +242,56 @@ def management_template() -> dict[str, Any]:
                         ],
                     },
                     {
-                        "Sid": "CloseOnlyOptedInAccounts",
-                        "Effect": "Allow",
-                        "Action": "organizations:CloseAccount",
-                        "Resource": "*",
-                        "Condition": {
-                            "StringEquals": {
-                                "aws:ResourceTag/${ClosureGuardTagKey}": {"Ref": "ClosureGuardTagValue"}
-                            }
-                        },
-                    },
-                    {
                         "Sid": "AccessRoleInMemberAccounts",
                         "Effect": "Allow",
                         "Action": "sts:AssumeRole",
                         "Resource": _sub("arn:${AWS::Partition}:iam::*:role/${AccountAccessRoleName}"),
                     },
                     {
+                        "Sid": "NoRoleOfTheManagementAccount",
+                        "Effect": "Deny",
+                        "Action": "sts:AssumeRole",
+                        "Resource": _sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"),
+                    },
+                    {
                         "Sid": "IdentityCenter",
                         "Effect": "Allow",
                         "Action": ACTIONS["identity-center"],
                         "Resource": "*",
+                    },
+                    {
+                        "Sid": "IdentityCenterRolesInAccounts",
+                        "Effect": "Allow",
+                        "Action": ACTIONS["identity-center-roles"],
+                        "Resource": _sub(
+                            "arn:${AWS::Partition}:iam::*:role/aws-reserved/sso.amazonaws.com/*"
+                        ),
+                    },
+                    {
+                        "Sid": "IdentityCenterSamlProviders",
+                        "Effect": "Allow",
+                        "Action": ACTIONS["identity-center-saml"],
+                        "Resource": _sub("arn:${AWS::Partition}:iam::*:saml-provider/AWSSSO_*"),
+                    },
+                ],
+                substituted=[
+                    {
+                        "Sid": "CloseOnlyOptedInAccounts",
+                        "Effect": "Allow",
+                        "Action": "organizations:CloseAccount",
+                        "Resource": "arn:${AWS::Partition}:organizations::${AWS::AccountId}:account/o-*/*",
+                        "Condition": {
+                            "StringEquals": {
+                                "aws:ResourceTag/${ClosureGuardTagKey}": "${ClosureGuardTagValue}"
+                            }
+                        },
+                    },
+                    {
+                        "Sid": "MoveIntoOusMeshcoreCreated",
+                        "Effect": "Allow",
+                        "Action": "organizations:MoveAccount",
+                        "Resource": "arn:${AWS::Partition}:organizations::${AWS::AccountId}:ou/o-*/ou-*",
+                        "Condition": {"StringEquals": {"aws:ResourceTag/${ManagedByTagKey}": "meshcore"}},
                     },
                 ],
             ),
@@ -281,6 +344,12 @@ def meshcloud_template() -> dict[str, Any]:
         "Description": "meshcore: the replicator principal in the meshcloud account (an OIDC role; no long-lived keys).",
         "Parameters": {
             "OidcProviderArn": {"Type": "String", "Description": "IAM OIDC provider of your CI or runner."},
+            "OidcIssuer": {
+                "Type": "String",
+                "Default": "token.actions.githubusercontent.com",
+                "Description": "The provider's issuer without https:// (GitHub: token.actions.githubusercontent.com; "
+                "GitLab: gitlab.com; any other OIDC issuer).",
+            },
             "OidcAudience": {"Type": "String", "Default": "sts.amazonaws.com"},
             "OidcSubject": {
                 "Type": "String",
@@ -294,22 +363,27 @@ def meshcloud_template() -> dict[str, Any]:
                 "Type": "AWS::IAM::Role",
                 "Properties": {
                     "RoleName": "MeshcoreReplicator",
-                    "AssumeRolePolicyDocument": {
-                        "Version": "2012-10-17",
-                        "Statement": [
+                    "AssumeRolePolicyDocument": _sub(
+                        json.dumps(
                             {
-                                "Effect": "Allow",
-                                "Principal": {"Federated": {"Ref": "OidcProviderArn"}},
-                                "Action": "sts:AssumeRoleWithWebIdentity",
-                                "Condition": {
-                                    "StringEquals": {
-                                        "token.actions.githubusercontent.com:aud": {"Ref": "OidcAudience"},
-                                        "token.actions.githubusercontent.com:sub": {"Ref": "OidcSubject"},
+                                "Version": "2012-10-17",
+                                "Statement": [
+                                    {
+                                        "Effect": "Allow",
+                                        "Principal": {"Federated": "${OidcProviderArn}"},
+                                        "Action": "sts:AssumeRoleWithWebIdentity",
+                                        "Condition": {
+                                            "StringEquals": {
+                                                "${OidcIssuer}:aud": "${OidcAudience}",
+                                                "${OidcIssuer}:sub": "${OidcSubject}",
+                                            }
+                                        },
                                     }
-                                },
-                            }
-                        ],
-                    },
+                                ],
+                            },
+                            indent=1,
+                        )
+                    ),
                     "Policies": [
                         {
                             "PolicyName": "assume-meshcore-roles",
@@ -383,15 +457,28 @@ def write_templates(directory: Path) -> list[Path]:
     return out
 
 
-def allowed_actions() -> set[str]:
-    """Every action the generated policies allow (for the coverage test)."""
-    found: set[str] = set()
-    for body in templates().values():
-        for res in body.get("Resources", {}).values():
+def policy_documents() -> list[tuple[str, str, dict[str, Any]]]:
+    """(template, role, document) for every permission policy of every role the templates create,
+    with ``Fn::Sub`` documents parsed (their ``${...}`` left in place)."""
+    found = []
+    for name, body in templates().items():
+        for logical, res in body.get("Resources", {}).items():
             if res.get("Type") != "AWS::IAM::Role":
                 continue
             for policy in res["Properties"].get("Policies", []):
-                for st in policy["PolicyDocument"]["Statement"]:
-                    actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-                    found.update(actions)
+                doc = policy["PolicyDocument"]
+                if isinstance(doc, dict) and "Fn::Sub" in doc:
+                    doc = json.loads(doc["Fn::Sub"])
+                found.append((name, logical, doc))
+    return found
+
+
+def allowed_actions() -> set[str]:
+    """Every action the generated policies allow (for the coverage test)."""
+    found: set[str] = set()
+    for _template, _role_name, doc in policy_documents():
+        for st in doc["Statement"]:
+            if st["Effect"] != "Allow":
+                continue
+            found.update(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
     return found

@@ -105,6 +105,27 @@ def test_late_costs_version_the_statement(world, vended, inject, registry, write
     ]
 
 
+def test_a_month_aws_still_estimates_is_never_charged_back_as_final(
+    world, vended, inject, registry, write_config
+):
+    """Cost Explorer marks the current month Estimated (as the emulator does): statements stay previews."""
+    today = dt.datetime.now(dt.UTC).date()
+    month = today.strftime("%Y-%m")
+    start = today.replace(day=1)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    loaded = load_config(write_config(world.config), registry)
+    inject(
+        page([group(vended["ws1/p1"], "Amazon EC2", "3.00")], start=start.isoformat(), end=end.isoformat())
+    )
+    later = dt.datetime.combine(end + dt.timedelta(days=30), dt.time(), dt.UTC)  # long after the month
+    service = CostService(loaded, world.store, registry, now=later)
+    service.collect([month])
+    assert [line.estimated for line in world.store.usage(month)] == [True]
+    rows = statements(world.store, month, 6, loaded, now=later)
+    assert {r["status"] for r in rows} == {"PREVIEW"} and world.store.statements(month) == []
+    assert service.report(month)["status"] == "preview"
+
+
 def test_query_shape_and_data_unavailable(world, vended, registry, write_config, monkeypatch):
     world.config["platforms"][0]["config"]["costs"] = {
         "exclude_tax": True,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from fnmatch import fnmatchcase
 
 import boto3
+import iam_lint
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -17,7 +19,7 @@ from meshcore.costs import CostService
 from meshcore.reconciler import approve_deletion
 from meshcore_aws.baselines import lint
 from meshcore_aws.cli import app
-from meshcore_aws.setup_templates import NOT_IN_OUR_ROLES, allowed_actions
+from meshcore_aws.setup_templates import NOT_IN_OUR_ROLES, allowed_actions, templates
 
 LAMBDA_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
 
@@ -143,15 +145,81 @@ def test_every_call_of_a_full_lifecycle_is_allowed_by_the_generated_policies(
         assert expected in recorder, f"the scenario never called {expected}"
 
 
+def test_every_generated_statement_is_valid_iam(tmp_path):
+    """Actions exist, resource ARNs are of types the actions accept, condition keys apply (AWS's IAM data)."""
+    found = {key: iam_lint.problems(st) for key, st in iam_lint.deployed_statements(templates()).items()}
+    assert len(found) >= 12
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize(
+    "statement, problem",
+    [
+        ({"Effect": "Allow", "Action": "organizations:CloseAcount", "Resource": "*"}, "no such action"),
+        (
+            {"Effect": "Allow", "Action": "organizations:CloseAccount", "Resource": "arn:aws:iam::1:role/x"},
+            "not of a type",
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Action": "organizations:CloseAccount",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"sts:ExternalId": "x"}},
+            },
+            "does not apply",
+        ),
+        ({"Effect": "Allow", "Action": "iam:*", "Resource": "*"}, "wildcard"),
+        (  # the shape that once made CloseAccount impossible: ${...} in a JSON key is never substituted
+            {
+                "Effect": "Allow",
+                "Action": "organizations:CloseAccount",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:ResourceTag/${ClosureGuardTagKey}": {"Ref": "ClosureGuardTagValue"}}
+                },
+            },
+            "never substituted",
+        ),
+    ],
+)
+def test_the_iam_check_catches_what_aws_would_reject(statement, problem):
+    assert any(problem in p for p in iam_lint.problems(statement))
+
+
 def test_least_privilege_close_and_move_are_scoped(tmp_path):
     CliRunner().invoke(app, ["setup-templates", str(tmp_path)])
     body = yaml.safe_load((tmp_path / "management-account.yaml").read_text())
-    statements_ = body["Resources"]["MeshfedServiceRole"]["Properties"]["Policies"][0]["PolicyDocument"][
-        "Statement"
-    ]
-    by_sid = {s["Sid"]: s for s in statements_}
-    assert by_sid["CloseOnlyOptedInAccounts"]["Condition"] == {
-        "StringEquals": {"aws:ResourceTag/${ClosureGuardTagKey}": {"Ref": "ClosureGuardTagValue"}}
+    policies = body["Resources"]["MeshfedServiceRole"]["Properties"]["Policies"]
+    plain = {s["Sid"]: s for s in policies[0]["PolicyDocument"]["Statement"]}
+    conditional = json.loads(policies[1]["PolicyDocument"]["Fn::Sub"])
+    by_sid = {s["Sid"]: s for s in conditional["Statement"]}
+    # the guard tag key is substituted by CloudFormation (a Fn::Sub string), so IAM sees the real key
+    close = iam_lint.substitute({"Fn::Sub": policies[1]["PolicyDocument"]["Fn::Sub"]})
+    assert '"aws:ResourceTag/closable": "true"' in close
+    assert by_sid["CloseOnlyOptedInAccounts"]["Resource"].endswith(":account/o-*/*")
+    assert by_sid["MoveIntoOusMeshcoreCreated"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/${ManagedByTagKey}": "meshcore"}
     }
-    assert by_sid["MoveBetweenLandingZoneOus"]["Resource"] == {"Ref": "WorkloadOuArns"}
-    assert all(s["Action"] != "*" and "*" not in s["Action"] for s in statements_)
+    assert plain["MoveBetweenLandingZoneOus"]["Resource"] == {"Ref": "WorkloadOuArns"}
+    assert plain["NoRoleOfTheManagementAccount"]["Effect"] == "Deny"
+    assert plain["IdentityCenterRolesInAccounts"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::*:role/aws-reserved/sso.amazonaws.com/*"
+    }
+    for st in [*plain.values(), *by_sid.values()]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert all("*" not in a for a in actions)
+        if st["Resource"] == "*":
+            assert not any(a.startswith("iam:") for a in actions), f"IAM calls on every resource: {st['Sid']}"
+
+
+def test_the_replicator_trusts_any_oidc_issuer(tmp_path):
+    CliRunner().invoke(app, ["setup-templates", str(tmp_path)])
+    body = yaml.safe_load((tmp_path / "meshcloud-account.yaml").read_text())
+    trust = body["Resources"]["ReplicatorRole"]["Properties"]["AssumeRolePolicyDocument"]["Fn::Sub"]
+    iam_lint.EXAMPLES["OidcIssuer"] = "gitlab.com"
+    try:
+        resolved = json.loads(iam_lint.substitute(trust))
+    finally:
+        del iam_lint.EXAMPLES["OidcIssuer"]
+    assert set(resolved["Statement"][0]["Condition"]["StringEquals"]) == {"gitlab.com:aud", "gitlab.com:sub"}
