@@ -95,7 +95,10 @@ def test_statements_are_previews_then_final_and_late_costs_create_a_new_version(
 def test_estimated_costs_keep_statements_provisional_until_the_platform_finalizes_them(
     world, meshcore_registry, state_store, write_config, base_config
 ):
-    estimating = {**base_config, "platforms": [{"id": "demo", "type": "fake", "config": {"costs_estimated": True}}]}
+    estimating = {
+        **base_config,
+        "platforms": [{"id": "demo", "type": "fake", "config": {"costs_estimated": True}}],
+    }
     loaded = load_config(write_config(estimating), meshcore_registry)
     service = CostService(loaded, state_store, meshcore_registry, now=LATE)
     service.collect(["2026-09"])
