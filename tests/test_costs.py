@@ -168,5 +168,31 @@ def test_cli_costs_and_chargeback(world, tmp_path, monkeypatch, write_config, ba
     )
     assert res.exit_code == 0 and "3 statement(s)" in res.output
     assert target.read_text().count("FINAL") == 3
+    # late costs replace a version: the export sums to the current amounts unless asked for the history
+    late = {**base_config, "platforms": [{"id": "demo", "type": "fake", "config": {"daily_cost": "2.00"}}]}
+    late_cfg = str(write_config(late))
+    runner.invoke(app, ["costs", "collect", "-p", "2026-09", "-c", late_cfg, "--state", state])
+    current = runner.invoke(
+        app, ["chargeback", "export", "-p", "2026-09", "-f", "json", "-c", late_cfg, "--state", state]
+    )
+    rows = json.loads(current.stdout)
+    assert {r["status"] for r in rows} == {"FINAL"} and len(rows) == 3
+    history = runner.invoke(
+        app,
+        [
+            "chargeback",
+            "export",
+            "-p",
+            "2026-09",
+            "-f",
+            "json",
+            "--all-versions",
+            "-c",
+            late_cfg,
+            "--state",
+            state,
+        ],
+    )
+    assert sorted(r["status"] for r in json.loads(history.stdout)).count("CANCELLED") == 3
     bad = runner.invoke(app, ["costs", "report", "-p", "2026-9", "-c", cfg, "--state", state])
     assert bad.exit_code == 2 and "not a month" in bad.output

@@ -531,10 +531,16 @@ def chargeback_export(
     period: str = PeriodOpt,
     fmt: str = typer.Option("csv", "--format", "-f", help="csv or json."),
     out: Path = typer.Option(None, "--out", help="Write to this file instead of standard output."),
+    all_versions: bool = typer.Option(
+        False, "--all-versions", help="Include CANCELLED versions (an audit trail; do not sum them)."
+    ),
     config: Path = ConfigOpt,
     state: str = StateOpt,
 ) -> None:
-    """Export a month's chargeback statements (finalizing them when the month is due)."""
+    """Export a month's chargeback statements (finalizing them when the month is due).
+
+    By default only each project's current version (FINAL or PREVIEW), so the rows add up.
+    """
     from meshcore.chargeback import export, statements
     from meshcore.errors import MeshcoreError
 
@@ -545,6 +551,8 @@ def chargeback_export(
         rows = statements(_store(state), period, loaded.document.settings.costs.finalize_after_days, loaded)
     except MeshcoreError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
+    if not all_versions:
+        rows = [r for r in rows if r["status"] != "CANCELLED"]
     text = export(rows, fmt)
     if out:
         out.write_text(text)

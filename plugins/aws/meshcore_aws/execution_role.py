@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from meshcore import Action, ActionResult, ChangeAction, HookContext, Observation, Phase, TenantSpec
 from meshcore_aws import retries
 from meshcore_aws.run import AwsRun
-from meshcore_aws.vending import bound_id, member_iam
+from meshcore_aws.vending import bound_id, member_access_denied, member_iam
 
 KIND = "stackset-execution-role"
 
@@ -37,6 +37,16 @@ def execution_role_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) ->
     aid = tenant.platform_tenant_id
     if aid is not None and ctx.resources.get(KIND, aid) is not None:
         return Observation(in_place=frozenset({key(tenant)}))
+    denied = member_access_denied(ctx, aid) if aid else None
+    if denied:
+        return Observation(
+            problems={
+                key(
+                    tenant
+                ): f"cannot create {run.cfg.stackset_execution_role_name} in {aid}: {denied}; deploy it "
+                "there (templates/stackset-execution-role.yaml) or turn baselines.create_execution_role off"
+            }
+        )
     name = run.cfg.stackset_execution_role_name
     return Observation(
         actions=(

@@ -55,10 +55,20 @@ def render(pattern: str, values: Mapping[str, str], tags: Mapping[str, str]) -> 
     return PLACEHOLDER.sub(sub, pattern)
 
 
+#: CreateAccount's AccountName is printable ASCII; PutAccountName also excludes < and >.
+_ACCOUNT_NAME = re.compile(r"^[ -;=?-~]+$")
+EMAIL_MIN = 6
+
+
 def account_name(pattern: str, values: Mapping[str, str], tags: Mapping[str, str]) -> str:
     name = render(pattern, values, tags).strip()
     if not name or len(name) > NAME_MAX:
         raise PlatformError(f"account name {name!r} from pattern {pattern!r} must be 1-{NAME_MAX} characters")
+    if not _ACCOUNT_NAME.match(name):
+        raise PlatformError(
+            f"account name {name!r} from pattern {pattern!r} may only hold printable ASCII characters "
+            "other than < and > (AWS's CreateAccount and PutAccountName)"
+        )
     return name
 
 
@@ -69,6 +79,10 @@ def account_email(pattern: str, values: Mapping[str, str], tags: Mapping[str, st
     local, domain = raw.split("@")
     local = _EMAIL_LOCAL.sub("-", local.lower()).strip(".")
     email = f"{local}@{domain.lower()}"
+    if not email.isascii() or len(email) < EMAIL_MIN:
+        raise PlatformError(
+            f"account e-mail {email!r} from pattern {pattern!r} must be {EMAIL_MIN}-{EMAIL_MAX} ASCII characters"
+        )
     if len(email) > EMAIL_MAX:
         raise PlatformError(
             f"account e-mail {email!r} from pattern {pattern!r} is {len(email)} characters; "

@@ -125,5 +125,7 @@ def _trusted(org: Any, principal: str) -> str:
 
 
 def _instance(run: AwsRun) -> str:
+    """The instance in its home region, and its identity store answering a user lookup."""
     arn, store = run.identity_center.instance()
-    return f"{arn} (identity store {store})"
+    run.identity_center.ids.list_users(IdentityStoreId=store, MaxResults=1)
+    return f"{arn} (identity store {store} answers)"

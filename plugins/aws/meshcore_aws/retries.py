@@ -144,7 +144,15 @@ def describe(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         err = response.get("Error", {})
-        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', str(exc))}"
+        message = str(err.get("Message", str(exc)))
+        if "<html" in message.lower() or "<!doctype" in message.lower():  # not AWS: a web server's error page
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            operation = getattr(exc, "operation_name", "the call")
+            return (
+                f"HTTP {status}: the endpoint answered {operation} with a web page, not an AWS error "
+                "(is AWS_ENDPOINT_URL an emulator that lacks this call?)"
+            )
+        return f"{err.get('Code', type(exc).__name__)}: {message}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -87,6 +87,7 @@ ACTIONS: dict[str, list[str]] = {
         "sso:DescribeAccountAssignmentCreationStatus",
         "sso:DescribeAccountAssignmentDeletionStatus",
         "identitystore:GetUserId",
+        "identitystore:ListUsers",
         "identitystore:GetGroupId",
         "identitystore:CreateGroup",
         "identitystore:DeleteGroup",

@@ -193,6 +193,9 @@ def tenant_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observa
     }
     if run.cfg.identity_center is not None and run.cfg.identity_center.sign_in_url:
         attributes["sign_in_url"] = run.cfg.identity_center.sign_in_url
+    denied = member_access_denied(ctx, aid) if aid else None
+    if denied:
+        attributes["member_access"] = denied
     return Observation(
         actions=tuple(actions), in_place=frozenset(in_place), platform_tenant_id=found, attributes=attributes
     )
@@ -574,6 +577,18 @@ def _configure(
 _UNKNOWN = object()
 
 
+def member_access_denied(ctx: HookContext, aid: str) -> str | None:
+    """Why meshcore cannot act inside the account (its access role refused), if noted within the last day.
+
+    Invited or imported accounts often lack the access role; meshcore notes the refusal
+    once and does not ask again for a day, instead of retrying for minutes on every run.
+    """
+    denied = ctx.resources.get("member-access", aid)
+    if denied is not None and denied.data.get("until", "") > dt.datetime.now(dt.UTC).isoformat():
+        return str(denied.data.get("error", "access refused"))
+    return None
+
+
 def _current_alias(run: AwsRun, ctx: HookContext, tenant: TenantSpec, aid: str, want: Desired) -> Any:
     """The account's alias: from the resources table (alias_mode once), else read in the account.
 
@@ -583,8 +598,7 @@ def _current_alias(run: AwsRun, ctx: HookContext, tenant: TenantSpec, aid: str, 
     recorded = ctx.resources.get("alias", aid)
     if recorded is not None and run.cfg.alias_mode == "once" and recorded.data.get("alias"):
         return recorded.data["alias"]
-    denied = ctx.resources.get("member-access", aid)
-    if denied is not None and denied.data.get("until", "") > dt.datetime.now(dt.UTC).isoformat():
+    if member_access_denied(ctx, aid):
         return _UNKNOWN
     try:
         aliases = run.sessions.client(f"account:{aid}", "iam").list_account_aliases()["AccountAliases"]

@@ -187,6 +187,15 @@ def test_preflight_reports_each_role_and_permission(world, config, registry):
     assert (
         names["organizations:DescribeOrganization (FeatureSet ALL)"] and names["organizations:ListAccounts"]
     )
+    trusted = "trusted access for AWS Account Management (renaming accounts)"
+    assert names[trusted]
+    world.org.client.disable_aws_service_access(ServicePrincipal="account.amazonaws.com")
+    report = registry.call("meshplatform_preflight", rec.config.platforms["aws"], ctx=ctx)
+    check = next(c for c in report.checks if c.name == trusted)
+    assert (
+        not check.ok
+        and "enable-aws-service-access --service-principal account.amazonaws.com" in check.message
+    )
 
 
 def test_missing_external_id_is_a_validation_problem(world, config, write_config, registry):
@@ -222,3 +231,25 @@ def test_landing_zone_overrides_the_deletion_mode(world, config, write_config, r
     with pytest.raises(ConfigError) as exc:
         load_config(write_config(config), registry)
     assert "deletion_mode: quarantine needs deletion.quarantine_ou" in str(exc.value.problems[0])
+
+
+def test_an_imported_account_without_the_access_role_is_noted_once_not_retried_every_run(
+    world, lz_config, monkeypatch
+):
+    """Invited accounts often lack OrganizationAccountAccessRole: say so, and stop knocking for a day."""
+    from moto.iam.models import iam_backends
+
+    legacy = unmanaged(world)
+    iam_backends[legacy]["global"].delete_role("OrganizationAccountAccessRole")
+    lz_config["workspaces"][1]["projects"][0]["tenants"][0]["import_id"] = legacy  # ws2/p3, dev (baseline)
+    first = by_key(world.reconciler(lz_config).apply())["ws2/p3@aws"]
+    row = next(t for t in world.store.tenants() if t.key == "ws2/p3@aws")
+    assert "OrganizationAccountAccessRole" in row.attributes["member_access"]
+    assert first.status == "failed" and "AWSCloudFormationStackSetExecutionRole" in first.message
+    world.calls.clear()
+    again = by_key(world.reconciler(lz_config).apply())["ws2/p3@aws"]
+    assert again.status == "failed" and "deploy it there" in again.message
+    assert world.calls["AssumeRole"] == 0 and world.calls["ListAccountAliases"] == 0, dict(world.calls)
+    assert (
+        world.org.client.list_parents(ChildId=legacy)["Parents"][0]["Id"] == world.org.ous["/Workloads/Dev"]
+    )
