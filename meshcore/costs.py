@@ -34,6 +34,18 @@ from meshcore.state.tables import utcnow
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
+def _owner(owners: dict[str | None, Any], record: Any) -> str | None:
+    """The tenant a cost record is charged to: its owner, unless the usage ended before the owner
+    imported the platform tenant (costs from before an import belong to whoever ran it then)."""
+    owner = owners.get(record.platform_tenant_id)
+    if owner is None:
+        return None
+    imported = owner.imported_at
+    if imported is not None and record.usage_end <= imported.date():
+        return None
+    return str(owner.key)
+
+
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     """``2026-10`` -> (2026-10-01, 2026-11-01): a half-open UTC range."""
     m = MONTH.match(month)
@@ -139,8 +151,8 @@ class CostService:
                     )
                     if not collection.records:
                         continue  # keep what an earlier collection stored
-                sums: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
-                estimated: set[tuple[str, str, str, str]] = set()
+                sums: dict[tuple[str, str | None, str, str, str], Decimal] = defaultdict(Decimal)
+                estimated: set[tuple[str, str | None, str, str, str]] = set()
                 for r in collection.records:
                     if not (start <= r.usage_start < end and r.usage_end <= end):
                         raise PluginError(
@@ -148,21 +160,23 @@ class CostService:
                             f"meshplatform_collect_costs returned a record for "
                             f"{r.usage_start}..{r.usage_end}, outside {month}",
                         )
-                    sums[(r.platform_tenant_id, r.seller, r.product, r.currency)] += r.amount
+                    key = (r.platform_tenant_id, _owner(owners, r), r.seller, r.product, r.currency)
+                    sums[key] += r.amount
                     if r.estimated:
-                        estimated.add((r.platform_tenant_id, r.seller, r.product, r.currency))
+                        estimated.add(key)
                 lines = []
-                for (ptid, seller, product, cur), amount in sorted(sums.items()):
-                    owner = owners.get(ptid)
+                for (ptid, tenant_key, seller, product, cur), amount in sorted(
+                    sums.items(), key=lambda kv: tuple(str(part) for part in kv[0])
+                ):
                     lines.append(
                         {
                             "platform_tenant_id": ptid,
-                            "tenant_key": owner.key if owner else None,
+                            "tenant_key": tenant_key,
                             "seller": seller,
                             "product": product,
                             "currency": cur,
                             "amount": str(amount),
-                            "estimated": (ptid, seller, product, cur) in estimated,
+                            "estimated": (ptid, tenant_key, seller, product, cur) in estimated,
                         }
                     )
                 self.store.replace_usage(pid, month, lines)

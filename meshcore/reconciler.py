@@ -480,7 +480,10 @@ class Reconciler:
                         f"action {action.key!r} returned {new_id}, but the tenant is bound to "
                         f"{ctx.platform_tenant_id}",
                     )
-                self.store.update_tenant(row.id, platform_tenant_id=new_id, provisioning="ready")
+                fields: dict[str, Any] = {"platform_tenant_id": new_id, "provisioning": "ready"}
+                if tenant.import_id:
+                    fields["imported_at"] = utcnow()  # its earlier usage is not this project's
+                self.store.update_tenant(row.id, **fields)
                 ctx.platform_tenant_id = new_id
                 bound["id"] = new_id
                 how = "tenant.imported" if tenant.import_id else "tenant.bound"

@@ -111,6 +111,27 @@ def test_estimated_costs_keep_statements_provisional_until_the_platform_finalize
     assert {r["status"] for r in statements(state_store, "2026-09", 6, final_loaded, now=LATE)} == {"FINAL"}
 
 
+def test_costs_from_before_an_import_are_not_charged_to_the_importing_project(
+    world, meshcore_registry, state_store, write_config, base_config
+):
+    _loaded, cloud = world
+    legacy = cloud.add_external("legacy")
+    base_config["workspaces"][1]["projects"].append(
+        {"id": "old", "tenants": [{"platform": "demo", "landing_zone": "sandbox", "import_id": legacy}]}
+    )
+    importing = load_config(write_config(base_config), meshcore_registry)
+    Reconciler(importing, state_store, meshcore_registry, sleep=lambda s: None).apply()
+    today = dt.datetime.now(dt.UTC).date()
+    month = today.strftime("%Y-%m")
+    CostService(importing, state_store, meshcore_registry).collect([month])
+    lines = [line for line in state_store.usage(month) if line.platform_tenant_id == legacy]
+    charged = {line.tenant_key: Decimal(line.amount) for line in lines}
+    days_after = (month_bounds(month)[1] - today).days  # the import day and later (daily records)
+    assert charged["ws2/old@demo"] == Decimal("1.50") * days_after
+    if today.day > 1:
+        assert charged[None] == Decimal("1.50") * (today.day - 1), "earlier usage charged to the importer"
+
+
 def test_exports(world, meshcore_registry, state_store):
     loaded, _ = world
     CostService(loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])

@@ -46,6 +46,7 @@ class TenantRow(Base):
     approved_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    imported_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # bound to an existing tenant
 
     @property
     def key(self) -> str:
@@ -191,6 +192,7 @@ class UsageRow(Base):
         UniqueConstraint(
             "platform",
             "platform_tenant_id",
+            "tenant_key",
             "period",
             "seller",
             "product",
