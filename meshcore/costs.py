@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -34,7 +35,7 @@ from meshcore.state.tables import utcnow
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
-def _owner(owners: dict[str | None, Any], record: Any) -> str | None:
+def _owner(owners: Mapping[str, Any], record: Any) -> str | None:
     """The tenant a cost record is charged to: its owner, unless the usage ended before the owner
     imported the platform tenant (costs from before an import belong to whoever ran it then)."""
     owner = owners.get(record.platform_tenant_id)
