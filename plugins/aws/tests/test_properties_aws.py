@@ -4,7 +4,8 @@ Edits add, remove, rename and move projects between a landing zone with an OU-le
 and one with an account-level SCP, change tags and role bindings; runs crash after the
 k-th AWS request and are rerun; AWS answers a random request with an error. After every
 step the invariants hold: one account per tenant, no Identity Center assignment on an
-account whose guardrails are not in place, no access left for a removed project, the
+account whose guardrails are not in place, no access left for a removed project (and none
+where the state says access was revoked), the
 foreign account and policy untouched, no more deletions than allowed in one run, plan
 empty after a clean apply and equal to what apply then ran. ``MESHCORE_PROPERTY_EXAMPLES``
 raises the number of sequences (default: a short run for CI).
@@ -66,6 +67,10 @@ FAULTY = (
     "DeleteAccountAssignment",
     "CloseAccount",
     "CreatePolicy",
+    # reads: an observation that fails must never keep revocations from running
+    "ListPoliciesForTarget",
+    "DescribePolicy",
+    "ListGroupMemberships",
 )
 
 
@@ -371,6 +376,13 @@ class AwsWorld(RuleBasedStateMachine):
             aid = row.platform_tenant_id
             if aid and self._assignments(aid):
                 assert self._guarded(aid), f"{row.key}: access on {aid} without its guardrails"
+
+    @invariant()
+    def revoked_means_no_access(self) -> None:
+        """What the state records as revoked has no assignment left, whatever failed since."""
+        for row in self.store.tenants(include_deleted=True):
+            if row.revoked_at is not None and row.platform_tenant_id and row.status != "ACTIVE":
+                assert self._assignments(row.platform_tenant_id) == [], f"{row.key} revoked but has access"
 
     @invariant()
     def nothing_foreign_changed(self) -> None:
