@@ -92,14 +92,17 @@ class JournalEntry:
         self.created_at: dt.datetime = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
 
     def record_operation(self, operation_id: str) -> None:
+        """Remember the cloud's id of the operation (right after the call returned it)."""
         self.operation_id = operation_id
         self._backend.journal_update(self.id, operation_id=operation_id)
 
     def complete(self, result: dict[str, Any] | None = None) -> None:
+        """Close the intent: the operation finished (``find`` no longer returns it)."""
         self.status = "done"
         self._backend.journal_update(self.id, status="done", result=result or {})
 
     def fail(self, message: str) -> None:
+        """Close the intent as failed, with why (the next run starts afresh)."""
         self.status = "failed"
         self._backend.journal_update(self.id, status="failed", message=redact(message))
 
@@ -184,15 +187,23 @@ class Quota:
         self.name = name
 
     def reserve(self, key: str, limit: int, window: dt.timedelta) -> bool:
+        """Take one slot for ``key`` if fewer than ``limit`` were taken in the last ``window``
+        (atomically, across tenants and runners); a key reserved before keeps its slot."""
         granted, _used = self._backend.quota_reserve(self._platform, self.name, key, limit, window)
         return granted
 
     def used(self, window: dt.timedelta) -> int:
+        """Slots taken in the last ``window``."""
         return self._backend.quota_used(self._platform, self.name, window)
 
 
 class RunCache:
-    """A thread-safe memo for one run and one platform. Each key is computed once."""
+    """A thread-safe memo for one run and one platform. Each key is computed once.
+
+    It is never invalidated, not even by the plugin's own writes: cache what a run reads in
+    bulk, and read again (or update the cached value) inside an action's ``run`` when the
+    current value matters.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -275,4 +286,5 @@ class HookContext:
         return self._backend.owner_of(self.platform_id, platform_tenant_id)
 
     def sleep(self, seconds: float) -> None:
+        """The core's sleep (instant in tests): use it while polling an asynchronous operation."""
         self._sleep(seconds)

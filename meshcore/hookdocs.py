@@ -130,6 +130,27 @@ approved runs `revoke` only.
 {phases}
 """
 
+WHEN = """\
+## When hooks are called
+
+1. **Loading the config** (every command): `meshplatform_platform_types` once per plugin when it
+   loads; `meshplatform_validate` once per platform, with its landing zones. No cloud calls.
+2. **`plan` and `apply`**, per platform: `meshplatform_identity` (a changed identity refuses the
+   run), then `meshplatform_platform_actions` for the shared resources; `apply` runs their
+   actions. Their keys are confirmed for every tenant of the platform.
+3. Per tenant, in parallel (`settings.concurrency`), each observed on its own:
+   `meshplatform_tenant_actions`, then `meshplatform_landing_zone_actions` and
+   `meshplatform_access_actions` (these two see the tenant id the first one found). If any of
+   them fails, only the revoke-phase actions of the others run in that run.
+4. `apply` runs the actions phase by phase (see [Phases](#phases)); each action is recorded as a
+   step the moment it ends (the core records steps: a plugin records nothing itself). A
+   tenant whose deletion phases all completed is observed again; when nothing is left to do
+   it is `DELETED`.
+5. `meshplatform_collect_costs` (`meshcore costs collect`), `meshplatform_discover_tenants`
+   (`meshcore discover`), `meshplatform_preflight` (`meshcore preflight`) and
+   `meshplatform_cli_commands` (`meshcore <type> ...`) only when their command runs.
+"""
+
 CHANGES = """\
 ## Changes
 
@@ -192,6 +213,29 @@ def _signature(name: str, fn: Any) -> str:
     return f"def {name}({params}) -> {ret}"
 
 
+def render_context() -> str:
+    """The context's services, from :mod:`meshcore.context` (module, class and method docstrings)."""
+    from meshcore import context
+
+    parts = ["## The context (`ctx`)\n", _rst_to_md(inspect.getdoc(context) or "") + "\n"]
+    for cls in (
+        context.HookContext,
+        context.Journal,
+        context.JournalEntry,
+        context.Resources,
+        context.Quota,
+        context.RunCache,
+    ):
+        parts.append(f"### `{cls.__name__}`\n\n{_rst_to_md(inspect.getdoc(cls) or '')}\n")
+        for name, fn in inspect.getmembers(cls, inspect.isfunction):
+            if name.startswith("_"):
+                continue
+            sig = str(inspect.signature(fn)).replace("(self, ", "(").replace("(self)", "()")
+            parts.append(f"- `{name}{sig}`: {_rst_to_md(inspect.getdoc(fn) or '').strip()}")
+        parts.append("")
+    return "\n".join(parts)
+
+
 def render_hooks() -> str:
     from meshcore.docgen import render_models
     from meshcore.plugins import CAPABILITY_HOOKS
@@ -213,6 +257,8 @@ def render_hooks() -> str:
             fn = specs[name]
             doc = _rst_to_md(inspect.getdoc(fn) or "")
             parts.append(f"### `{name}`\n\n```python\n{_signature(name, fn)}\n```\n\n{doc}\n")
+    parts.append(WHEN)
+    parts.append(render_context())
     parts.append("## What hooks receive\n")
     parts.append(render_models(RECEIVED, level=3))
     parts.append("## What hooks return\n")

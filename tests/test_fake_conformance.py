@@ -8,7 +8,7 @@ from meshcore import hookimpl
 from meshcore.actions import Action, Observation, Phase
 from meshcore.results import ChangeAction
 from meshcore.testing.conformance import PlatformPluginConformance
-from meshcore.testing.fake_platform import FakePlatformPlugin
+from meshcore.testing.fake_platform import FakeConformanceCloud, FakePlatformPlugin
 
 
 class TestFakePlatformConformance(PlatformPluginConformance):
@@ -29,8 +29,8 @@ class TestFakePlatformConformance(PlatformPluginConformance):
         return {"folder": "/conformance", "guardrails": ["g"], "role_mappings": {"admin": "operator"}}
 
     @pytest.fixture
-    def count_writes(self, plugin):
-        return lambda: sum(c.write_count for c in plugin.clouds.values())
+    def cloud(self, plugin):
+        return FakeConformanceCloud(plugin)
 
 
 class AlwaysCreates(FakePlatformPlugin):
@@ -53,23 +53,41 @@ class AlwaysCreates(FakePlatformPlugin):
         )
 
 
-class TestTheSuiteCanFail(TestFakePlatformConformance):
-    @pytest.fixture
-    def plugin(self):
-        return AlwaysCreates()
+def test_the_kit_fails_a_plugin_that_never_looks_at_what_exists(tmp_path):
+    """A plugin that plans a new tenant on every run: the kit's convergence check must fail it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    def test_apply_runs_what_plan_listed_and_converges(
-        self, conformance_registry, conformance_store, conformance_config, count_writes
-    ):
-        with pytest.raises(AssertionError):
-            super().test_apply_runs_what_plan_listed_and_converges(
-                conformance_registry, conformance_store, conformance_config, count_writes
-            )
-
-    test_registers_its_platform_type = None
-    test_plan_makes_no_writes_and_lists_the_new_tenant = None
-    test_deletion_revokes_then_reaches_deleted = None
-    test_cost_records_lie_inside_the_period = None
-    test_discovery_lists_the_tenant = None
-    test_validate_and_preflight_answer = None
-    test_import_has_no_side_effects = None
+    module = tmp_path / "test_always_creates.py"
+    module.write_text(
+        "import pytest\n"
+        "from test_fake_conformance import AlwaysCreates, TestFakePlatformConformance\n"
+        "class TestAlwaysCreates(TestFakePlatformConformance):\n"
+        "    @pytest.fixture\n"
+        "    def plugin(self):\n"
+        "        return AlwaysCreates()\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "meshcore.testing",
+            str(module),
+            "-k",
+            "test_apply_runs_what_plan_listed_and_converges",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        cwd=tmp_path,
+    )
+    assert "1 failed" in out.stdout, out.stdout[-3000:]

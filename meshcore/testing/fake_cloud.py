@@ -157,11 +157,12 @@ class FakeCloud:
 
     # -- tenants -------------------------------------------------------------------------
 
-    def _new_tenant(self, name: str, tags: dict[str, str]) -> str:
+    def _new_tenant(self, name: str, tags: dict[str, str], marker: str = "") -> str:
         tid = str(self.next_id)
         self.next_id += 1
         self.tenants[tid] = {
             "name": name,
+            "managed_by": marker,
             "folder": "",
             "tags": dict(tags),
             "access": {},
@@ -173,18 +174,21 @@ class FakeCloud:
         self._save_meta()
         return tid
 
-    def create(self, name: str, operation_id: str, tags: dict[str, str] | None = None) -> str | None:
-        """Start creating a tenant; returns its id, or ``None`` while the operation is in progress."""
+    def create(
+        self, name: str, operation_id: str, tags: dict[str, str] | None = None, marker: str = ""
+    ) -> str | None:
+        """Start creating a tenant (``marker``: who it is made for); its id, or ``None`` while in progress."""
         with self.lock:
             self.write("create", name)
             op: dict[str, Any] = {
                 "name": name,
                 "tags": dict(tags or {}),
+                "marker": marker,
                 "polls": self.create_polls,
                 "tenant": None,
             }
             if op["polls"] <= 0:
-                op["tenant"] = self._new_tenant(name, op["tags"])
+                op["tenant"] = self._new_tenant(name, op["tags"], marker)
             self.operations[operation_id] = op
             self._save("operation", operation_id, op)
         self.wrote("create")
@@ -200,7 +204,7 @@ class FakeCloud:
             if op["tenant"] is None:
                 op["polls"] -= 1
                 if op["polls"] <= 0:
-                    op["tenant"] = self._new_tenant(op["name"], op["tags"])
+                    op["tenant"] = self._new_tenant(op["name"], op["tags"], op.get("marker", ""))
                 self._save("operation", operation_id, op)
             return ("SUCCEEDED", op["tenant"]) if op["tenant"] else ("IN_PROGRESS", None)
 
@@ -220,7 +224,7 @@ class FakeCloud:
                 (
                     tid
                     for tid, t in sorted(self.tenants.items())
-                    if t["name"] == name and t["status"] != CLOSED
+                    if t["name"] == name and t["status"] == ACTIVE
                 ),
                 None,
             )

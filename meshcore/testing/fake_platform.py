@@ -320,7 +320,8 @@ class FakePlatformPlugin:
         existing = cloud.find(name)
         if existing is not None:
             recorded = ctx.resources.get("tenant", name)
-            ours = entry is not None or (recorded is not None and recorded.cloud_id == existing)
+            marked = (cloud.get(existing) or {}).get("managed_by") == tenant.key  # made for this tenant
+            ours = entry is not None or marked or (recorded is not None and recorded.cloud_id == existing)
             if not ours:
                 raise ConflictError(
                     f"a tenant named {name!r} ({existing}) exists on the platform and meshcore did not create it; "
@@ -370,7 +371,7 @@ class FakePlatformPlugin:
     def _create(self, cloud: FakeCloud, ctx: HookContext, tenant: TenantSpec, name: str) -> ActionResult:
         entry = ctx.journal.find("create", name) or ctx.journal.begin("create", name, {"tenant": tenant.key})
         op_id = f"op-{entry.id}"
-        tid = cloud.create(name, op_id, dict(tenant.replicated_tags))
+        tid = cloud.create(name, op_id, dict(tenant.replicated_tags), marker=tenant.key)
         entry.record_operation(op_id)
         if tid is None:
             return ActionResult(status=ActionStatus.IN_PROGRESS, message=f"creation {op_id} in progress")
@@ -590,6 +591,7 @@ class FakePlatformPlugin:
             return [
                 DiscoveredTenant(platform_tenant_id=tid, name=t["name"], status=t["status"])
                 for tid, t in sorted(cloud.tenants.items())
+                if t["status"] == ACTIVE  # closing and closed tenants are no candidates for import
             ]
 
 
@@ -607,3 +609,39 @@ def _fmt(tags: dict[str, str]) -> str | None:
 plugin = FakePlatformPlugin()
 
 __all__ = ["FakeCloud", "FakeConfig", "FakeLandingZone", "FakePlatformPlugin", "SimulatedCrash", "plugin"]
+
+
+class FakeConformanceCloud:
+    """The conformance kit's window onto the fake platform (an example ``ConformanceCloud``)."""
+
+    def __init__(self, plugin: FakePlatformPlugin, platform_id: str = "conformance", state_file: str = ""):
+        key = f"{platform_id}:{state_file}"
+        with plugin._lock:
+            if key not in plugin.clouds:
+                plugin.clouds[key] = FakeCloud(state_file or None)
+            self.cloud = plugin.clouds[key]
+
+    def writes(self) -> int:
+        return self.cloud.write_count
+
+    def live_tenants(self) -> set[str]:
+        with self.cloud.lock:
+            return {tid for tid, t in self.cloud.tenants.items() if t["status"] == ACTIVE}
+
+    def natural_name(self, workspace: str, project: str) -> str:
+        return f"{workspace}-{project}"  # FakeConfig.name_pattern's default
+
+    def make_foreign(self, name: str) -> str:
+        return self.cloud.add_external(name)
+
+    def tags_of(self, tenant_id: str) -> dict[str, str]:
+        return dict(self.cloud.tenants[tenant_id]["tags"])
+
+    def set_tags(self, tenant_id: str, tags: dict[str, str]) -> None:
+        self.cloud.update(tenant_id, "tag-by-hand", tags=tags)
+
+    def users_of(self, tenant_id: str) -> set[str]:
+        return {u for users in self.cloud.tenants[tenant_id]["access"].values() for u in users}
+
+    def grant(self, tenant_id: str, user: str) -> None:
+        self.cloud.grant(tenant_id, "operator", user)

@@ -152,7 +152,11 @@ class Access:
         else:
             existing = self.groups.group_id(ra.group)
             free = f"group-name-free:{ra.group}"
-            if existing is not None and self.ctx.journal.find("create-group", ra.group) is None:
+            if (
+                existing is not None
+                and self.ctx.journal.find("create-group", ra.group) is None
+                and self.groups.description_of(existing) != description(tenant.key, ra.role)
+            ):
                 problems[free] = (
                     f"an Identity Center group named {ra.group!r} exists and meshcore did not create it for "
                     f"{tenant.key}; rename or remove it (it is never taken over)"
@@ -163,8 +167,11 @@ class Access:
                     change=ChangeAction.CREATE,
                     resource="group",
                     target=ra.group,
-                    key=group_key,
-                    requires=(free,) if free in problems else (),
+                    key=group_key,  # nothing of access exists before the account's guardrails
+                    requires=(
+                        *((free,) if free in problems else ()),
+                        *guardrail_keys(self.cfg, tenant.landing_zone.config, tenant),
+                    ),
                     run=lambda: self._create_group(ra),
                 )
             )
@@ -284,8 +291,8 @@ class Access:
         if gid is None:
             gid = self.groups.create(ra.group, description(self.tenant.key, ra.role))
         entry.record_operation(gid)
+        entry.complete({"group_id": gid})  # a crash from here on is recovered by the group's marker
         self.ctx.resources.put("ic-group", ra.group, cloud_id=gid, data={"role": ra.role})
-        entry.complete({"group_id": gid})
         return ActionResult(message=f"created group {ra.group}")
 
     def _gid(self, ra: RoleAccess) -> str:

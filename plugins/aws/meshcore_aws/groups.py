@@ -2,8 +2,10 @@
 
 meshcore only touches groups it recorded in the resources table (kind
 ``ic-group``, owned by the tenant). A group it creates carries a description
-naming the tenant and role, so people can tell whose it is; a group of the same
-name that meshcore did not record is a conflict, never adopted.
+naming the tenant and role (its marker): a group of the same name that meshcore
+did not record is adopted only when it carries this tenant's marker (made by
+meshcore for this tenant, e.g. before a crash or a lost state store); any other
+is a conflict, never adopted.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class Groups:
         with self._lock:
             self._ids[name] = gid
         return gid
+
+    def description_of(self, gid: str) -> str:
+        """The group's description (meshcore's marker on groups it creates)."""
+        found = self.center.ids.describe_group(IdentityStoreId=self.center.store_id, GroupId=gid)
+        return str(found.get("Description", ""))
 
     def create(self, name: str, text: str) -> str:
         """Create a group; one of that name appearing meanwhile (a lost answer of ours) is looked up."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from meshcore import HookContext, Observation, TenantSpec, TenantStatus, merge
 from meshcore_aws import baselines, execution_role, guardrails, post_hook
 from meshcore_aws.run import AwsRun
-from meshcore_aws.vending import desired_state
+from meshcore_aws.vending import desired_state, unused_email
 
 
 def landing_zone_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observation:
@@ -20,7 +20,12 @@ def landing_zone_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> O
             return Observation()
         return Observation(actions=tuple(baselines.teardown_actions(run, tenant, ctx)))
     want = desired_state(run.cfg, tenant)
-    account = {"id": tenant.platform_tenant_id or "", "name": want.name, "email": want.email}
+    aid = tenant.platform_tenant_id
+    existing = run.org.account(aid) if aid else None
+    email = (
+        str(existing["Email"]) if existing else unused_email(run, ctx, tenant, want.email)
+    )  # as AWS has it
+    account = {"id": aid or "", "name": want.name, "email": email}
     hook = Observation(actions=tuple(post_hook.hook_actions(run, tenant, ctx, account)))
     return merge(
         [

@@ -29,6 +29,7 @@ class OrgView:
         self._org: dict[str, Any] | None = None
         self._root: dict[str, Any] | None = None
         self._accounts: dict[str, dict[str, Any]] | None = None
+        self._accounts_error: ClientError | None = None
         self._children: dict[str, list[dict[str, Any]]] = {}
         self._in_ou: dict[str, set[str]] = {}
         self._parents: dict[str, str] = {}
@@ -78,9 +79,19 @@ class OrgView:
     # -- accounts ---------------------------------------------------------------------
 
     def accounts(self, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        """Every account of the organization, listed once per run. A listing that failed (after
+        botocore's retries) fails every later caller of the run at once: a throttled API is not
+        asked again by each tenant and hook."""
         with self._lock:
+            if self._accounts_error is not None and not refresh:
+                raise self._accounts_error
             if self._accounts is None or refresh:
-                self._accounts = {a["Id"]: a for a in self._list("list_accounts", "Accounts")}
+                try:
+                    self._accounts = {a["Id"]: a for a in self._list("list_accounts", "Accounts")}
+                    self._accounts_error = None
+                except ClientError as exc:
+                    self._accounts_error = exc
+                    raise
             return self._accounts
 
     def account(self, account_id: str, refresh: bool = False) -> dict[str, Any] | None:

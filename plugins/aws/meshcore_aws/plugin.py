@@ -147,7 +147,7 @@ def meshplatform_discover_tenants(platform: PlatformSpec, ctx: HookContext) -> l
             attributes={"email": a.get("Email", "")},
         )
         for a in sorted(run.org.accounts(refresh=True).values(), key=lambda a: a["Id"])
-        if a["Id"] not in infrastructure
+        if a["Id"] not in infrastructure and state(a) == "ACTIVE"  # closed or closing: nothing to import
     ]
 
 

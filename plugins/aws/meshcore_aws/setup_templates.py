@@ -89,6 +89,7 @@ ACTIONS: dict[str, list[str]] = {
         "identitystore:GetUserId",
         "identitystore:ListUsers",
         "identitystore:GetGroupId",
+        "identitystore:DescribeGroup",
         "identitystore:CreateGroup",
         "identitystore:DeleteGroup",
         "identitystore:ListGroupMemberships",

@@ -21,7 +21,7 @@ will make) and each difference is one action.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -146,6 +146,8 @@ def tenant_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observa
     actions: list[Action] = []
     found: str | None = None
     if tenant.platform_tenant_id is None:
+        if not tenant.import_id:
+            want = replace(want, email=unused_email(run, ctx, tenant, want.email))
         found, acquire = _acquire(run, tenant, want, ctx, needs)
         actions.append(acquire)
         account = run.org.account(found) if found else None
@@ -240,6 +242,26 @@ def _acquire(
         requires=needs,
         run=lambda: _create(run, tenant, want, ctx),
     )
+
+
+def unused_email(run: AwsRun, ctx: HookContext, tenant: TenantSpec, email: str) -> str:
+    """The e-mail for a new account: the rendered one, unless its account belonged to this same
+    project before it was deleted (AWS keeps a closed account's e-mail for 90 days, and an account
+    is never reused). Then ``local-2@domain``, ``local-3@domain``... the first one free. An account
+    of *another* tenant with the e-mail is left for :func:`_claim` to refuse (a pattern collision)."""
+    local, domain = email.split("@", 1)
+    n = 1
+    while True:
+        candidate = email if n == 1 else f"{local}-{n}@{domain}"
+        existing = run.org.by_email(candidate)
+        if existing is None or ctx.owner_of(existing["Id"]) != tenant.key:
+            if len(candidate) > naming.EMAIL_MAX:
+                raise PlatformError(
+                    f"account e-mail {email} belongs to a deleted tenant and {candidate} is too long; "
+                    "change account_email_pattern"
+                )
+            return candidate
+        n += 1
 
 
 def _claim(run: AwsRun, ctx: HookContext, tenant: TenantSpec, account: dict[str, Any], how: str) -> None:

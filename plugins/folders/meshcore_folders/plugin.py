@@ -98,6 +98,15 @@ def _name(tenant: TenantSpec) -> str:
     return f"{tenant.workspace.id}--{tenant.project.id}"
 
 
+def _free_name(ctx: HookContext, tenant: TenantSpec) -> str:
+    """The folder name for a new tenant: the natural name, unless a tenant (live or deleted) was
+    ever bound to it; then the next free ``--2``, ``--3``... A deleted tenant's id is never reused."""
+    base, n = _name(tenant), 1
+    while ctx.owner_of(base if n == 1 else f"{base}--{n}") is not None:
+        n += 1
+    return base if n == 1 else f"{base}--{n}"
+
+
 def _read(folder: Path) -> dict[str, Any] | None:
     try:
         return json.loads((folder / META).read_text())
@@ -207,7 +216,7 @@ def meshplatform_identity(platform: PlatformSpec, ctx: HookContext) -> str:
 def meshplatform_tenant_actions(platform: PlatformSpec, tenant: TenantSpec, ctx: HookContext) -> Observation:
     if tenant.status != TenantStatus.ACTIVE:
         return _deletion(platform, tenant, ctx)
-    name = tenant.platform_tenant_id or tenant.import_id or _name(tenant)
+    name = tenant.platform_tenant_id or tenant.import_id or _free_name(ctx, tenant)
     folder = _root(platform) / name
     meta = _read(folder)
     actions: list[Action] = []

@@ -2,10 +2,68 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 import meshcore_folders.plugin as folders
 from meshcore.testing.conformance import PlatformPluginConformance
+
+
+class FoldersWindow:
+    """The conformance kit's window onto a folders "cloud": the directory tree under ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._count = 0
+        self._last: tuple = ()
+
+    def writes(self) -> int:
+        """Changes to the tree since the last call count as one write (any file written, moved, removed)."""
+        files = tuple(
+            sorted((str(p.relative_to(self.root)), p.stat().st_mtime_ns) for p in self.root.rglob("*"))
+        )
+        if files != self._last:
+            self._count, self._last = self._count + 1, files
+        return self._count
+
+    def _meta(self, tid: str) -> dict:
+        return json.loads((self.root / tid / folders.META).read_text())
+
+    def _save(self, tid: str, meta: dict) -> None:
+        (self.root / tid / folders.META).write_text(json.dumps(meta))
+
+    def live_tenants(self) -> set[str]:
+        return {
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and (p / folders.META).exists() and ".archived-" not in p.name
+        }
+
+    def natural_name(self, workspace: str, project: str) -> str:
+        return f"{workspace}--{project}"
+
+    def make_foreign(self, name: str) -> str:
+        (self.root / name).mkdir()
+        self._save(name, {"name": name, "tags": {"team": "theirs"}, "guardrails": [], "access": {}})
+        return name
+
+    def tags_of(self, tenant_id: str) -> dict[str, str]:
+        return dict(self._meta(tenant_id).get("tags", {}))
+
+    def set_tags(self, tenant_id: str, tags: dict[str, str]) -> None:
+        meta = self._meta(tenant_id)
+        meta["tags"] = tags
+        self._save(tenant_id, meta)
+
+    def users_of(self, tenant_id: str) -> set[str]:
+        return {u for users in self._meta(tenant_id).get("access", {}).values() for u in users}
+
+    def grant(self, tenant_id: str, user: str) -> None:
+        meta = self._meta(tenant_id)
+        meta.setdefault("access", {}).setdefault("admin", []).append(user)
+        self._save(tenant_id, meta)
 
 
 class TestFoldersConformance(PlatformPluginConformance):
@@ -27,16 +85,8 @@ class TestFoldersConformance(PlatformPluginConformance):
         return {"guardrails": ["no-public-shares"], "role_mappings": {"admin": "admin"}}
 
     @pytest.fixture
-    def count_writes(self, tmp_path, monkeypatch):
-        writes = {"n": 0}
-        original = folders._write
-
-        def counting(folder, meta):
-            writes["n"] += 1
-            original(folder, meta)
-
-        monkeypatch.setattr(folders, "_write", counting)
-        return lambda: writes["n"]
+    def cloud(self, tmp_path, platform_config):
+        return FoldersWindow(Path(platform_config["root"]))
 
 
 def test_apply_through_the_cli(tmp_path, monkeypatch):
