@@ -26,7 +26,7 @@ from meshcore.errors import ConfigError, ConfigProblem, MeshcoreError
 from meshcore.models import ConfigDocument, Settings
 from meshcore.plugins import PluginRegistry
 from meshcore.redaction import register_secret
-from meshcore.specs import LandingZoneSpec, PlatformSpec
+from meshcore.specs import LandingZoneSpec, PlatformSpec, tenant_key
 from meshcore.yamlsource import Loc, SourceFile, config_files, format_loc, interpolate, read_yaml
 
 _LIST_KEYS = ("platforms", "landing_zones", "tag_definitions", "users", "groups", "workspaces")
@@ -468,18 +468,30 @@ def _check_platforms(
 
     if problems:
         return
+    from meshcore.desired import desired_tenants  # needs a loaded config: imported here, not at the top
+
+    tenants = desired_tenants(loaded)
+    tenant_origin = {
+        tenant_key(ws.id, project.id, t.platform): Origin(wo.src, (*wo.loc, "projects", j, "tenants", k))
+        for ws, wo in zip(doc.workspaces, origins["workspaces"], strict=True)
+        for j, project in enumerate(ws.projects)
+        for k, t in enumerate(project.tenants)
+    }
     for p, o in zip(doc.platforms, origins["platforms"], strict=True):
         platform = loaded.platforms[p.id]
         lzs = [lz for lz in loaded.landing_zones.values() if lz.platform == p.id]
+        mine = [t for t in tenants if t.platform_id == p.id]
         try:
-            found = registry.call("meshplatform_validate", platform, landing_zones=lzs)
+            found = registry.call("meshplatform_validate", platform, landing_zones=lzs, tenants=mine)
         except MeshcoreError as exc:
             problem = o.problem(("type",), str(exc))
             problem.plugin = True
             problems.append(problem)
             continue
         for prob in found:
-            if prob.landing_zone and prob.landing_zone in lz_origin:
+            if prob.tenant and prob.tenant in tenant_origin:
+                origin, base = tenant_origin[prob.tenant], ()
+            elif prob.landing_zone and prob.landing_zone in lz_origin:
                 origin, base = lz_origin[prob.landing_zone], ("config",)
             else:
                 origin, base = o, ("config",)

@@ -24,7 +24,7 @@ from typing import Any
 
 from meshcore.config import LoadedConfig
 from meshcore.context import HookContext
-from meshcore.errors import MeshcoreError, PluginError
+from meshcore.errors import MeshcoreError, PluginError, UsageError
 from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
 from meshcore.results import Capability
@@ -47,23 +47,41 @@ def _owner(owners: Mapping[str, Any], record: Any) -> str | None:
     return str(owner.key)
 
 
+#: The earliest month meshcore accepts, and how many months one collection may span
+#: (AWS Cost Explorer keeps at most 38 months, with multi-year data enabled).
+FIRST_YEAR = 2000
+MAX_MONTHS = 38
+
+
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     """``2026-10`` -> (2026-10-01, 2026-11-01): a half-open UTC range."""
-    m = MONTH.match(month)
+    m = MONTH.fullmatch(month)
     if not m:
-        raise MeshcoreError(f"period {month!r} is not a month like 2026-10")
+        raise UsageError(f"period {month!r} is not a month like 2026-10")
     year, mon = int(m.group(1)), int(m.group(2))
+    if year < FIRST_YEAR:
+        raise UsageError(f"period {month!r} is before {FIRST_YEAR}: no cloud has costs that old")
     start = dt.date(year, mon, 1)
     end = dt.date(year + (mon == 12), 1 if mon == 12 else mon + 1, 1)
     return start, end
 
 
-def months(first: str, last: str | None = None) -> list[str]:
-    """Every month from ``first`` to ``last`` inclusive."""
+def months(first: str, last: str | None = None, today: dt.date | None = None) -> list[str]:
+    """Every month from ``first`` to ``last`` inclusive; none after the current month, at most MAX_MONTHS."""
     start, _ = month_bounds(first)
     stop, _ = month_bounds(last or first)
     if stop < start:
-        raise MeshcoreError(f"period range {first}..{last} ends before it starts")
+        raise UsageError(f"period range {first}..{last} ends before it starts")
+    current = (today or utcnow().date()).replace(day=1)
+    if stop > current:
+        raise UsageError(
+            f"period {stop.strftime('%Y-%m')} is in the future (the current month is {current.strftime('%Y-%m')})"
+        )
+    span = (stop.year - start.year) * 12 + stop.month - start.month + 1
+    if span > MAX_MONTHS:
+        raise UsageError(
+            f"period range {first}..{last} spans {span} months; collect at most {MAX_MONTHS} at a time"
+        )
     out = []
     while start <= stop:
         out.append(start.strftime("%Y-%m"))

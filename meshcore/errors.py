@@ -70,5 +70,13 @@ class RefusedError(MeshcoreError):
     """The run is refused before any change (e.g. more deletions than allowed); exit code 2."""
 
 
+class UsageError(MeshcoreError):
+    """A command-line argument is invalid (e.g. a period that is not a month); exit code 2."""
+
+
+class StateStoreError(MeshcoreError):
+    """The state store cannot be opened or used (missing, corrupt, read-only, too new); exit code 5."""
+
+
 class LockHeldError(MeshcoreError):
     """Another runner holds the state store's lease."""

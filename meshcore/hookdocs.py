@@ -134,7 +134,7 @@ WHEN = """\
 ## When hooks are called
 
 1. **Loading the config** (every command): `meshplatform_platform_types` once per plugin when it
-   loads; `meshplatform_validate` once per platform, with its landing zones. No cloud calls.
+   loads; `meshplatform_validate` once per platform, with its landing zones and tenants. No cloud calls.
 2. **`plan` and `apply`**, per platform: `meshplatform_identity` (a changed identity refuses the
    run), then `meshplatform_platform_actions` for the shared resources; `apply` runs their
    actions. Their keys are confirmed for every tenant of the platform.

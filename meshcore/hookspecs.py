@@ -100,16 +100,21 @@ def meshplatform_platform_types() -> list[PlatformType]:  # type: ignore[empty-b
 
 @hookspec(firstresult=True)
 def meshplatform_validate(  # type: ignore[empty-body]
-    platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
+    platform: PlatformSpec, landing_zones: list[LandingZoneSpec], tenants: list[TenantSpec]
 ) -> list[ValidationProblem]:
-    """Check a platform's config and its landing zones beyond what the models express.
+    """Check a platform's config, its landing zones and its tenants beyond what the models express.
 
     Called by ``meshcore validate`` and before every ``plan`` and ``apply``;
-    must make no cloud calls (``meshplatform_preflight`` is for those).
+    must make no cloud calls (``meshplatform_preflight`` is for those). This is
+    where a plugin renders what it will name each tenant in the cloud and
+    refuses names the cloud would reject, or two tenants whose names collide.
 
     :param platform: the platform, ``config`` already validated by the plugin's model.
     :param landing_zones: the landing zones on this platform, configs validated.
-    :returns: a list of :class:`~meshcore.results.ValidationProblem` (empty if all is well).
+    :param tenants: the tenants declared on this platform, in config order
+        (no ``platform_tenant_id``: validation does not read the state).
+    :returns: a list of :class:`~meshcore.results.ValidationProblem` (empty if all is well);
+        set ``tenant`` to a tenant's key to point the problem at its entry in the config.
     :raises: nothing: report problems instead.
 
     ``firstresult``: the owning plugin answers.
@@ -119,10 +124,13 @@ def meshplatform_validate(  # type: ignore[empty-body]
     Example::
 
         @hookimpl
-        def meshplatform_validate(platform, landing_zones):
+        def meshplatform_validate(platform, landing_zones, tenants):
             return [ValidationProblem(path="role_mappings.admin", landing_zone=lz.id,
                                       message="maps to a privileged role without a boundary")
                     for lz in landing_zones if privileged(lz)]
+
+    .. versionchanged:: 2
+       ``tenants`` added (a hook implementation may leave it out of its signature).
     """
 
 

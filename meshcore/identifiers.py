@@ -20,7 +20,7 @@ _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 
 def _slug(max_len: int, what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not (1 <= len(value) <= max_len) or not _SLUG.match(value):
+        if not (1 <= len(value) <= max_len) or not _SLUG.fullmatch(value):
             raise ValueError(
                 f"{what} {value!r} is invalid: use 1-{max_len} lowercase letters, digits and "
                 "hyphens, starting and ending with a letter or digit"
@@ -31,7 +31,7 @@ def _slug(max_len: int, what: str) -> Callable[[str], str]:
 
 
 def _name(value: str) -> str:
-    if not (1 <= len(value) <= 64) or not _NAME.match(value):
+    if not (1 <= len(value) <= 64) or not _NAME.fullmatch(value):
         raise ValueError(
             f"identifier {value!r} is invalid: use 1-64 lowercase letters, digits, '.', '_' "
             "or '-', starting and ending with a letter or digit"
@@ -40,7 +40,7 @@ def _name(value: str) -> str:
 
 
 def _user(value: str) -> str:
-    if not (1 <= len(value) <= 128) or not _USER.match(value):
+    if not (1 <= len(value) <= 128) or not _USER.fullmatch(value):
         raise ValueError(
             f"user id {value!r} is invalid: use 1-128 letters, digits, '.', '_', '@', '+' or '-'"
         )

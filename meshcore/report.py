@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshcore.actions import Action
+from meshcore.redaction import redact
+
+#: Shown instead of a value that held a secret before it changed.
+HIDDEN = "(hidden: the new value holds a secret)"
 
 
 @dataclass
@@ -34,16 +38,26 @@ class ActionView:
 
     @classmethod
     def of(cls, action: Action) -> ActionView:
+        """The action's view, secrets redacted.
+
+        When the new value holds a secret, the old value is hidden too: after a
+        secret is rotated, the old one is no longer known to be a secret, but it
+        still is one.
+        """
+        after = redact(action.after) if action.after is not None else None
+        before = action.before
+        if before is not None and after != action.after:
+            before = HIDDEN
         return cls(
             phase=action.phase.value,
             change=action.change.value,
-            resource=action.resource,
-            target=action.target,
-            key=action.key,
-            before=action.before,
-            after=action.after,
-            detail=action.detail,
-            requires=action.requires,
+            resource=redact(action.resource),
+            target=redact(action.target),
+            key=redact(action.key),
+            before=redact(before) if before is not None else None,
+            after=after,
+            detail=redact(action.detail),
+            requires=tuple(redact(r) for r in action.requires),
         )
 
     def describe(self) -> str:

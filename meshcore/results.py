@@ -67,12 +67,14 @@ class ValidationProblem(Result):
 
     ``path`` is a dotted key path relative to the section the plugin was given
     (e.g. ``role_mappings.admin``); ``landing_zone`` names the landing zone when
-    the problem is in one.
+    the problem is in one, ``tenant`` the tenant's key (``workspace/project@platform``)
+    when it is in a tenant (``path`` is then relative to the tenant's entry).
     """
 
     path: str
     message: str
     landing_zone: str | None = None
+    tenant: str | None = None
 
 
 class ChangeAction(StrEnum):

@@ -18,6 +18,21 @@ from meshcore.errors import ConfigProblem
 from meshcore.redaction import register_secret
 
 Loc = tuple[str | int, ...]
+
+#: Limits that keep a hostile file (an alias bomb, absurd nesting) from exhausting memory or the stack.
+MAX_BYTES = 5 * 1024 * 1024
+MAX_VALUES = 200_000
+MAX_DEPTH = 64
+
+
+class _Refused(Exception):
+    """A structural problem that stops reading the file (its message names what is wrong)."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -68,6 +83,14 @@ def read_yaml(path: Path, problems: list[ConfigProblem]) -> SourceFile | None:
     """Parse one file; syntax errors and duplicate keys become problems."""
     src = SourceFile(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            problems.append(
+                ConfigProblem(
+                    str(path), "", f"file is {size:,} bytes; a config file may have at most {MAX_BYTES:,}"
+                )
+            )
+            return None
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.append(ConfigProblem(str(path), "", f"cannot read file: {exc.strerror or exc}"))
@@ -82,10 +105,16 @@ def read_yaml(path: Path, problems: list[ConfigProblem]) -> SourceFile | None:
             if node is None:
                 src.data = {}
                 return src
-            _walk(node, (), src, problems)
+            _walk(node, (), src, problems, _Budget())
             src.data = loader.construct_document(node)
         finally:
             loader.dispose()
+    except _Refused as exc:
+        problems.append(ConfigProblem(str(path), "", str(exc), exc.line))
+        return None
+    except RecursionError:
+        problems.append(ConfigProblem(str(path), "", f"nested too deeply (more than {MAX_DEPTH} levels)"))
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
@@ -97,11 +126,47 @@ def read_yaml(path: Path, problems: list[ConfigProblem]) -> SourceFile | None:
     return src
 
 
-def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProblem]) -> None:
-    src.lines.setdefault(loc, node.start_mark.line + 1)
+class _Budget:
+    """How much of the file has been walked (aliases counted each time they are used)."""
+
+    def __init__(self) -> None:
+        self.values = 0
+        self.open: set[int] = set()  # nodes being walked: one met again below itself is a recursive alias
+
+
+def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProblem], budget: _Budget) -> None:
+    line = node.start_mark.line + 1
+    budget.values += 1
+    if budget.values > MAX_VALUES:
+        raise _Refused(
+            f"the file expands to more than {MAX_VALUES:,} values (YAML aliases used as a bomb?)", line
+        )
+    if len(loc) > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels at {format_loc(loc[:8])}...", line)
+    if id(node) in budget.open:
+        raise _Refused(f"recursive YAML alias at {format_loc(loc) or 'the top level'}", line)
+    src.lines.setdefault(loc, line)
+    if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        return
+    budget.open.add(id(node))
+    try:
+        _walk_children(node, loc, src, problems, budget)
+    finally:
+        budget.open.discard(id(node))
+
+
+def _walk_children(
+    node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProblem], budget: _Budget
+) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused(
+                    f"{format_loc(loc) or 'the top level'} has a key that is a list or mapping; keys must be "
+                    "plain values",
+                    key_node.start_mark.line + 1,
+                )
             key = key_node.value
             if key in seen:
                 problems.append(
@@ -112,10 +177,10 @@ def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProbl
             seen.add(key)
             child = (*loc, key)
             src.lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, src, problems)
+            _walk(value_node, child, src, problems, budget)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*loc, i), src, problems)
+            _walk(item, (*loc, i), src, problems, budget)
 
 
 def interpolate(

@@ -102,11 +102,11 @@ def test_env_interpolation_and_missing_variable(write_config, meshcore_registry,
     monkeypatch.setenv("MC_STATE_FILE", "/tmp/from-env.json")
     base_config["platforms"][0]["config"] = {
         "state_file": "${MC_STATE_FILE}",
-        "name_pattern": "${MC_UNSET:-{workspace}}-x",
+        "name_pattern": "${MC_UNSET:-{workspace}}-{project}",
     }
     loaded = load_config(write_config(base_config), meshcore_registry)
     assert loaded.platforms["demo"].config.state_file == "/tmp/from-env.json"
-    assert loaded.platforms["demo"].config.name_pattern == "{workspace}-x"
+    assert loaded.platforms["demo"].config.name_pattern == "{workspace}-{project}"
     base_config["users"][0]["name"] = "${MC_DEFINITELY_UNSET}"
     msgs = problems_of(write_config(base_config), meshcore_registry)
     assert any("users[0].name: environment variable MC_DEFINITELY_UNSET is not set" in m for m in msgs)

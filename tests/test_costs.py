@@ -35,9 +35,19 @@ def world(write_config, meshcore_registry, state_store, fake_plugin, base_config
 
 def test_month_helpers():
     assert month_bounds("2026-12") == (dt.date(2026, 12, 1), dt.date(2027, 1, 1))
-    assert months("2026-11", "2027-02") == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    today = dt.date(2027, 3, 15)
+    assert months("2026-11", "2027-02", today) == ["2026-11", "2026-12", "2027-01", "2027-02"]
     with pytest.raises(MeshcoreError, match="not a month"):
         month_bounds("2026-13")
+    with pytest.raises(MeshcoreError, match="not a month"):
+        month_bounds("2026-10\n")
+    with pytest.raises(MeshcoreError, match="before 2000"):
+        months("1900-01", "2026-10", today)
+    with pytest.raises(MeshcoreError, match="in the future"):
+        months("2027-01", "2027-04", today)
+    with pytest.raises(MeshcoreError, match="spans 39 months; collect at most 38"):
+        months("2023-12", "2027-02", today)
+    assert len(months("2024-01", "2027-02", today)) == 38
 
 
 def test_collection_attributes_costs_and_keeps_unattributed(world, meshcore_registry, state_store):
@@ -217,3 +227,62 @@ def test_cli_costs_and_chargeback(world, tmp_path, monkeypatch, write_config, ba
     assert sorted(r["status"] for r in json.loads(history.stdout)).count("CANCELLED") == 3
     bad = runner.invoke(app, ["costs", "report", "-p", "2026-9", "-c", cfg, "--state", state])
     assert bad.exit_code == 2 and "not a month" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["costs", "collect", "-p", "2026-13"], "not a month like 2026-10"),
+        (["costs", "collect", "-p", "1900-01", "--to", "2026-10"], "before 2000"),
+        (["costs", "collect", "-p", "2026-01", "--to", "2099-12"], "in the future"),
+        (["costs", "collect", "-p", "2020-01", "--to", "2026-10"], "collect at most 38"),
+        (["costs", "collect", "-p", "2026-10", "--to", "2026-01"], "ends before it starts"),
+        (["costs", "report", "-p", "garbage"], "not a month"),
+        (["chargeback", "export", "-p", "2099-01"], "in the future"),
+        (["chargeback", "export", "-p", "2026-09", "--out", "/nonexistent/dir/cb.csv"], "cannot write --out"),
+        (["chargeback", "export", "-p", "2026-09", "--out", "."], "cannot write --out"),
+    ],
+)
+def test_cli_cost_commands_refuse_bad_arguments_with_exit_2(
+    args, expected, tmp_path, write_config, base_config
+):
+    from typer.testing import CliRunner
+
+    from meshcore.cli.app import app
+
+    base_config["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.json")}
+    cfg = str(write_config(base_config))
+    state = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["apply", "-c", cfg, "--state", state]).exit_code == 0
+    result = runner.invoke(app, [*args, "-c", cfg, "--state", state])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output, result.output
+    assert not list(tmp_path.glob(".cb.csv.*")), "a partial export was left behind"
+
+
+def test_concurrent_exports_finalize_each_statement_once(world, meshcore_registry, state_store, tmp_path):
+    """Several processes exporting a due month at once: one FINAL version per project, no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from meshcore.state import StateStore
+
+    loaded, _ = world
+    CostService(loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])
+    url = str(state_store.engine.url)
+
+    def export_once(_: int) -> list[tuple[str, int, str]]:
+        store = StateStore.open(url)  # its own connection pool, as another process would have
+        try:
+            return sorted(
+                (r["project"], r["version"], r["status"])
+                for r in statements(store, "2026-09", 6, loaded, now=LATE)
+            )
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(export_once, range(8)))
+    assert all(r == results[0] for r in results)
+    assert results[0] == [("p1", 1, "FINAL"), ("p2", 1, "FINAL"), ("p3", 1, "FINAL")]
+    assert len(state_store.statements("2026-09")) == 3

@@ -23,8 +23,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshcore.config import LoadedConfig
@@ -33,8 +35,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PLUGIN, EXIT_LOCKED, EXIT_STATE = 0, 1, 2, 3, 4, 5
 
+
+class _Commands(TyperGroup):
+    """The command group; a state store that fails mid-command is reported, exit code 5, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from meshcore.errors import StateStoreError
+
+        try:
+            return super().invoke(ctx)
+        except StateStoreError as exc:
+            raise _fail(str(exc), EXIT_STATE) from None
+
+
 app = typer.Typer(
     name="meshcore",
+    cls=_Commands,
     help="Replicate workspaces, projects, landing zones and role bindings into cloud platforms.\n\n"
     "Platform plugins add their own commands: meshcore <platform type> --help (e.g. meshcore aws --help).",
     no_args_is_help=True,
@@ -79,6 +95,28 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _fail_on(exc: Exception, code: int) -> typer.Exit:
+    """Report ``exc``; a state store that cannot be used is always exit code 5, bad arguments 2."""
+    from meshcore.errors import StateStoreError, UsageError
+
+    if isinstance(exc, StateStoreError):
+        code = EXIT_STATE
+    elif isinstance(exc, UsageError):
+        code = EXIT_CONFIG
+    return _fail(str(exc), code)
+
+
+def _months(period: str, to: str | None = None) -> list[str]:
+    """The months of ``--period`` (and ``--to``), or exit code 2 saying what is wrong with them."""
+    from meshcore.costs import months
+    from meshcore.errors import UsageError
+
+    try:
+        return months(period, to)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+
+
 def _registry() -> PluginRegistry:
     from meshcore.plugins import PluginRegistry
 
@@ -104,12 +142,13 @@ def _config_exit(exc: Any) -> int:
     return EXIT_PLUGIN if any(p.plugin for p in exc.problems) else EXIT_CONFIG
 
 
-def _store(state: str | None) -> StateStore:
+def _store(state: str | None, *, create: bool = True) -> StateStore:
+    """Open the state store; ``create=False`` for commands that only read what earlier runs wrote."""
     from meshcore.errors import MeshcoreError
     from meshcore.state import DEFAULT_STATE_URL, StateStore
 
     try:
-        return StateStore.open(state or DEFAULT_STATE_URL)
+        return StateStore.open(state or DEFAULT_STATE_URL, create=create)
     except MeshcoreError as exc:
         raise _fail(str(exc), EXIT_STATE) from None
 
@@ -175,7 +214,7 @@ def schema(
         try:
             ptype = _registry().platform_type(platform_type)
         except MeshcoreError as exc:
-            raise _fail(str(exc), EXIT_PLUGIN) from None
+            raise _fail_on(exc, EXIT_PLUGIN) from None
         data = {"platform": ptype.config_model.model_json_schema()}
         if ptype.landing_zone_model is not None:
             data["landing_zone"] = ptype.landing_zone_model.model_json_schema()
@@ -212,7 +251,7 @@ def plan(
     except RefusedError as exc:
         raise _fail(f"apply would be refused: {exc}", EXIT_CONFIG) from None
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail_on(exc, EXIT_FAILED) from None
     if output == Output.json:
         _emit_json(report.as_dict())
     else:
@@ -248,11 +287,11 @@ def apply(
                     wait=wait, allow_deletions=allow_deletions
                 )
     except LockHeldError as exc:
-        raise _fail(str(exc), EXIT_LOCKED) from None
+        raise _fail_on(exc, EXIT_LOCKED) from None
     except RefusedError as exc:
         raise _fail(f"refused: {exc}", EXIT_CONFIG) from None
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail_on(exc, EXIT_FAILED) from None
     if output == Output.json:
         _emit_json(report.as_dict())
     else:
@@ -270,7 +309,7 @@ def status(
     all_: bool = typer.Option(False, "--all", help="Include deleted tenants."),
 ) -> None:
     """Show recorded tenants, the last run and failures."""
-    store = _store(state)
+    store = _store(state, create=False)
     tenants = store.tenants(include_deleted=all_)
     runs = store.runs(limit=1)
     last = runs[0] if runs else None
@@ -320,7 +359,7 @@ def history(
     output: Output = OutputOpt,
 ) -> None:
     """Show past runs, or the step history and audit trail of one tenant."""
-    store = _store(state)
+    store = _store(state, create=False)
     if tenant:
         steps = store.steps(tenant_key=tenant)[-limit * 10 :]
         trail = store.audit_trail(tenant)
@@ -380,9 +419,9 @@ def approve(
     from meshcore.reconciler import approve_deletion
 
     try:
-        console.print(approve_deletion(_store(state), tenant))
+        console.print(approve_deletion(_store(state, create=False), tenant))
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail_on(exc, EXIT_FAILED) from None
 
 
 @app.command()
@@ -447,7 +486,7 @@ def discover(
             ctx=HookContext(backend=store, platform_id=platform_id, run_id=run.id),
         )
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail_on(exc, EXIT_FAILED) from None
     managed = {t.platform_tenant_id for t in store.tenants(platform_id, include_deleted=True)}
     unmanaged = [d for d in found if d.platform_tenant_id not in managed]
     store.finish_run(run.id, "ok", {"found": len(found), "unmanaged": len(unmanaged)})
@@ -475,15 +514,16 @@ def costs_collect(
     output: Output = OutputOpt,
 ) -> None:
     """Collect costs of a month (or a range) from every platform; re-running replaces that data."""
-    from meshcore.costs import CostService, months
+    from meshcore.costs import CostService
     from meshcore.errors import MeshcoreError
 
+    wanted = _months(period, to)
     loaded, registry = _load(config)
     store = _store(state)
     try:
-        result = CostService(loaded, store, registry).collect(months(period, to))
+        result = CostService(loaded, store, registry).collect(wanted)
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise _fail_on(exc, EXIT_FAILED) from None
     if output == Output.json:
         _emit_json(result.as_dict())
     else:
@@ -513,11 +553,12 @@ def costs_report(
     from meshcore.costs import CostService
     from meshcore.errors import MeshcoreError
 
+    _months(period)
     loaded, registry = _load(config)
     try:
-        report = CostService(loaded, _store(state), registry).report(period, by)
+        report = CostService(loaded, _store(state, create=False), registry).report(period, by)
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+        raise _fail_on(exc, EXIT_CONFIG) from None
     if output == Output.json:
         _emit_json(report)
         return
@@ -546,19 +587,43 @@ def chargeback_export(
 
     if fmt not in ("csv", "json"):
         raise _fail("--format must be csv or json", EXIT_CONFIG)
+    _months(period)
     loaded, _registry = _load(config)
     try:
-        rows = statements(_store(state), period, loaded.document.settings.costs.finalize_after_days, loaded)
+        rows = statements(
+            _store(state, create=False), period, loaded.document.settings.costs.finalize_after_days, loaded
+        )
     except MeshcoreError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+        raise _fail_on(exc, EXIT_CONFIG) from None
     if not all_versions:
         rows = [r for r in rows if r["status"] != "CANCELLED"]
-    text = export(rows, fmt)
+    from meshcore.redaction import redact_data
+
+    text = export(redact_data(rows), fmt)
     if out:
-        out.write_text(text)
+        _write_atomically(out, text)
         console.print(f"wrote {len(rows)} statement(s) to {out}")
     else:
         sys.stdout.write(text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` completely or not at all; a bad path is exit code 2, not a traceback."""
+    import os
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _fail(f"cannot write --out {path}: {exc.strerror or exc}", EXIT_CONFIG) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _fail(f"cannot write --out {path}: {exc.strerror or exc}", EXIT_CONFIG) from None
 
 
 def _mount_plugin_commands(argv: list[str]) -> None:

@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, select, update
+from sqlalchemy import create_engine, delete, event, make_url, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from meshcore.context import Resource
-from meshcore.errors import ConflictError, LockHeldError, MeshcoreError
+from meshcore.errors import ConflictError, LockHeldError, MeshcoreError, StateStoreError
 from meshcore.redaction import redact, redact_data
 from meshcore.state.tables import (
     AuditRow,
@@ -73,26 +73,36 @@ class StateStore:
     # -- opening and schema ---------------------------------------------------
 
     @classmethod
-    def open(cls, url: str = DEFAULT_STATE_URL) -> StateStore:
+    def open(cls, url: str = DEFAULT_STATE_URL, *, create: bool = True) -> StateStore:
+        """Open the store at ``url``, migrating its schema to the newest revision.
+
+        ``create=False`` (read-only commands) refuses a store that does not
+        exist instead of creating an empty one, so that a mistyped ``--state``
+        is noticed. A new SQLite file is created under a temporary name and
+        renamed into place once its schema is complete: a kill during creation
+        never leaves a half-made store behind. Every problem is a
+        :class:`StateStoreError` naming the store and what to do.
+        """
         url = normalize_url(url)
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        path = sqlite_file(url)
+        where = str(path) if path is not None else _safe_url(url)
+        if path is not None and not path.exists():
+            if not create:
+                raise StateStoreError(
+                    f"state store {where} does not exist: check --state (or MESHCORE_STATE); "
+                    "'meshcore apply' creates it"
+                )
+            _create_sqlite(path)
+        store = cls(_engine(url, where))
         try:
-            engine = create_engine(url, **kwargs)
-        except Exception as exc:  # bad URL or missing driver
-            raise MeshcoreError(f"cannot open state store: {exc}") from None
-        if url.startswith("sqlite"):
-            event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
-        store.migrate()
+            store.migrate(create=create, where=where)
+        except BaseException:
+            store.close()
+            raise
         return store
 
-    def migrate(self) -> str:
-        """Bring the schema to the newest revision; return that revision."""
+    def migrate(self, *, create: bool = True, where: str = "") -> str:
+        """Bring the schema to the newest revision (in one transaction); return that revision."""
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -101,22 +111,27 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         head = ScriptDirectory.from_config(cfg).get_current_head()
+        where = where or _safe_url(str(self.engine.url))
         with self._lock:
             try:
                 with self.engine.begin() as conn:
                     current = MigrationContext.configure(conn).get_current_revision()
                     if current == head:
                         return current or ""
+                    if current is None and not create:
+                        raise StateStoreError(
+                            f"state store {where} holds no meshcore state: check --state (or MESHCORE_STATE)"
+                        )
                     known = {s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()}
                     if current is not None and current not in known:
-                        raise MeshcoreError(
-                            f"state store schema revision {current!r} is newer than this "
-                            "meshcore; upgrade meshcore"
+                        raise StateStoreError(
+                            f"state store {where} has schema revision {current!r}, newer than this "
+                            "meshcore knows: upgrade meshcore"
                         )
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
-            except OperationalError as exc:
-                raise MeshcoreError(f"cannot open state store: {exc.orig}") from None
+            except SQLAlchemyError as exc:
+                raise state_error(exc, where) from None
         return head or ""
 
     def schema_revision(self) -> str | None:
@@ -130,9 +145,19 @@ class StateStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction; commits on success. Serialised across threads."""
-        with self._lock, self._sessions.begin() as s:
-            yield s
+        """A transaction; commits on success. Serialised across threads.
+
+        A broken database (damaged, read-only, unreachable) raises
+        :class:`StateStoreError`; an :class:`IntegrityError` passes through for
+        the caller to handle.
+        """
+        try:
+            with self._lock, self._sessions.begin() as s:
+                yield s
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise state_error(exc, _safe_url(str(self.engine.url))) from None
 
     # -- tenants ----------------------------------------------------------------
 
@@ -485,6 +510,26 @@ class StateStore:
         tags: dict[str, str],
     ) -> StatementRow:
         """Store the final statement; if the sums changed since the last final version, cancel it and add a new one."""
+        for attempt in range(3):
+            try:
+                return self._finalize_statement(
+                    workspace, project, period, lines, totals, payment_method, tags
+                )
+            except IntegrityError:  # another process finalized the same version first: look again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _finalize_statement(
+        self,
+        workspace: str,
+        project: str,
+        period: str,
+        lines: list[dict[str, Any]],
+        totals: dict[str, str],
+        payment_method: dict[str, Any],
+        tags: dict[str, str],
+    ) -> StatementRow:
         with self.session() as s:
             current = s.scalars(
                 select(StatementRow)
@@ -590,8 +635,114 @@ def _actor() -> str:
     return os.environ.get("MESHCORE_ACTOR") or os.environ.get("USER") or "meshcore"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for other databases, memory and ``file:`` URIs)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.query.get("uri") or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def _safe_url(url: str) -> str:
+    """A URL fit for a message: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find either
+        return "the given URL"
+
+
+def _engine(url: str, where: str) -> Engine:
+    kwargs: dict[str, Any] = {}
+    sqlite = url.startswith("sqlite")
+    if sqlite:
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    try:
+        engine = create_engine(url, **kwargs)
+    except Exception as exc:  # bad URL or missing driver
+        raise StateStoreError(f"cannot open state store {where}: {exc}") from None
+    if sqlite:
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _create_sqlite(path: Path) -> None:
+    """Create a new SQLite store under a temporary name, migrate it, then link it into place.
+
+    Either the complete store appears at ``path`` or nothing does. If another
+    process created it meanwhile, theirs is kept. Temporary files left by a
+    killed creation are removed.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateStoreError(f"cannot create state store {path}: {exc.strerror or exc}") from None
+    _remove_stale_creations(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.creating")
+    try:
+        store = StateStore(_engine(f"sqlite:///{tmp}", str(path)))
+        try:
+            store.migrate(where=str(path))
+        finally:
+            store.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # created by another process meanwhile: keep theirs
+        except OSError as exc:
+            raise StateStoreError(f"cannot create state store {path}: {exc.strerror or exc}") from None
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _remove_stale_creations(path: Path) -> None:
+    for leftover in path.parent.glob(f".{path.name}.*.creating*"):
+        pid = leftover.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def state_error(exc: SQLAlchemyError, where: str) -> StateStoreError:
+    """A database failure as a message a user can act on."""
+    detail = str(getattr(exc, "orig", None) or exc).strip()
+    low = detail.lower()
+    if "not a database" in low or "malformed" in low:
+        hint = "the file is not a meshcore state store or is damaged: restore it from a backup, or point --state elsewhere"
+    elif "readonly" in low or "read-only" in low or "read only" in low:
+        hint = "meshcore must write to its state store: check the file's and its directory's permissions"
+    elif "unable to open" in low:
+        hint = "check the path and the directory's permissions"
+    elif "locked" in low:
+        hint = "another process holds it locked; try again"
+    else:
+        hint = "check that the database is reachable and healthy"
+    return StateStoreError(f"cannot use state store {where}: {detail} ({hint})")
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # The driver's own transaction handling would commit DDL (CREATE TABLE) on its
+    # own; with it off, every transaction, a migration included, is one BEGIN..COMMIT.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE: take the write lock up front, so a read-then-write transaction
+    # (a quota reservation, a lease) is atomic across processes, not only threads.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

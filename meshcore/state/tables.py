@@ -9,16 +9,40 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import Text, TypeDecorator
+
+from meshcore.redaction import redact, redact_data
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class RedactedJSON(TypeDecorator[Any]):
+    """JSON whose every string is redacted on the way in: no write path can store a secret."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return redact_data(value)
+
+
+class RedactedText(TypeDecorator[str]):
+    """Free text (messages, errors), redacted on the way in."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return redact(value) if value else value
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: RedactedJSON, dt.datetime: DateTime(timezone=True)}
 
 
 class TenantRow(Base):
@@ -39,7 +63,7 @@ class TenantRow(Base):
     platform_tenant_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     provisioning: Mapped[str] = mapped_column(String(32), default="pending")
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(RedactedText, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     marked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
@@ -124,7 +148,7 @@ class JournalRow(Base):
     operation_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(RedactedText, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -155,7 +179,7 @@ class StepRow(Base):
     platform: Mapped[str] = mapped_column(String(64), default="")
     name: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(RedactedText, default="")
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 

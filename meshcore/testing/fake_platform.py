@@ -122,9 +122,21 @@ class FakePlatformPlugin:
 
     @hookimpl
     def meshplatform_validate(
-        self, platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
+        self, platform: PlatformSpec, landing_zones: list[LandingZoneSpec], tenants: list[TenantSpec]
     ) -> list[ValidationProblem]:
         problems = []
+        names: dict[str, str] = {}
+        for tenant in tenants:
+            name = self._name(platform, tenant)
+            first = names.setdefault(name, tenant.key)
+            if first != tenant.key:
+                problems.append(
+                    ValidationProblem(
+                        path="",
+                        tenant=tenant.key,
+                        message=f"tenant name {name!r} is also rendered for {first}: change name_pattern",
+                    )
+                )
         folders: dict[str, tuple[str, tuple[str, ...]]] = {}
         for lz in landing_zones:
             zone: FakeLandingZone = lz.config

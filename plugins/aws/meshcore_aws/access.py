@@ -102,14 +102,18 @@ class Access:
     def arn(self, target: str) -> str | None:
         return target if target.startswith("arn:") else self.sets.by_name().get(target)
 
-    def privileged(self, target: str) -> list[str]:
+    def privileged(self, target: str) -> privilege.Verdict:
+        snapshot = self.ic.managed_policies_file
         if target.startswith("arn:"):
             if target not in self.sets.by_name().values():
-                return []  # does not exist: the assignment is blocked by its permission-set key anyway
+                return (
+                    privilege.Verdict()
+                )  # does not exist: its assignment is blocked by its permission-set key
             details = self.sets.details(target)
-            return privilege.reasons(details["managed"], details["inline"])
+            customer = [f"{path}{name}" for name, path in details["customer"]]
+            return privilege.judge(details["managed"], details["inline"], customer, snapshot)
         ps = next(p for p in self.ic.permission_sets if p.name == target)
-        return privilege.reasons(ps.managed_policies, ps.inline_policy)
+        return privilege.judge_config(ps, snapshot)
 
     # -- observe --------------------------------------------------------------------------
 
@@ -215,11 +219,12 @@ class Access:
                 continue
             why = self.privileged(target)
             needs = (group_key, key_of(target), *guardrail_keys(self.cfg, tenant.landing_zone.config, tenant))
-            if why and not privilege.bounded(tenant.landing_zone.config):
+            gaps = privilege.unbounded(tenant.landing_zone.config, why)
+            if gaps:
                 unbounded = f"privilege-bounded:{target}@{tenant.landing_zone.id}"
                 problems[unbounded] = (
-                    f"role {ra.role!r} maps to privileged permission set {target} ({', '.join(why)}); landing zone "
-                    f"{tenant.landing_zone.id!r} must set allow_privileged_roles and attach an SCP that bounds it"
+                    f"role {ra.role!r} maps to privileged permission set {target} ({'; '.join(why.reasons)}), "
+                    f"which landing zone {tenant.landing_zone.id!r} does not bound: {'; '.join(gaps)}"
                 )
                 needs += (unbounded,)
             actions.append(
@@ -370,14 +375,16 @@ def static_problems(cfg: AwsConfig, landing_zones: list[Any]) -> list[tuple[str,
         for role, targets in {**ic.role_mappings, **zone.role_mappings}.items():
             for t in targets:
                 if t in managed:
-                    why = privilege.reasons(managed[t].managed_policies, managed[t].inline_policy)
-                    if why and not privilege.bounded(zone):
+                    why = privilege.judge_config(managed[t], ic.managed_policies_file)
+                    gaps = privilege.unbounded(zone, why)
+                    if gaps:
                         out.append(
                             (
                                 f"role_mappings.{role}",
                                 lz.id,
-                                f"maps to privileged permission set {t!r} ({', '.join(why)}); set "
-                                "allow_privileged_roles: true and attach an SCP with a Deny statement that bounds it",
+                                f"maps to privileged permission set {t!r} ({'; '.join(why.reasons)}), which this "
+                                f"landing zone does not bound: {'; '.join(gaps)}. Set allow_privileged_roles: true "
+                                "and attach an SCP that denies these actions (see docs/aws.md, the privilege guard)",
                             )
                         )
     return out

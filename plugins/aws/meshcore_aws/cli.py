@@ -218,3 +218,80 @@ def setup_templates(directory: Path = typer.Argument(..., help="Where to write t
 
     for path in write_templates(directory):
         console.print(f"wrote {path}")
+
+
+policies_app = typer.Typer(
+    help="The AWS managed-policy snapshot the privilege guard reads.", no_args_is_help=True
+)
+app.add_typer(policies_app, name="managed-policies")
+
+
+@policies_app.command("refresh")
+def managed_policies_refresh(
+    out: Path = typer.Option(..., "--out", help="Where to write the snapshot (gzip JSON)."),
+    config: Path = typer.Option(Path("meshcore.yaml"), "--config", "-c", envvar="MESHCORE_CONFIG"),
+    platform_id: str = typer.Option(
+        None, "--platform", help="The AWS platform whose management role reads IAM."
+    ),
+) -> None:
+    """Take a new snapshot of every AWS managed policy's document from IAM (ListPolicies, GetPolicyVersion).
+
+    Point ``identity_center.managed_policies_file`` at it to have the guard use it.
+    """
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError, MeshcoreError
+    from meshcore.plugins import PluginRegistry
+    from meshcore_aws import managed_policies
+    from meshcore_aws.run import sessions_for
+
+    try:
+        loaded = load_config(config, PluginRegistry.discover(only={"aws"}))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]✗[/] {problem}", highlight=False)
+        raise typer.Exit(2) from None
+    aws = [p for p in loaded.platforms.values() if p.type == "aws" and (platform_id in (None, p.id))]
+    if len(aws) != 1:
+        console.print("[bold red]error:[/] name one AWS platform of the config with --platform")
+        raise typer.Exit(2)
+    try:
+        iam = sessions_for(aws[0]).client("management", "iam")
+        snapshot = managed_policies.take(iam)
+        managed_policies.write(snapshot, out)
+    except MeshcoreError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        console.print(f"[bold red]error:[/] cannot write {out}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"wrote {len(snapshot['policies'])} AWS managed policies to {out} (taken {snapshot['taken']})"
+    )
+
+
+@policies_app.command("check")
+def managed_policies_check(
+    policy: list[str] = typer.Argument(..., help="Managed policy ARNs or names (e.g. PowerUserAccess)."),
+    snapshot: Path = typer.Option(None, "--snapshot", help="A snapshot file; default: the shipped one."),
+) -> None:
+    """Say whether the guard treats managed policies as privileged, and why."""
+    from meshcore_aws import managed_policies, privilege
+
+    data = managed_policies.load(str(snapshot) if snapshot else None)
+    privileged = False
+    for name in policy:
+        arn = name if name.startswith("arn:") else f"arn:aws:iam::aws:policy/{name}"
+        verdict = privilege.judge([arn], None, snapshot_file=str(snapshot) if snapshot else None)
+        privileged = privileged or bool(verdict)
+        console.print(
+            f"{name}: "
+            + (
+                "[bold red]privileged[/] — " + "; ".join(verdict.reasons)
+                if verdict
+                else "[green]not privileged[/]"
+            ),
+            highlight=False,
+        )
+    console.print(f"(snapshot of {data.taken}, {len(data)} policies)", style="dim")
+    if privileged:
+        raise typer.Exit(1)

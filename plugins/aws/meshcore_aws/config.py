@@ -224,10 +224,30 @@ class IdentityCenterConfig(Model):
         default=8, ge=1, le=20, description="Identity Center operations in flight across tenants."
     )
 
+    managed_policies_file: str | None = Field(
+        default=None,
+        description="A managed-policy snapshot from 'meshcore aws managed-policies refresh' (relative to the "
+        "config file); default: the snapshot shipped with the plugin.",
+    )
+
     @field_validator("role_mappings")
     @classmethod
     def _targets(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         return _mapping_targets(v)
+
+    @field_validator("managed_policies_file")
+    @classmethod
+    def _snapshot(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        from meshcore_aws import managed_policies
+
+        path = Path(v) if Path(v).is_absolute() else Path((info.context or {}).get("config_dir", ".")) / v
+        try:
+            managed_policies.load(str(path))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read the managed-policy snapshot {str(path)!r}: {exc}") from None
+        return str(path)
 
     @model_validator(mode="after")
     def _pattern(self) -> IdentityCenterConfig:
@@ -490,7 +510,7 @@ class AwsLandingZone(Model):
     )
     allow_privileged_roles: bool = Field(
         default=False,
-        description="Allow permission sets with IAM/Organizations/admin powers (needs at least one SCP).",
+        description="Allow permission sets with IAM/Organizations powers (needs SCPs that deny those actions)."
     )
     deletion_mode: Literal["close", "quarantine", "leave"] | None = Field(
         default=None, description="Override the platform's deletion.mode for tenants of this landing zone."
@@ -522,6 +542,6 @@ class AwsLandingZone(Model):
     @field_validator("ou")
     @classmethod
     def _ou(cls, v: str) -> str:
-        if not (OU_ID.match(v) or OU_PATH.match(v)):
+        if not (OU_ID.fullmatch(v) or OU_PATH.fullmatch(v)):
             raise ValueError(f"{v!r} is neither an OU id (ou-xxxx-xxxxxxxx) nor a path like /Workloads/Dev")
-        return v
+        return v.rstrip("/") or "/"  # /Workloads/Dev/ and /Workloads/Dev are one OU

@@ -64,7 +64,7 @@ def account_name(pattern: str, values: Mapping[str, str], tags: Mapping[str, str
     name = render(pattern, values, tags).strip()
     if not name or len(name) > NAME_MAX:
         raise PlatformError(f"account name {name!r} from pattern {pattern!r} must be 1-{NAME_MAX} characters")
-    if not _ACCOUNT_NAME.match(name):
+    if not _ACCOUNT_NAME.fullmatch(name):
         raise PlatformError(
             f"account name {name!r} from pattern {pattern!r} may only hold printable ASCII characters "
             "other than < and > (AWS's CreateAccount and PutAccountName)"
@@ -96,7 +96,7 @@ def account_email(pattern: str, values: Mapping[str, str], tags: Mapping[str, st
 def account_alias(pattern: str, values: Mapping[str, str], tags: Mapping[str, str]) -> str:
     alias = re.sub(r"[^a-z0-9-]+", "-", render(pattern, values, tags).lower())
     alias = re.sub(r"-{2,}", "-", alias).strip("-")
-    if not (ALIAS_MIN <= len(alias) <= ALIAS_MAX) or not _ALIAS.match(alias):
+    if not (ALIAS_MIN <= len(alias) <= ALIAS_MAX) or not _ALIAS.fullmatch(alias):
         raise PlatformError(
             f"account alias {alias!r} from pattern {pattern!r} is invalid: AWS needs {ALIAS_MIN}-{ALIAS_MAX} "
             "lowercase letters, digits and hyphens, starting and ending with a letter or digit"

@@ -51,11 +51,11 @@ def meshplatform_platform_types() -> list[PlatformType]:
 
 @hookimpl
 def meshplatform_validate(
-    platform: PlatformSpec, landing_zones: list[LandingZoneSpec]
+    platform: PlatformSpec, landing_zones: list[LandingZoneSpec], tenants: list[TenantSpec]
 ) -> list[ValidationProblem]:
     from meshcore_aws.validation import problems
 
-    return problems(platform.config, landing_zones)
+    return problems(platform.config, landing_zones, tenants)
 
 
 @hookimpl

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from meshcore import LandingZoneSpec, ValidationProblem
-from meshcore_aws.config import AwsConfig, AwsLandingZone, RoleRef
+from meshcore import LandingZoneSpec, PlatformError, TenantSpec, ValidationProblem
+from meshcore_aws.config import OU_ID, AwsConfig, AwsLandingZone, RoleRef
 
 
-def problems(cfg: AwsConfig, landing_zones: list[LandingZoneSpec]) -> list[ValidationProblem]:
+def problems(
+    cfg: AwsConfig, landing_zones: list[LandingZoneSpec], tenants: list[TenantSpec]
+) -> list[ValidationProblem]:
     from meshcore_aws.access import static_problems
 
     found: list[ValidationProblem] = []
@@ -43,6 +45,7 @@ def problems(cfg: AwsConfig, landing_zones: list[LandingZoneSpec]) -> list[Valid
                     )
                 )
     found += _landing_zone_problems(cfg, landing_zones)
+    found += _tenant_problems(cfg, tenants)
     found += [
         ValidationProblem(path=p, landing_zone=lz, message=m)
         for p, lz, m in static_problems(cfg, landing_zones)
@@ -55,6 +58,7 @@ def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[LandingZoneSpec])
     from meshcore_aws.baselines import lint
 
     found = []
+    found += _mixed_ou_forms(landing_zones)
     by_ou: dict[str, tuple[str, list[str]]] = {}
     scp_defs: dict[str, tuple[str, str, str]] = {}  # name -> (landing zone, content, description)
     for lz in landing_zones:
@@ -101,3 +105,75 @@ def _landing_zone_problems(cfg: AwsConfig, landing_zones: list[LandingZoneSpec])
                     )
                 )
     return found
+
+
+def _mixed_ou_forms(landing_zones: list[LandingZoneSpec]) -> list[ValidationProblem]:
+    """One platform names its OUs either all by id or all by path.
+
+    Landing zones sharing an OU must agree on its SCPs; that is checked without
+    cloud calls by comparing references, which only works if one OU has one
+    spelling. Naming it by path in one landing zone and by id in another would
+    attach and detach both SCP sets on every run.
+    """
+    if not landing_zones:
+        return []
+    head = landing_zones[0]
+    head_by_id = bool(OU_ID.fullmatch(head.config.ou))
+    return [
+        ValidationProblem(
+            path="ou",
+            landing_zone=lz.id,
+            message=f"names its OU by {'path' if head_by_id else 'id'} while landing zone {head.id!r} names its "
+            f"OU by {'id' if head_by_id else 'path'}; use one form on a platform (paths, like /Workloads/Dev, "
+            "read best) so that landing zones sharing an OU are recognised as sharing it",
+        )
+        for lz in landing_zones[1:]
+        if bool(OU_ID.fullmatch(lz.config.ou)) != head_by_id
+    ]
+
+
+def _tenant_problems(cfg: AwsConfig, tenants: list[TenantSpec]) -> list[ValidationProblem]:
+    """Every tenant's account name, e-mail and alias render within AWS's rules, and no two collide.
+
+    Two projects whose names render alike (``team-a/web`` and ``team/a-web``
+    under ``{workspace}-{project}``) would share one e-mail address (AWS refuses
+    the second account), one alias (globally unique) or one name (two accounts
+    nobody can tell apart): each is refused here, naming both projects.
+    """
+    from meshcore_aws.vending import desired_state
+
+    found: list[ValidationProblem] = []
+    seen: dict[tuple[str, str], str] = {}
+    for tenant in tenants:
+        try:
+            want = desired_state(cfg, tenant)
+        except PlatformError as exc:
+            found.append(ValidationProblem(path="", tenant=tenant.key, message=str(exc)))
+            continue
+        rendered = [("e-mail", want.email.lower()), ("account name", want.name.lower())]
+        if want.alias:
+            rendered.append(("account alias", want.alias))
+        for what, value in rendered:
+            first = seen.setdefault((what, value), tenant.key)
+            if first != tenant.key:
+                found.append(
+                    ValidationProblem(
+                        path="",
+                        tenant=tenant.key,
+                        message=f"the {what} {value!r} is also rendered for {first} ({_WHY[what]}): rename a "
+                        f"project or put another placeholder into the platform's {_PATTERN[what]}",
+                    )
+                )
+    return found
+
+
+_WHY = {
+    "e-mail": "AWS refuses a second account with one e-mail address",
+    "account name": "two accounts nobody could tell apart",
+    "account alias": "an alias is unique across all of AWS",
+}
+_PATTERN = {
+    "e-mail": "account_email_pattern",
+    "account name": "account_name_pattern",
+    "account alias": "account_alias_pattern",
+}

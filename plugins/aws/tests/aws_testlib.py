@@ -21,6 +21,32 @@ DENY_BILLING = {
 }
 
 
+#: An SCP that bounds a privileged permission set: it denies every IAM permissions-management and
+#: escalation action and every Organizations write, except to the roles the platform itself uses.
+BOUNDARY = {
+    "name": "boundary",
+    "document": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "NoPrivilegeEscalation",
+                "Effect": "Deny",
+                "Action": ["iam:*", "organizations:*"],
+                "Resource": "*",
+                "Condition": {
+                    "ArnNotLike": {
+                        "aws:PrincipalArn": [
+                            "arn:aws:iam::*:role/OrganizationAccountAccessRole",
+                            "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole",
+                        ]
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
 def create_account(org_client, name: str, email: str) -> str:
     """Create an account outside meshcore and wait for it, as a person would; its id."""
     request = org_client.create_account(AccountName=name, Email=email)["CreateAccountStatus"]["Id"]

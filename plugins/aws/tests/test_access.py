@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from aws_testlib import by_key
+from aws_testlib import BOUNDARY, by_key
 from meshcore.config import load_config
 from meshcore.errors import ConfigError
 from meshcore.reconciler import Reconciler, approve_deletion
@@ -97,14 +97,16 @@ def test_guard_rejects_privileged_mapping_without_an_scp_boundary(
         load_config(write_config(access_config), registry)
     msg = str(exc.value.problems[0])
     assert (
-        "landing_zones[0].config.role_mappings.admin: maps to privileged permission set 'Admin' (managed policy AdministratorAccess)"
+        "landing_zones[0].config.role_mappings.admin: maps to privileged permission set 'Admin' (managed policy AdministratorAccess allows iam:"
         in msg
     )
+    assert "does not set allow_privileged_roles: true" in msg
     access_config["landing_zones"][0]["config"]["allow_privileged_roles"] = True
-    with pytest.raises(ConfigError):  # allowed, but nothing bounds it
+    with pytest.raises(ConfigError) as exc:  # allowed, but nothing bounds it
         load_config(write_config(access_config), registry)
+    assert "its SCPs do not deny iam:" in str(exc.value.problems[0])
     access_config["landing_zones"][0]["config"]["scps"] = [
-        {
+        {  # denies something, but not what AdministratorAccess allows: no boundary
             "name": "bound",
             "document": {
                 "Version": "2012-10-17",
@@ -114,6 +116,10 @@ def test_guard_rejects_privileged_mapping_without_an_scp_boundary(
             },
         }
     ]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(access_config), registry)
+    assert "its SCPs do not deny iam:addclientidtoopenidconnectprovider" in str(exc.value.problems[0])
+    access_config["landing_zones"][0]["config"]["scps"] = [BOUNDARY]
     loaded = load_config(write_config(access_config), registry)
     report = Reconciler(loaded, world.store, registry, sleep=lambda s: None).apply()
     aid = by_key(report)["ws1/p1@aws"].platform_tenant_id
@@ -133,7 +139,7 @@ def test_inline_escalation_actions_are_privileged(world, sso, access_config, wri
     access_config["platforms"][0]["config"]["identity_center"]["role_mappings"]["user"] = ["Sneaky"]
     with pytest.raises(ConfigError) as exc:
         load_config(write_config(access_config), registry)
-    assert "inline action iam:Put*" in str(exc.value.problems[0])
+    assert "the inline policy allows iam:putgrouppolicy" in str(exc.value.problems[0])
 
 
 def test_missing_permission_set_arn_grants_nothing(world, sso, access_config):

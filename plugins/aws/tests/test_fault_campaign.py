@@ -399,6 +399,36 @@ def _mutations() -> list[tuple[str, str, str]]:
         ("settings wrong type", "cfg['settings'] = {'concurrency': 'lots'}", "settings.concurrency"),
         ("version unsupported", "cfg['version'] = 2", "version"),
         ("duplicate platform", "cfg['platforms'].append(dict(cfg['platforms'][0]))", "duplicate platform id"),
+        (
+            "two projects render one e-mail",
+            "cfg['workspaces'] += [{'id': 'team-a', 'projects': [{'id': 'web', 'tenants': [{'platform': 'aws', 'landing_zone': 'dev'}]}]}, {'id': 'team', 'projects': [{'id': 'a-web', 'tenants': [{'platform': 'aws', 'landing_zone': 'dev'}]}]}]",
+            "'aws+team-a-web@example.com' is also rendered for team-a/web@aws",
+        ),
+        (
+            "two projects render one alias",
+            "pc['account_alias_pattern'] = 'acme-{project}'; cfg['workspaces'][1]['projects'][0]['id'] = 'p1'",
+            "the account alias 'acme-p1' is also rendered for",
+        ),
+        (
+            "account name with a control character",
+            "pc['account_name_pattern'] = '{project_name}'; cfg['workspaces'][0]['projects'][0]['name'] = 'web\\x07app'",
+            "printable ASCII",
+        ),
+        (
+            "account name too long",
+            "pc['account_name_pattern'] = '{project_name}'; cfg['workspaces'][0]['projects'][0]['name'] = 'n' * 51",
+            "must be 1-50 characters",
+        ),
+        (
+            "OU by id and by path",
+            "cfg['landing_zones'][1]['config']['ou'] = 'ou-abcd-12345678'",
+            "names its OU by id while landing zone 'dev' names its OU by path",
+        ),
+        (
+            "project id with trailing newline",
+            "cfg['workspaces'][0]['projects'][0]['id'] = 'p1\\n'",
+            "project id",
+        ),
     ]
 
 

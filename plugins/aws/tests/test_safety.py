@@ -14,16 +14,8 @@ import json
 import boto3
 import pytest
 
-from aws_testlib import DENY_LEAVE, by_key
+from aws_testlib import BOUNDARY, DENY_LEAVE, by_key
 from meshcore.errors import RefusedError
-
-BOUNDARY = {
-    "name": "boundary",
-    "document": {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Deny", "Action": ["iam:CreateUser", "organizations:*"], "Resource": "*"}],
-    },
-}
 
 
 def scp_names(client, target):

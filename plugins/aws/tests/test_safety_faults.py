@@ -12,18 +12,11 @@ import json
 import boto3
 import pytest
 
-from aws_testlib import DENY_LEAVE, by_key, refuse
+from aws_testlib import BOUNDARY, DENY_LEAVE, by_key, refuse
 from meshcore.testing.fake_cloud import SimulatedCrash
 from meshcore_aws import sessions as aws_sessions
 from meshcore_aws.run import reset_sessions
 
-BOUNDARY = {
-    "name": "boundary",
-    "document": {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Deny", "Action": ["iam:CreateUser", "organizations:*"], "Resource": "*"}],
-    },
-}
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -151,6 +144,7 @@ def test_a_mistyped_ou_id_fails_only_its_own_landing_zone(world, sso, access_con
     reports = by_key(world.reconciler(config).apply())
     aid = reports["ws1/p1@aws"].platform_tenant_id
     real = world.org.ous["/Workloads/Prod"]
+    config["landing_zones"][0]["config"]["ou"] = world.org.ous["/Workloads/Dev"]  # one form per platform: ids
     config["landing_zones"][1]["config"] = {"ou": real[:-1] + ("x" if real[-1] != "x" else "y")}
     del config["workspaces"][0]["projects"][0]
     report = by_key(world.reconciler(config).apply())

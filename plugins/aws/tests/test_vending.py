@@ -170,9 +170,11 @@ def test_email_already_exists_outside_the_org_is_a_conflict(world):
         assert r.status == "failed" and "outside this organization" in r.message
 
 
-def test_adopting_an_account_owned_by_another_tenant_is_refused(world, config):
+def test_adopting_an_account_owned_by_another_tenant_is_refused(world, config, monkeypatch):
     rec = world.reconciler()
     rec.apply()
+    # validation refuses two tenants with one e-mail; this checks the second line of defence, at run time
+    monkeypatch.setattr("meshcore_aws.validation._tenant_problems", lambda cfg, tenants: [])
     config["platforms"][0]["config"]["account_email_pattern"] = (
         "aws+ws1-p1@example.com"  # everyone wants p1's
     )
@@ -332,26 +334,32 @@ def test_alias_mode_once_leaves_a_hand_set_alias_and_enforce_repairs_it(world, c
     assert account_view(world.org.client, aid)["alias"] == "ws1-p1"
 
 
-def test_bad_patterns_fail_the_tenant_before_any_write(world, config):
+def test_bad_patterns_are_refused_by_validation_before_any_call(world, config, write_config, registry):
+    from meshcore.config import load_config
+    from meshcore.errors import ConfigError
+
     config["platforms"][0]["config"]["account_email_pattern"] = (
         "aws+a-very-long-prefix-{workspace}-{project}-and-more-text@example.com"
     )
     config["workspaces"][1]["projects"][0]["id"] = "p3-with-a-rather-long-name"
-    report = world.reconciler(config).apply()
-    result = by_key(report)["ws2/p3-with-a-rather-long-name@aws"]
-    assert result.status == "failed" and "AWS allows at most 64" in result.message
-    assert world.calls["CreateAccount"] == 2
-
-
-def test_invalid_alias_is_a_clear_error(world, config):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(config), registry)
+    [problem] = [str(p) for p in info.value.problems]
+    assert "workspaces[1].projects[0].tenants[0]:" in problem and "AWS allows at most 64" in problem
+    config["workspaces"][1]["projects"][0]["id"] = "p3"
     config["platforms"][0]["config"]["account_alias_pattern"] = "{tag:environment}"
-    report = world.reconciler(config).apply()
-    results = by_key(report)
-    assert results["ws2/p3@aws"].status == "failed"
-    assert "uses tag 'environment', which this project does not set" in results["ws2/p3@aws"].message
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(config), registry)
+    [problem] = [str(p) for p in info.value.problems]
+    assert (
+        "workspaces[1].projects[0]" in problem
+        and "uses tag 'environment', which this project does not set" in problem
+    )
     config["platforms"][0]["config"]["account_alias_pattern"] = "x"
-    results = by_key(world.reconciler(config).apply())
-    assert "account alias 'x'" in results["ws1/p1@aws"].message and "3-63" in results["ws1/p1@aws"].message
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(config), registry)
+    assert all("account alias 'x'" in str(p) and "3-63" in str(p) for p in info.value.problems)
+    assert world.calls.total() == 0
 
 
 def test_ou_path_that_does_not_exist(world, config):
