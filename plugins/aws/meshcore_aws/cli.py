@@ -229,40 +229,33 @@ app.add_typer(policies_app, name="managed-policies")
 @policies_app.command("refresh")
 def managed_policies_refresh(
     out: Path = typer.Option(..., "--out", help="Where to write the snapshot (gzip JSON)."),
-    config: Path = typer.Option(Path("meshcore.yaml"), "--config", "-c", envvar="MESHCORE_CONFIG"),
-    platform_id: str = typer.Option(
-        None, "--platform", help="The AWS platform whose management role reads IAM."
+    profile: str = typer.Option(
+        None, "--profile", help="AWS profile (default: the standard credential chain)."
     ),
 ) -> None:
     """Take a new snapshot of every AWS managed policy's document from IAM (ListPolicies, GetPolicyVersion).
 
-    Point ``identity_center.managed_policies_file`` at it to have the guard use it.
+    AWS managed policies are the same in every account: any credentials with
+    iam:ListPolicies and iam:GetPolicyVersion do. Point
+    ``identity_center.managed_policies_file`` at the file to have the guard use it.
     """
-    from meshcore.config import load_config
-    from meshcore.errors import ConfigError, MeshcoreError
-    from meshcore.plugins import PluginRegistry
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from meshcore_aws import managed_policies
-    from meshcore_aws.run import sessions_for
 
     try:
-        loaded = load_config(config, PluginRegistry.discover(only={"aws"}))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            console.print(f"[red]✗[/] {problem}", highlight=False)
-        raise typer.Exit(2) from None
-    aws = [p for p in loaded.platforms.values() if p.type == "aws" and (platform_id in (None, p.id))]
-    if len(aws) != 1:
-        console.print("[bold red]error:[/] name one AWS platform of the config with --platform")
-        raise typer.Exit(2)
-    try:
-        iam = sessions_for(aws[0]).client("management", "iam")
+        iam = boto3.Session(profile_name=profile).client("iam")
         snapshot = managed_policies.take(iam)
-        managed_policies.write(snapshot, out)
-    except MeshcoreError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+    except (BotoCoreError, ClientError) as exc:
+        console.print(
+            f"[bold red]error:[/] cannot read AWS managed policies from IAM: {exc}", highlight=False
+        )
         raise typer.Exit(1) from None
+    try:
+        managed_policies.write(snapshot, out)
     except OSError as exc:
-        console.print(f"[bold red]error:[/] cannot write {out}: {exc.strerror or exc}")
+        console.print(f"[bold red]error:[/] cannot write {out}: {exc.strerror or exc}", highlight=False)
         raise typer.Exit(2) from None
     console.print(
         f"wrote {len(snapshot['policies'])} AWS managed policies to {out} (taken {snapshot['taken']})"

@@ -510,7 +510,7 @@ class AwsLandingZone(Model):
     )
     allow_privileged_roles: bool = Field(
         default=False,
-        description="Allow permission sets with IAM/Organizations powers (needs SCPs that deny those actions)."
+        description="Allow permission sets with IAM/Organizations powers (needs SCPs that deny those actions).",
     )
     deletion_mode: Literal["close", "quarantine", "leave"] | None = Field(
         default=None, description="Override the platform's deletion.mode for tenants of this landing zone."

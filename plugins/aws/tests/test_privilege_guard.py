@@ -179,17 +179,19 @@ def test_an_scp_bounds_only_what_it_denies():
 def test_a_refreshed_snapshot_is_taken_from_iam_and_used_by_validation(
     world, access_config, write_config, registry, tmp_path
 ):
-    import boto3
+    from meshcore_aws.cli import app
 
-    iam = boto3.client("iam", region_name="us-east-1")  # moto's IAM, which world set up
-    snapshot = managed_policies.take(iam)
-    assert AWS + "AdministratorAccess" in snapshot["policies"]
+    path = tmp_path / "policies.json.gz"
+    result = CliRunner().invoke(app, ["managed-policies", "refresh", "--out", str(path)])  # moto's IAM
+    assert result.exit_code == 0 and "AWS managed policies" in result.output, result.output
+    snapshot = json.loads(gzip.decompress(path.read_bytes()))
+    assert snapshot["format"] == 1
     admin = snapshot["policies"][AWS + "AdministratorAccess"]["document"]
     assert privilege.judge([], admin)
     del snapshot["policies"][AWS + "ReadOnlyAccess"]
-    path = tmp_path / "policies.json.gz"
     managed_policies.write(snapshot, path)
-    assert json.loads(gzip.decompress(path.read_bytes()))["format"] == 1
+    bad = CliRunner().invoke(app, ["managed-policies", "refresh", "--out", str(tmp_path / "no" / "dir.gz")])
+    assert bad.exit_code == 2 and "cannot write" in bad.output
     ic = access_config["platforms"][0]["config"]["identity_center"]
     ic["managed_policies_file"] = str(path)
     with pytest.raises(ConfigError) as info:  # ReadOnly is unknown to this snapshot: privileged
