@@ -14,7 +14,10 @@ the public contract; other modules are internals that may change):
   :class:`ValidationProblem`, :class:`PreflightReport`, :class:`PreflightCheck`,
   :class:`CostCollection`, :class:`CostRecord`, :class:`DiscoveredTenant`;
 * the context and errors: :class:`HookContext` (with :class:`JournalEntry`), :class:`PlatformError`,
-  :class:`ConflictError`.
+  :class:`ConflictError`;
+* :func:`is_secret`: whether a config value holds a secret from the environment (a plugin
+  that transforms values, e.g. into a cloud's naming rules, refuses secrets there, because
+  a transformed secret can no longer be recognised and redacted).
 
 The hook specs themselves are in :mod:`meshcore.hookspecs` and documented in
 ``docs/hooks.md``. Names are imported on first use, so ``import meshcore`` stays cheap.
@@ -34,6 +37,7 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load on 
     from meshcore.context import HookContext, JournalEntry
     from meshcore.errors import ConflictError, PlatformError
     from meshcore.models import TenantStatus
+    from meshcore.redaction import is_secret
     from meshcore.results import (
         Capability,
         ChangeAction,
@@ -85,6 +89,7 @@ _PUBLIC: dict[str, str] = {
     "HookContext": "meshcore.context",
     "PlatformError": "meshcore.errors",
     "ConflictError": "meshcore.errors",
+    "is_secret": "meshcore.redaction",
 }
 
 __all__ = [
@@ -118,6 +123,7 @@ __all__ = [
     "WorkspaceRef",
     "__version__",
     "hookimpl",
+    "is_secret",
     "merge",
 ]
 

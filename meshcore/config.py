@@ -489,6 +489,7 @@ def _check_platforms(
             problems.append(problem)
             continue
         for prob in found:
+            base: tuple[str, ...]
             if prob.tenant and prob.tenant in tenant_origin:
                 origin, base = tenant_origin[prob.tenant], ()
             elif prob.landing_zone and prob.landing_zone in lz_origin:

@@ -32,7 +32,7 @@ from meshcore.specs import Period, TenantRef
 from meshcore.state import StateStore
 from meshcore.state.tables import utcnow
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # ASCII digits only; matched in full
 
 
 def _owner(owners: Mapping[str, Any], record: Any) -> str | None:

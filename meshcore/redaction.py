@@ -8,20 +8,25 @@ passes through :func:`redact`.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
 
 _MIN_LEN = 4
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_compiled: re.Pattern[str] | None = None
 _factory_installed = False
 
 
 def register_secret(value: str | None) -> None:
     """Remember ``value`` so that it never leaves the process in a message (or any log record)."""
+    global _compiled
     if value and len(value) >= _MIN_LEN:
         with _lock:
-            _secrets.add(value)
+            if value not in _secrets:
+                _secrets.add(value)
+                _compiled = None
         _install_log_redaction()
 
 
@@ -50,22 +55,39 @@ def _install_log_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
+def _pattern() -> re.Pattern[str] | None:
+    """One regex matching every registered secret, in any letter case (built once per change)."""
+    global _compiled
+    with _lock:
+        if _compiled is None and _secrets:
+            alternatives = sorted(_secrets, key=len, reverse=True)
+            _compiled = re.compile("|".join(re.escape(s) for s in alternatives), re.IGNORECASE)
+        return _compiled
+
+
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with ``***``."""
+    """Replace every registered secret in ``text`` with ``***``, whatever its letter case.
+
+    A plugin may lower-case a value (an e-mail address, an alias); the secret in
+    it is still a secret.
+    """
     if not text or not _secrets:
         return text
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
+    pattern = _pattern()
+    return pattern.sub("***", text) if pattern is not None else text
+
+
+def is_secret(text: str) -> bool:
+    """Whether ``text`` holds a registered secret (a value interpolated from the environment)."""
+    return bool(text) and redact(text) != text
 
 
 def clear_secrets() -> None:
     """Forget all registered secrets (tests)."""
+    global _compiled
     with _lock:
         _secrets.clear()
+        _compiled = None
 
 
 def redact_data(value: Any) -> Any:

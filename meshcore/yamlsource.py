@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ Loc = tuple[str | int, ...]
 MAX_BYTES = 5 * 1024 * 1024
 MAX_VALUES = 200_000
 MAX_DEPTH = 64
+#: Characters of all scalars, each alias counted every time it is used (a long string used as a bomb).
+MAX_CHARS = 4 * MAX_BYTES
 
 
 class _Refused(Exception):
@@ -83,15 +86,21 @@ def read_yaml(path: Path, problems: list[ConfigProblem]) -> SourceFile | None:
     """Parse one file; syntax errors and duplicate keys become problems."""
     src = SourceFile(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
+        if not stat.S_ISREG(path.stat().st_mode):
+            problems.append(
+                ConfigProblem(str(path), "", "is not a regular file (a device or a pipe?): give a YAML file")
+            )
+            return None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)  # never more, whatever the file says its size is
+        if len(raw) > MAX_BYTES:
             problems.append(
                 ConfigProblem(
-                    str(path), "", f"file is {size:,} bytes; a config file may have at most {MAX_BYTES:,}"
+                    str(path), "", f"file is larger than {MAX_BYTES:,} bytes, the most a config file may have"
                 )
             )
             return None
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except OSError as exc:
         problems.append(ConfigProblem(str(path), "", f"cannot read file: {exc.strerror or exc}"))
         return None
@@ -131,6 +140,7 @@ class _Budget:
 
     def __init__(self) -> None:
         self.values = 0
+        self.chars = 0
         self.open: set[int] = set()  # nodes being walked: one met again below itself is a recursive alias
 
 
@@ -139,7 +149,7 @@ def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProbl
     budget.values += 1
     if budget.values > MAX_VALUES:
         raise _Refused(
-            f"the file expands to more than {MAX_VALUES:,} values (YAML aliases used as a bomb?)", line
+            f"the file has more than {MAX_VALUES:,} values, aliases expanded (a config needs far fewer)", line
         )
     if len(loc) > MAX_DEPTH:
         raise _Refused(f"nested deeper than {MAX_DEPTH} levels at {format_loc(loc[:8])}...", line)
@@ -147,6 +157,12 @@ def _walk(node: yaml.Node, loc: Loc, src: SourceFile, problems: list[ConfigProbl
         raise _Refused(f"recursive YAML alias at {format_loc(loc) or 'the top level'}", line)
     src.lines.setdefault(loc, line)
     if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        budget.chars += len(str(node.value))
+        if budget.chars > MAX_CHARS:
+            raise _Refused(
+                f"the file expands to more than {MAX_CHARS:,} characters (a long string reused through aliases?)",
+                line,
+            )
         return
     budget.open.add(id(node))
     try:

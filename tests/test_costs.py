@@ -238,6 +238,7 @@ def test_cli_costs_and_chargeback(world, tmp_path, monkeypatch, write_config, ba
         (["costs", "collect", "-p", "2020-01", "--to", "2026-10"], "collect at most 38"),
         (["costs", "collect", "-p", "2026-10", "--to", "2026-01"], "ends before it starts"),
         (["costs", "report", "-p", "garbage"], "not a month"),
+        (["costs", "report", "-p", "\uff12\uff10\uff12\uff14-01"], "not a month"),  # full-width digits
         (["chargeback", "export", "-p", "2099-01"], "in the future"),
         (["chargeback", "export", "-p", "2026-09", "--out", "/nonexistent/dir/cb.csv"], "cannot write --out"),
         (["chargeback", "export", "-p", "2026-09", "--out", "."], "cannot write --out"),
@@ -286,3 +287,43 @@ def test_concurrent_exports_finalize_each_statement_once(world, meshcore_registr
     assert all(r == results[0] for r in results)
     assert results[0] == [("p1", 1, "FINAL"), ("p2", 1, "FINAL"), ("p3", 1, "FINAL")]
     assert len(state_store.statements("2026-09")) == 3
+
+
+def test_export_out_writes_through_links_and_pipes_and_keeps_a_files_mode(
+    tmp_path, write_config, base_config
+):
+    import os
+    import stat
+    import threading
+
+    from typer.testing import CliRunner
+
+    from meshcore.cli.app import app
+
+    base_config["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.json")}
+    cfg = str(write_config(base_config))
+    state = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["apply", "-c", cfg, "--state", state]).exit_code == 0
+
+    def export(out) -> int:
+        args = ["chargeback", "export", "-p", "2026-10", "--out", str(out), "-c", cfg, "--state", state]
+        return runner.invoke(app, args).exit_code
+
+    private = tmp_path / "private.csv"
+    private.write_text("old")
+    private.chmod(0o600)
+    assert export(private) == 0 and stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert private.read_text().startswith("workspace,")
+    target = tmp_path / "target.csv"
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert export(link) == 0 and link.is_symlink() and target.read_text().startswith("workspace,")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    assert export(fifo) == 0
+    reader.join(5)
+    assert got and got[0].startswith("workspace,") and stat.S_ISFIFO(fifo.lstat().st_mode)

@@ -8,6 +8,7 @@ text the error must contain. The AWS plugin's corpus is in
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ BILLION_LAUGHS = "\n".join(
 )
 
 RAW: list[tuple[str, str, str]] = [
-    ("alias bomb", BILLION_LAUGHS, "expands to more than 200,000 values"),
+    ("alias bomb", BILLION_LAUGHS, "has more than 200,000 values, aliases expanded"),
     ("recursive alias in a list", "version: 1\nplatforms: &p [*p]\n", "recursive YAML alias at platforms[0]"),
     ("recursive alias in a mapping", "a: &a\n  b: *a\n", "recursive YAML alias at a.b"),
     ("deep nesting", "version: 1\nplatforms: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
@@ -78,7 +79,23 @@ def test_binary_and_oversized_files(tmp_path, validate):
     assert_refused(validate(binary), binary, "not valid UTF-8")
     big = tmp_path / "big.yaml"
     big.write_text("version: 1\n" + "#" * MAX_BYTES + "\n")
-    assert_refused(validate(big), big, f"a config file may have at most {MAX_BYTES:,}")
+    assert_refused(validate(big), big, f"file is larger than {MAX_BYTES:,} bytes")
+
+
+def test_a_device_or_pipe_is_refused_without_reading_it(tmp_path, validate):
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # nobody writes: reading it would block forever
+    assert_refused(validate(fifo), fifo, "is not a regular file")
+    assert_refused(validate(Path("/dev/zero")), "/dev/zero", "is not a regular file")
+
+
+def test_a_long_string_reused_through_aliases_is_refused(tmp_path, validate):
+    path = tmp_path / "strings.yaml"
+    big = "a" * 1_000_000
+    path.write_text(f'x: &big "{big}"\ny: [' + ", ".join(["*big"] * 30) + "]\n")
+    assert_refused(validate(path), path, "expands to more than 20,971,520 characters")
 
 
 def test_depth_limit_is_the_documented_one(tmp_path, validate):
@@ -100,6 +117,16 @@ CHANGES: list[tuple[str, Any, str]] = [
         "two tenants render one name",
         lambda c: c["platforms"][0]["config"].update(name_pattern="{workspace}"),
         "tenant name 'ws1' is also rendered for ws1/p1@demo",
+    ),
+    (
+        "a name pattern with a format spec",
+        lambda c: c["platforms"][0]["config"].update(name_pattern="{workspace:>999999999}"),
+        "name_pattern: unknown placeholder",
+    ),
+    (
+        "a name pattern with an unknown placeholder",
+        lambda c: c["platforms"][0]["config"].update(name_pattern="{0}-{project}"),
+        "name_pattern: unknown placeholder {0}",
     ),
     (
         "trailing newline in a project id",

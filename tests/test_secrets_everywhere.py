@@ -119,3 +119,14 @@ def test_a_rotated_secret_is_not_shown_as_the_value_before(
     ]
     assert "token" in outputs[0], outputs[0]  # the tag update is planned
     assert_nowhere([TAG, ROTATED], outputs, tmp_path, caplog)
+
+
+def test_validation_messages_are_redacted(base_config, write_config, monkeypatch):
+    monkeypatch.setenv("MC_PATTERN_SECRET", ASCII)
+    base_config["platforms"][0]["config"] = {"name_pattern": "${MC_PATTERN_SECRET}"}  # every tenant collides
+    path = write_config(base_config)
+    for args in (["validate", "-c", str(path)], ["validate", "-c", str(path), "-o", "json"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "is also rendered for" in result.output, result.output
+        for form in forms(ASCII) + forms(ASCII.lower()):
+            assert form not in result.output, result.output

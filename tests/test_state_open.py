@@ -139,6 +139,26 @@ def test_a_truncated_store_is_refused_with_exit_5(tmp_path):
     assert "Traceback" not in result.output and str(path) in result.output
 
 
+def test_damage_in_pages_a_command_does_not_read_is_still_refused(tmp_path, write_config, base_config):
+    """SQLite notices damage only where a statement reads: the store is checked as a whole on open."""
+    path = tmp_path / "state.db"
+    store = StateStore.open(f"sqlite:///{path}")
+    for i in range(300):
+        store.create_tenant("ws", f"p{i}", "aws", "lz")
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[8192 : 8192 + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    cfg = str(write_config(base_config))
+    for args in (
+        ["costs", "report", "-p", "2026-10", "-c", cfg],
+        ["costs", "collect", "-p", "2026-10", "-c", cfg],
+    ):
+        result = CliRunner().invoke(app, [*args, "--state", str(path)])
+        assert result.exit_code == 5, result.output
+        assert "damaged" in result.output or "malformed" in result.output, result.output
+
+
 def test_a_read_only_store_can_be_read_but_apply_is_refused_with_exit_5(tmp_path, write_config, base_config):
     path = tmp_path / "state.db"
     StateStore.open(f"sqlite:///{path}").close()

@@ -23,7 +23,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -39,7 +38,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PLUGIN, EXIT_LOCKED, EXIT_STATE = 0, 1, 
 class _Commands(TyperGroup):
     """The command group; a state store that fails mid-command is reported, exit code 5, not a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         from meshcore.errors import StateStoreError
 
         try:
@@ -83,9 +82,10 @@ OutputOpt = typer.Option(Output.table, "--output", "-o", help="Output format.")
 
 
 def _emit_json(data: Any) -> None:
-    from meshcore.redaction import redact
+    from meshcore.redaction import redact, redact_data
 
-    console.print_json(redact(json.dumps(data, default=str)))
+    # redacted before serializing: json.dumps escapes non-ASCII, which would hide a secret from redact()
+    console.print_json(redact(json.dumps(redact_data(data), default=str)))
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -132,9 +132,15 @@ def _load(config: Path, registry: Any = None) -> tuple[LoadedConfig, PluginRegis
         return load_config(config, registry), registry
     except ConfigError as exc:
         for problem in exc.problems:
-            err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+            err.print(f"[red]✗[/] {_redacted(problem)}", highlight=False, soft_wrap=True)
         err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {config}")
         raise typer.Exit(_config_exit(exc)) from None
+
+
+def _redacted(value: Any) -> str:
+    from meshcore.redaction import redact
+
+    return redact(str(value))
 
 
 def _config_exit(exc: Any) -> int:
@@ -179,7 +185,7 @@ def validate(config: Path = ConfigOpt, output: Output = OutputOpt) -> None:
             _emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
             raise typer.Exit(_config_exit(exc)) from None
         for problem in exc.problems:
-            err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+            err.print(f"[red]✗[/] {_redacted(problem)}", highlight=False, soft_wrap=True)
         err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {config}")
         raise typer.Exit(_config_exit(exc)) from None
     doc = loaded.document
@@ -536,7 +542,7 @@ def costs_collect(
         for note in result.incomplete:
             console.print(f"  [yellow]incomplete:[/] {note}")
         for problem in result.problems:
-            err.print(f"  [red]✗[/] {problem}")
+            err.print(f"  [red]✗[/] {_redacted(problem)}")
     if result.problems:
         raise typer.Exit(EXIT_FAILED)
 
@@ -601,29 +607,49 @@ def chargeback_export(
 
     text = export(redact_data(rows), fmt)
     if out:
-        _write_atomically(out, text)
+        _write_out(out, text)
         console.print(f"wrote {len(rows)} statement(s) to {out}")
     else:
         sys.stdout.write(text)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` completely or not at all; a bad path is exit code 2, not a traceback."""
+def _write_out(path: Path, text: str) -> None:
+    """Write ``--out``: a regular file completely or not at all, anything else (a pipe, /dev/stdout,
+    a symlink) written through as it is. A path that cannot be written is exit code 2."""
     import os
+    import stat
     import tempfile
 
+    def fail(exc: OSError) -> typer.Exit:
+        return _fail(f"cannot write --out {path}: {exc.strerror or exc}", EXIT_CONFIG)
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+        st = path.lstat()
+    except FileNotFoundError:
+        st = None
     except OSError as exc:
-        raise _fail(f"cannot write --out {path}: {exc.strerror or exc}", EXIT_CONFIG) from None
+        raise fail(exc) from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            raise _fail(f"cannot write --out {path}: it is a directory", EXIT_CONFIG)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:  # follows a symlink, writes into a pipe
+                handle.write(text)
+        except OSError as exc:
+            raise fail(exc) from None
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise fail(exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o644)  # keep an existing file's mode
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise _fail(f"cannot write --out {path}: {exc.strerror or exc}", EXIT_CONFIG) from None
+        raise fail(exc) from None
 
 
 def _mount_plugin_commands(argv: list[str]) -> None:

@@ -95,11 +95,31 @@ class StateStore:
             _create_sqlite(path)
         store = cls(_engine(url, where))
         try:
+            if url.startswith("sqlite"):
+                store.check_integrity(where)
             store.migrate(create=create, where=where)
         except BaseException:
             store.close()
             raise
         return store
+
+    def check_integrity(self, where: str) -> None:
+        """Refuse a damaged SQLite file before anything reads or writes it (``PRAGMA quick_check``).
+
+        SQLite notices damage only on the pages a statement touches: without this
+        check a command that does not touch them would run, and write, on a
+        damaged store.
+        """
+        try:
+            with self.engine.connect() as conn:
+                found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(5)")]
+        except SQLAlchemyError as exc:
+            raise state_error(exc, where) from None
+        if found != ["ok"]:
+            raise StateStoreError(
+                f"cannot use state store {where}: it is damaged ({'; '.join(found)}): restore it from a "
+                "backup, or point --state elsewhere"
+            )
 
     def migrate(self, *, create: bool = True, where: str = "") -> str:
         """Bring the schema to the newest revision (in one transaction); return that revision."""

@@ -21,13 +21,14 @@ processes without any cloud account.
 from __future__ import annotations
 
 import datetime as dt
+import string
 import threading
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meshcore.actions import Action, ActionResult, ActionStatus, Observation, Phase
 from meshcore.context import HookContext
@@ -67,6 +68,25 @@ class FakeConfig(BaseModel):
     create_polls: int = Field(
         default=0, ge=0, le=100, description="A creation stays in progress for this many status reads."
     )
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            fields = [
+                (name, spec, conv)
+                for _text, name, spec, conv in string.Formatter().parse(value)
+                if name is not None
+            ]
+        except ValueError as exc:
+            raise ValueError(f"name_pattern: {exc}") from None
+        for name, spec, conv in fields:
+            if name not in {"workspace", "project", "platform"} or spec or conv:
+                raise ValueError(
+                    f"name_pattern: unknown placeholder {{{name}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}"
+                    " (use {workspace}, {project}, {platform})"
+                )
+        return value
 
 
 class FakeLandingZone(BaseModel):
@@ -127,14 +147,14 @@ class FakePlatformPlugin:
         problems = []
         names: dict[str, str] = {}
         for tenant in tenants:
-            name = self._name(platform, tenant)
-            first = names.setdefault(name, tenant.key)
-            if first != tenant.key:
+            rendered = self._name(platform, tenant)
+            owner = names.setdefault(rendered, tenant.key)
+            if owner != tenant.key:
                 problems.append(
                     ValidationProblem(
                         path="",
                         tenant=tenant.key,
-                        message=f"tenant name {name!r} is also rendered for {first}: change name_pattern",
+                        message=f"tenant name {rendered!r} is also rendered for {owner}: change name_pattern",
                     )
                 )
         folders: dict[str, tuple[str, tuple[str, ...]]] = {}

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from meshcore import is_secret
 from meshcore_aws import policies
 from meshcore_aws.naming import pattern_problems
 
@@ -51,14 +52,14 @@ class RoleRef(Model):
     @field_validator("role_arn")
     @classmethod
     def _arn(cls, v: str) -> str:
-        if not ROLE_ARN.match(v):
+        if not ROLE_ARN.fullmatch(v):
             raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/Name)")
         return v
 
     @field_validator("external_id")
     @classmethod
     def _external_id(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not EXTERNAL_ID.match(v.get_secret_value()):
+        if v is not None and not EXTERNAL_ID.fullmatch(v.get_secret_value()):
             raise ValueError(
                 "the ExternalId must be 2-1224 characters of letters, digits and _+=,.@:/- "
                 "(AWS rejects others); generate one with e.g. 'openssl rand -hex 24'"
@@ -126,7 +127,9 @@ class DeletionConfig(Model):
     def _quarantine(self) -> DeletionConfig:
         if self.mode == "quarantine" and not self.quarantine_ou:
             raise ValueError("mode 'quarantine' needs 'quarantine_ou'")
-        if self.quarantine_ou and not (OU_ID.match(self.quarantine_ou) or OU_PATH.match(self.quarantine_ou)):
+        if self.quarantine_ou and not (
+            OU_ID.fullmatch(self.quarantine_ou) or OU_PATH.fullmatch(self.quarantine_ou)
+        ):
             raise ValueError(
                 f"quarantine_ou {self.quarantine_ou!r} is neither an OU id nor a path like /Quarantine"
             )
@@ -168,7 +171,7 @@ class PermissionSetConfig(Model):
     @classmethod
     def _arns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for arn in v:
-            if not MANAGED_POLICY_ARN.match(arn):
+            if not MANAGED_POLICY_ARN.fullmatch(arn):
                 raise ValueError(
                     f"{arn!r} is not an AWS managed policy ARN (arn:aws:iam::aws:policy/Name); reference a "
                     "customer managed policy under customer_managed_policies by name and path"
@@ -181,7 +184,7 @@ def _mapping_targets(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, 
         if not targets:
             raise ValueError(f"role {role!r} maps to no permission set")
         for target in targets:
-            if target.startswith("arn:") and not PERMISSION_SET_ARN.match(target):
+            if target.startswith("arn:") and not PERMISSION_SET_ARN.fullmatch(target):
                 raise ValueError(
                     f"{target!r} is not a permission set ARN (arn:aws:sso:::permissionSet/ssoins-.../ps-...)"
                 )
@@ -396,6 +399,20 @@ class AwsConfig(Model):
 
     @model_validator(mode="after")
     def _patterns(self) -> AwsConfig:
+        named = {
+            key: getattr(self, key)
+            for key in ("account_name_pattern", "account_email_pattern", "account_alias_pattern")
+        }
+        if self.identity_center is not None:
+            named["identity_center.group_name_pattern"] = self.identity_center.group_name_pattern
+        named.update({f"tags.static.{k}": v for k, v in self.tags.static.items()})
+        for key, value in named.items():
+            if value and is_secret(value):
+                raise ValueError(
+                    f"{key} holds a value from a secret environment variable: what it renders is visible in "
+                    "AWS and in every output, and once adapted to AWS's naming rules it can no longer be "
+                    "recognised and redacted; use a plain value"
+                )
         for key in ("account_name_pattern", "account_email_pattern", "account_alias_pattern"):
             value = getattr(self, key)
             if value:

@@ -38,7 +38,9 @@ class Snapshot:
         return len(self._docs)
 
     def document(self, arn: str) -> dict[str, Any] | None:
-        """The policy's document, or ``None`` when the snapshot does not know it."""
+        """The AWS managed policy's document; ``None`` when unknown or not AWS managed (an account's own)."""
+        if ":iam::aws:policy/" not in arn:
+            return None
         return self._docs.get(_path_and_name(arn))
 
 

@@ -53,7 +53,7 @@ def problems(document: Any) -> list[str]:
         for action in (
             [actions] if isinstance(actions, str) else actions if isinstance(actions, list) else [None]
         ):
-            if not isinstance(action, str) or not ACTION.match(action):
+            if not isinstance(action, str) or not ACTION.fullmatch(action):
                 out.append(f"{where}: {action!r} is not an action like 'service:Action'")
         if "Condition" in st and not isinstance(st["Condition"], dict):
             out.append(f"{where}: 'Condition' must be an object")

@@ -21,13 +21,19 @@ may map a role to it only with ``allow_privileged_roles: true`` and SCPs whose
 ``Deny`` statements cover every sensitive action it allows: an SCP that denies
 something else bounds nothing. Resource and condition constraints in the
 permission set do not count (a role path is no bound when its holder can create
-roles there). An SCP's ``Deny`` counts only on ``Resource: "*"``; its conditions
-are trusted to exempt only the platform's own roles.
+roles there). Action names match case-insensitively, with ``*`` and ``?``
+anywhere, as IAM matches them. An SCP's ``Deny`` counts only on ``Resource: "*"``,
+and with a condition only when that condition exempts principals by ARN
+(``ArnNotLike``/``ArnNotEquals``/``StringNotLike``/``StringNotEquals`` on
+``aws:PrincipalArn``) and none of the exempted patterns matches the roles
+Identity Center creates for permission sets.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -92,18 +98,29 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [st for st in statements if isinstance(st, dict)]
 
 
+@lru_cache(maxsize=4096)
+def _matching(pattern: str) -> frozenset[str]:
+    """Every known action an action pattern matches: case-insensitive, ``*`` and ``?`` anywhere, as IAM does."""
+    pattern = pattern.strip().lower()
+    if not any(c in pattern for c in "*?"):
+        return frozenset({pattern})  # an action not (yet) in the database still counts as itself
+    regex = re.compile(fnmatch.translate(pattern))
+    return frozenset(a for a in _all_actions() if regex.match(a))
+
+
+def _expanded(patterns: list[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for pattern in patterns:
+        out |= _matching(pattern)
+    return frozenset(out)
+
+
 def _actions_of(statement: dict[str, Any]) -> frozenset[str]:
     """The actions a statement names (lowercase): ``Action`` expanded, or everything but ``NotAction``."""
-    from policy_sentry.analysis.expand import determine_actions_to_expand
-
     if "Action" in statement:
-        named = _listed(statement["Action"])
-        if "*" in named:
-            return _all_actions()
-        return frozenset(a.lower() for a in determine_actions_to_expand(named))
+        return _expanded(_listed(statement["Action"]))
     if "NotAction" in statement:
-        excluded = _listed(statement["NotAction"])
-        return _all_actions() - {a.lower() for a in determine_actions_to_expand(excluded)}
+        return _all_actions() - _expanded(_listed(statement["NotAction"]))
     return frozenset()
 
 
@@ -121,12 +138,45 @@ def _allowed(document_json: str) -> frozenset[str]:
     return frozenset(allowed)
 
 
+#: What Identity Center names the role of a permission set in each account: an SCP condition that
+#: exempts a principal matching it exempts the very people the boundary is for.
+_SSO_ROLE_ARNS = (
+    "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef",
+    "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123456789abcdef",
+)
+#: Condition operators that exempt principals from a Deny by their ARN (the Deny applies to all others).
+_EXEMPTING = {"arnnotlike", "arnnotequals", "stringnotlike", "stringnotequals"}
+
+
+def _bounds_everyone_else(condition: Any) -> bool:
+    """A Deny's condition only exempts named principals, never the roles Identity Center creates.
+
+    Anything else (a region, a tag, an exemption that matches every role) may
+    leave the people the boundary is for unbounded, so the statement is not counted.
+    """
+    if not isinstance(condition, dict) or not condition:
+        return False
+    for operator, tests in condition.items():
+        if str(operator).lower().removesuffix("ifexists") not in _EXEMPTING or not isinstance(tests, dict):
+            return False
+        for key, values in tests.items():
+            if str(key).lower() != "aws:principalarn":
+                return False
+            for value in _listed(values):
+                if any(fnmatch.fnmatchcase(arn.lower(), value.lower()) for arn in _SSO_ROLE_ARNS):
+                    return False
+    return True
+
+
 def _denied(document: dict[str, Any]) -> frozenset[str]:
-    """Actions an SCP's ``Deny`` statements cover on every resource (lowercase)."""
+    """Actions an SCP's ``Deny`` statements cover on every resource (lowercase), for everyone it bounds."""
     denied: set[str] = set()
     for st in _statements(document):
-        if st.get("Effect") == "Deny" and st.get("Resource") in ("*", ["*"]):
-            denied |= _actions_of(st)
+        if st.get("Effect") != "Deny" or st.get("Resource") not in ("*", ["*"]):
+            continue
+        if "Condition" in st and not _bounds_everyone_else(st["Condition"]):
+            continue
+        denied |= _actions_of(st)
     return frozenset(denied)
 
 

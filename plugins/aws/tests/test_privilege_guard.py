@@ -68,6 +68,11 @@ def test_managed_policies_without_escalation_are_not(name):
         ("organizations:LeaveOrganization",),
         ("iam:PassRole", "lambda:CreateFunction"),
         ("*",),
+        ("IAM:*",),
+        ("ORGANIZATIONS:LeaveOrganization",),
+        ("Iam:AttachRole*",),
+        ("*:*",),
+        ("ia?:Put*",),
     ],
 )
 def test_inline_escalation_actions_are_privileged(actions):
@@ -217,3 +222,50 @@ def test_check_command_explains_the_verdict():
         and "iam:attachrolepolicy" in result.output
     )
     assert "ReadOnlyAccess: not privileged" in result.output
+
+
+def test_a_deny_not_action_in_another_case_leaves_what_it_does_not_name():
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iam:*", "Resource": "*"},
+            {"Effect": "Deny", "NotAction": "IAM:*", "Resource": "*"},
+        ],
+    }
+    assert "iam:attachrolepolicy" in privilege.judge([], doc).actions
+
+
+@pytest.mark.parametrize(
+    ("condition", "bounds"),
+    [
+        ({"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/OrganizationAccountAccessRole"}}, True),
+        ({"ArnNotLikeIfExists": {"aws:PrincipalARN": ["arn:aws:iam::*:role/platform-*"]}}, True),
+        ({"ArnNotLike": {"aws:PrincipalArn": "*"}}, False),  # exempts everyone
+        ({"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}}, False),  # every role, SSO's too
+        ({"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*"}}, False),
+        ({"StringEquals": {"aws:RequestedRegion": "mars-1"}}, False),  # denies nothing real
+        ({"ArnNotLike": {"aws:SourceArn": "arn:aws:iam::*:role/x"}}, False),
+    ],
+)
+def test_an_scp_condition_counts_only_when_it_exempts_named_principals(condition, bounds):
+    verdict = privilege.judge([AWS + "AdministratorAccess"], None)
+    scp = {
+        "name": "c",
+        "document": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Deny",
+                    "Action": ["iam:*", "organizations:*"],
+                    "Resource": "*",
+                    "Condition": condition,
+                }
+            ],
+        },
+    }
+    assert (privilege.unbounded(zone(scp), verdict) == []) is bounds
+
+
+def test_an_account_policy_is_not_judged_by_the_aws_policy_of_the_same_name():
+    verdict = privilege.judge(["arn:aws:iam::123456789012:policy/PowerUserAccess"], None)
+    assert verdict.unknown and "is not in the managed-policy snapshot" in verdict.reasons[0]

@@ -412,3 +412,23 @@ def test_tenants_creating_the_same_missing_ou_in_parallel_create_it_once(world, 
     world.calls.clear()
     assert {r.status for r in rec.apply().tenants} == {"ok"}
     assert world.calls.writes == {}
+
+
+@pytest.mark.parametrize("key", ["account_name_pattern", "account_email_pattern", "account_alias_pattern"])
+def test_a_secret_in_a_naming_pattern_is_refused_without_showing_it(key, config, write_config, monkeypatch):
+    """AWS lower-cases and rewrites names: a secret in them could no longer be recognised and redacted."""
+    from typer.testing import CliRunner
+
+    from meshcore.cli.app import app
+
+    monkeypatch.setenv("MC_NAMING_SECRET", "TopSecret.Val!Xy")
+    value = (
+        "aws+${MC_NAMING_SECRET}-{project}@example.com"
+        if key == "account_email_pattern"
+        else "${MC_NAMING_SECRET}-{project}"
+    )
+    config["platforms"][0]["config"][key] = value
+    result = CliRunner().invoke(app, ["validate", "-c", str(write_config(config))])
+    assert result.exit_code == 2, result.output
+    assert f"{key} holds a value from a secret environment variable" in result.output
+    assert "topsecret" not in result.output.lower()

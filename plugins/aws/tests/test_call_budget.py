@@ -1,0 +1,67 @@
+"""AWS calls per new tenant and per unchanged tenant: budgets that fail CI when a change adds calls.
+
+Counts are exact (one per HTTP request, retries included), so these are not timed tests.
+docs/benchmarks.md has the same figures at N = 10 ... 1,000 (``python bench/run.py vending``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from aws_testlib import by_key
+
+#: Status polls, which depend on how long AWS takes, are not part of the budget.
+POLLS = ("DescribeCreateAccountStatus", "DescribeAccountAssignmentCreationStatus", "ListCreateAccountStatus")
+#: Calls a new tenant costs, polls excluded: CreateAccount, DescribeAccount, MoveAccount, AssumeRole,
+#: CreateAccountAlias, GetGroupId, CreateGroup, CreateGroupMembership, CreateAccountAssignment.
+NEW_TENANT_BUDGET = 9
+#: Calls an unchanged tenant costs on a full drift check: its tags, its group's members and assignments.
+NOOP_TENANT_BUDGET = 3
+
+
+def without_polls(calls) -> int:
+    return sum(n for op, n in calls.items() if op not in POLLS)
+
+
+def more_projects(config: dict, n: int) -> dict:
+    config = copy.deepcopy(config)
+    config["workspaces"].append(
+        {
+            "id": "ws9",
+            "projects": [
+                {
+                    "id": f"n{i}",
+                    "bindings": [{"user": "alice", "role": "admin"}],
+                    "tenants": [{"platform": "aws", "landing_zone": "dev"}],
+                }
+                for i in range(n)
+            ],
+        }
+    )
+    return config
+
+
+def test_calls_per_new_and_per_unchanged_tenant(world, sso, access_config):
+    """Marginal costs: what 4 more tenants add to a run, new and then unchanged (per-run reads excluded)."""
+    first = world.reconciler(access_config).apply()
+    assert not first.failed, [t.message for t in first.failed]
+
+    world.calls.clear()
+    world.reconciler(access_config).apply()
+    noop_before = without_polls(world.calls)
+    assert world.calls.writes == {}, world.calls.writes
+
+    grown = more_projects(access_config, 4)
+    world.calls.clear()
+    report = by_key(world.reconciler(grown).apply())
+    assert all(report[f"ws9/n{i}@aws"].status == "changed" for i in range(4)), report
+    per_new = (without_polls(world.calls) - noop_before) / 4
+
+    world.calls.clear()
+    world.reconciler(grown).apply()
+    assert world.calls.writes == {}, world.calls.writes
+    per_unchanged = (without_polls(world.calls) - noop_before) / 4
+
+    print(f"new: {per_new:.2f} calls/tenant; unchanged: {per_unchanged:.2f} calls/tenant")
+    assert per_new <= NEW_TENANT_BUDGET, dict(world.calls)
+    assert per_unchanged <= NOOP_TENANT_BUDGET, dict(world.calls)
