@@ -3,6 +3,8 @@
 python bench/run.py vending --sizes 10 100 1000      # provision, then no-op reconcile; calls, time, memory
 python bench/run.py costs --sizes 10 100 1000        # cost collection requests and their price
 python bench/run.py latency --sizes 100 300 --creation 0.5 --concurrency 16
+python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --concurrency 32
+                                                      # the emulator in its own process, AWS-like waits
 python bench/run.py startup                           # CLI start-up
 python bench/run.py all                               # everything with default sizes
 """
@@ -11,10 +13,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import math
+import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -120,6 +127,93 @@ def latency(sizes: list[int], creation: float, concurrency: int) -> None:
         )
 
 
+POLLS = ("DescribeCreateAccountStatus", "ListCreateAccountStatus", "DescribeAccountAssignmentCreationStatus")
+
+
+@contextmanager
+def remote_emulator(latency: float, create_seconds: float):
+    """The emulator in its own process (bench/emulator.py); yields a call counter for this process."""
+    from meshcore_aws import sessions as aws_sessions
+    from meshcore_aws.counting import CallCounter
+    from meshcore_aws.run import reset_sessions
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "emulator.py"),
+            "--latency",
+            str(latency),
+            "--create-seconds",
+            str(create_seconds),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        data = json.loads(proc.stdout.readline())
+        os.environ.update(data["env"])
+        counter = CallCounter()
+        counter.first = {}
+
+        def first_seen(event_name: str = "", **_kw: object) -> None:
+            counter.first.setdefault(event_name.rsplit(".", 1)[-1], time.perf_counter())
+
+        aws_sessions.EVENT_HOOKS[:] = [*counter.hooks(), ("before-send", first_seen)]
+        reset_sessions()
+        yield counter
+    finally:
+        aws_sessions.EVENT_HOOKS[:] = []
+        proc.stdin.close()
+        proc.wait(60)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def aws_latency(
+    sizes: list[int], latency: float, create_seconds: float, concurrency: int, serial: bool
+) -> None:
+    """Vending against an emulator in its own process that answers like AWS: a round trip per call,
+    accounts that take ``create_seconds``. Efficiency = ideal / actual, where ideal is the critical path:
+    prelude + ceil(N / concurrency) x (create_seconds + k x latency); prelude = the time until the first
+    CreateAccount (reading the organization, creating OUs and permission sets: once per run), k = calls
+    per new tenant other than polls and the prelude's."""
+    print(
+        f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create; "
+        f"polled every {create_seconds / 10:.2f} s.\n"
+    )
+    print(
+        "| N | concurrency | wall s | ideal s | efficiency | calls/tenant (polls) | meshcore CPU ms per new tenant | "
+        "no-op wall s | meshcore CPU ms per unchanged tenant |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n in sizes:
+        for c in [concurrency, 1] if serial else [concurrency]:
+            with remote_emulator(latency, create_seconds) as counter:
+                rec = reconciler(config(n, poll=create_seconds / 10, concurrency=c))
+                rec.concurrency = c
+                cpu0, t0 = cpu_seconds(), time.perf_counter()
+                counter.first.clear()
+                report = rec.apply()
+                wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+                prelude = counter.first.get("CreateAccount", t0) - t0
+                polls = sum(v for k, v in counter.items() if k in POLLS)
+                k = (counter.total() - polls - prelude / latency) / n
+                counter.clear()
+                cpu0, t0 = cpu_seconds(), time.perf_counter()
+                rec.apply()
+                noop_wall, noop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+            ideal = prelude + math.ceil(n / c) * (create_seconds + k * latency)
+            failed = f" ({len(report.failed)} failed)" if report.failed else ""
+            print(
+                f"| {n}{failed} | {c} | {wall:.1f} | {prelude:.1f} | {ideal:.1f} | {ideal / wall:.2f} | {k:.1f} ({polls / n:.1f}) | "
+                f"{cpu / n * 1000:.0f} | {noop_wall:.1f} | {noop_cpu / n * 1000:.0f} |"
+            )
+
+
 def startup(repeat: int = 5) -> None:
     print("| command | median s | min s | imports boto3? |\n|---|---|---|---|")
     for args in (["--help"], ["plugins"]):
@@ -143,11 +237,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["vending", "costs", "latency", "startup", "all"])
+    parser.add_argument("what", choices=["vending", "costs", "latency", "aws-latency", "startup", "all"])
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--creation", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.1, help="aws-latency: seconds per call.")
+    parser.add_argument("--serial", action="store_true", help="aws-latency: also run with concurrency 1.")
     args = parser.parse_args()
+    if args.what == "aws-latency":
+        aws_latency(args.sizes or [100], args.latency, args.creation, args.concurrency, args.serial)
     if args.what in ("vending", "all"):
         vending(args.sizes or [10, 100])
     if args.what in ("costs", "all"):

@@ -41,6 +41,7 @@ import copy
 import datetime as dt
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class Profile:
     """How strict the emulator is. Counts are status reads, so tests need no real waiting."""
 
     create_polls: int = 1
+    create_seconds: float = 0.0  # > 0: an account is IN_PROGRESS for this long (a latency benchmark's AWS)
     create_failures: dict[str, str] = field(default_factory=dict)  # e-mail or "*" -> FailureReason
     closure_polls: int = 1
     closure_quota: int | None = None  # None: AWS's formula
@@ -73,6 +75,7 @@ class _State:
     """What the profile remembers beyond moto's own state."""
 
     creating: dict[str, int] = field(default_factory=dict)  # account id -> status reads left
+    creating_until: dict[str, float] = field(default_factory=dict)  # account id -> monotonic time it is ready
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> FAILED status
     closing: dict[str, int] = field(default_factory=dict)  # account id -> reads left in PENDING_CLOSURE
     closure_attempts: dict[str, int] = field(default_factory=dict)  # management account -> attempts
@@ -144,16 +147,19 @@ def _organizations() -> None:
             "JoinedTimestamp": models.unix_time(self.create_time),
         }
 
+    def in_progress(account_id: str) -> bool:
+        return STATE.creating.get(account_id, 0) > 0 or STATE.creating_until.get(account_id, 0) > time.monotonic()
+
     def create_account_status(self: Any) -> dict[str, Any]:
         data = copy.deepcopy(status_of(self))
-        if STATE.creating.get(self.id, 0) > 0:
+        if in_progress(self.id):
             data["CreateAccountStatus"]["State"] = "IN_PROGRESS"
             data["CreateAccountStatus"].pop("AccountId", None)
             data["CreateAccountStatus"].pop("CompletedTimestamp", None)
         return data
 
     def hidden(account_id: str) -> bool:
-        return STATE.creating.get(account_id, 0) > 0
+        return in_progress(account_id)
 
     create, list_accounts = backend.create_account, backend.list_accounts
     list_for_parent, get_by_id, list_status = (
@@ -177,7 +183,9 @@ def _organizations() -> None:
                     "RequestedTimestamp": st["RequestedTimestamp"],
                 }
                 return {"CreateAccountStatus": STATE.failed[st["Id"]]}
-            if PROFILE.create_polls > 0:
+            if PROFILE.create_seconds > 0:
+                STATE.creating_until[st["AccountId"]] = time.monotonic() + PROFILE.create_seconds
+            elif PROFILE.create_polls > 0:
                 STATE.creating[st["AccountId"]] = PROFILE.create_polls
         return create_account_status(get_by_id(self, st["AccountId"]))
 
