@@ -186,10 +186,10 @@ def aws_latency(
         f"polled every {create_seconds / 10:.2f} s.\n"
     )
     print(
-        "| N | concurrency | wall s | ideal s | efficiency | calls/tenant (polls) | meshcore CPU ms per new tenant | "
-        "no-op wall s | meshcore CPU ms per unchanged tenant |"
+        "| N | concurrency | wall s | prelude s | ideal s | efficiency | calls/tenant (polls) | "
+        "meshcore CPU ms per new tenant | no-op wall s | meshcore CPU ms per unchanged tenant |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         for c in [concurrency, 1] if serial else [concurrency]:
             with remote_emulator(latency, create_seconds) as counter:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from meshcore_aws.baselines import Baselines
     from meshcore_aws.guardrails import Guardrails
     from meshcore_aws.identity_center import IdentityCenter
+    from meshcore_aws.vending import CreationWatch
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str, str], Sessions] = {}
@@ -61,6 +62,13 @@ class AwsRun:
             if name not in self._views:
                 self._views[name] = make()
             return self._views[name]
+
+    @property
+    def creations(self) -> CreationWatch:
+        """Account creations in flight, polled once per interval for every tenant of the run."""
+        from meshcore_aws.vending import CreationWatch
+
+        return self._once("creations", lambda: CreationWatch(self.org))
 
     @property
     def guardrails(self) -> Guardrails:

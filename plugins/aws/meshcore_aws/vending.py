@@ -21,6 +21,7 @@ will make) and each difference is one action.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -423,6 +424,41 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
     return _await_creation(run, tenant, want, ctx, entry, status)
 
 
+class CreationWatch:
+    """Account creations in flight, polled for the whole run at once.
+
+    One ``ListCreateAccountStatus(States=[IN_PROGRESS])`` answers every waiting
+    tenant; only a request that no longer shows as in progress is described
+    (``DescribeCreateAccountStatus``) to learn how it ended. A waiter passes the
+    listing generation it last saw and gets a newer one: tenants that wake up
+    together share one listing, and no waiter reads a listing older than its sleep.
+    """
+
+    def __init__(self, org: Any):
+        self.org = org
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._in_progress: set[str] = set()
+
+    def status(self, request_id: str, seen: int) -> tuple[dict[str, Any], int]:
+        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from."""
+        with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
+            if self._generation <= seen or self._generation == 0:
+                listed = retries.listed(
+                    self.org.client,
+                    "list_create_account_status",
+                    "CreateAccountStatuses",
+                    States=["IN_PROGRESS"],
+                )
+                self._in_progress = {str(s["Id"]) for s in listed}
+                self._generation += 1
+            generation, running = self._generation, request_id in self._in_progress
+        if running:
+            return {"Id": request_id, "State": "IN_PROGRESS"}, generation
+        described = self.org.client.describe_create_account_status(CreateAccountRequestId=request_id)
+        return described["CreateAccountStatus"], generation
+
+
 def _await_creation(
     run: AwsRun,
     tenant: TenantSpec,
@@ -433,12 +469,11 @@ def _await_creation(
 ) -> ActionResult:
     interval = run.cfg.poll_interval_seconds
     polls = poll_count(run.cfg.create_wait_seconds, interval)
+    seen = -1
     for attempt in range(polls):
         if status is None or attempt > 0:
             try:
-                status = run.org.client.describe_create_account_status(
-                    CreateAccountRequestId=entry.operation_id
-                )["CreateAccountStatus"]
+                status, seen = run.creations.status(str(entry.operation_id), seen)
             except ClientError as exc:
                 if retries.code(exc) != "CreateAccountStatusNotFoundException":
                     raise

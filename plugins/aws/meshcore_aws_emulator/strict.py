@@ -148,7 +148,10 @@ def _organizations() -> None:
         }
 
     def in_progress(account_id: str) -> bool:
-        return STATE.creating.get(account_id, 0) > 0 or STATE.creating_until.get(account_id, 0) > time.monotonic()
+        return (
+            STATE.creating.get(account_id, 0) > 0
+            or STATE.creating_until.get(account_id, 0) > time.monotonic()
+        )
 
     def create_account_status(self: Any) -> dict[str, Any]:
         data = copy.deepcopy(status_of(self))
@@ -211,6 +214,15 @@ def _organizations() -> None:
         ]
         listed += list(STATE.failed.values())
         out["CreateAccountStatuses"] = [s for s in listed if s["State"] in states]
+        with _lock:  # a listing is a status read of every creation it shows in progress
+            for s in out["CreateAccountStatuses"]:
+                account = (
+                    self.get_account_by_attr("create_account_status_id", s["Id"])
+                    if s["State"] == "IN_PROGRESS"
+                    else None
+                )
+                if account is not None and STATE.creating.get(account.id, 0) > 0:
+                    STATE.creating[account.id] -= 1
         return out
 
     def visible_accounts(self: Any, **kwargs: Any) -> Any:
