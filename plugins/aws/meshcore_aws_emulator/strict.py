@@ -165,11 +165,7 @@ def _organizations() -> None:
         return in_progress(account_id)
 
     create, list_accounts = backend.create_account, backend.list_accounts
-    list_for_parent, get_by_id, list_status = (
-        backend.list_accounts_for_parent,
-        backend.get_account_by_id,
-        backend.list_create_account_status,
-    )
+    list_for_parent, get_by_id = backend.list_accounts_for_parent, backend.get_account_by_id
 
     def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
         out = create(self, **kwargs)
@@ -204,25 +200,23 @@ def _organizations() -> None:
         return out
 
     def list_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
+        # Listed and paged here: moto's own pages repeat their NextToken past the first page.
         states = kwargs.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
-        out = list_status(self, **{**kwargs, "States": ["IN_PROGRESS", "SUCCEEDED", "FAILED"]})
-        listed = [
-            create_account_status(get_by_id(self, s["AccountId"]))["CreateAccountStatus"]
-            if s.get("AccountId")
-            else s
-            for s in out["CreateAccountStatuses"]
-        ]
-        listed += list(STATE.failed.values())
-        out["CreateAccountStatuses"] = [s for s in listed if s["State"] in states]
+        everything = [create_account_status(a)["CreateAccountStatus"] for a in self.accounts]
+        everything += list(STATE.failed.values())
+        matching = [st for st in everything if st["State"] in states]
+        start = int(kwargs.get("NextToken") or 0)
+        size = min(int(kwargs.get("MaxResults") or 20), 20)  # AWS returns at most 20 a page
+        page = matching[start : start + size]
         with _lock:  # a listing is a status read of every creation it shows in progress
-            for s in out["CreateAccountStatuses"]:
-                account = (
-                    self.get_account_by_attr("create_account_status_id", s["Id"])
-                    if s["State"] == "IN_PROGRESS"
-                    else None
-                )
-                if account is not None and STATE.creating.get(account.id, 0) > 0:
-                    STATE.creating[account.id] -= 1
+            for st in page:
+                if st["State"] == "IN_PROGRESS":
+                    account = self.get_account_by_attr("create_account_status_id", st["Id"])
+                    if account is not None and STATE.creating.get(account.id, 0) > 0:
+                        STATE.creating[account.id] -= 1
+        out: dict[str, Any] = {"CreateAccountStatuses": page}
+        if start + size < len(matching):
+            out["NextToken"] = str(start + size)
         return out
 
     def visible_accounts(self: Any, **kwargs: Any) -> Any:

@@ -65,3 +65,29 @@ def test_calls_per_new_and_per_unchanged_tenant(world, sso, access_config):
     print(f"new: {per_new:.2f} calls/tenant; unchanged: {per_unchanged:.2f} calls/tenant")
     assert per_new <= NEW_TENANT_BUDGET, dict(world.calls)
     assert per_unchanged <= NOOP_TENANT_BUDGET, dict(world.calls)
+
+
+def test_creations_in_flight_are_polled_together_across_pages(world, config):
+    """25 accounts in creation (more than one page of ListCreateAccountStatus): listed, not described, per poll."""
+    from meshcore_aws_emulator import strict
+
+    strict.PROFILE.create_polls = 3
+    config["settings"] = {"concurrency": 25}
+    config["workspaces"] = [
+        {
+            "id": "big",
+            "projects": [
+                {"id": f"p{i}", "tenants": [{"platform": "aws", "landing_zone": "dev"}]} for i in range(25)
+            ],
+        }
+    ]
+    report = world.reconciler(config).apply()
+    assert not report.failed, [t.message for t in report.failed]
+    if any(t.status == "in_progress" for t in report.tenants):  # the emulator counts reads, not time:
+        report = world.reconciler(config).apply()  # a shared listing is one read; the next run finishes
+    assert {t.status for t in report.tenants} <= {"changed", "ok"}, [t.message for t in report.tenants]
+    assert len(world.org.client.list_accounts()["Accounts"]) == 26
+    # one description per request when it leaves the in-progress listing (a request created after the
+    # listing its first poll shares is described once more)
+    assert world.calls["DescribeCreateAccountStatus"] <= 2 * 25, dict(world.calls)
+    assert world.calls["ListCreateAccountStatus"] >= 2
