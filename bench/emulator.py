@@ -1,13 +1,14 @@
 """The AWS emulator in a process of its own, with AWS-like latency, for benchmarks.
 
-    python bench/emulator.py --latency 0.1 --create-seconds 5 --users 3
+    python bench/emulator.py --latency 0.1 --create-seconds 5 --assignment-seconds 1 --users 3
 
 Starts the sandbox organization (moto's server plus the strict profile),
 bootstraps it, creates ``--users`` Identity Center users (user0, user1, ...),
 prints one JSON line ``{"env": {...}}`` for the client to use, and serves until
 its standard input closes. Every request waits ``--latency`` seconds before it
 is answered (a network round trip; requests wait concurrently), and a new
-account stays ``IN_PROGRESS`` for ``--create-seconds``. Running it apart keeps
+account stays ``IN_PROGRESS`` for ``--create-seconds`` and an Identity Center account
+assignment for ``--assignment-seconds``. Running it apart keeps
 its CPU out of the measured process and off its GIL.
 """
 
@@ -25,6 +26,7 @@ def main() -> None:
     )
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds added to every request.")
     parser.add_argument("--create-seconds", type=float, default=0.0, help="How long CreateAccount takes.")
+    parser.add_argument("--assignment-seconds", type=float, default=0.0, help="How long an assignment takes.")
     parser.add_argument("--users", type=int, default=3)
     args = parser.parse_args()
 
@@ -46,6 +48,7 @@ def main() -> None:
             Name={"GivenName": "u", "FamilyName": str(i)},
         )
     strict.PROFILE.create_seconds = args.create_seconds
+    strict.PROFILE.assignment_seconds = args.assignment_seconds
     if args.latency > 0:
         answer = DomainDispatcherApplication.__call__
 

@@ -131,7 +131,7 @@ POLLS = ("DescribeCreateAccountStatus", "ListCreateAccountStatus", "DescribeAcco
 
 
 @contextmanager
-def remote_emulator(latency: float, create_seconds: float):
+def remote_emulator(latency: float, create_seconds: float, assignment_seconds: float = 0.0):
     """The emulator in its own process (bench/emulator.py); yields a call counter for this process."""
     from meshcore_aws import sessions as aws_sessions
     from meshcore_aws.counting import CallCounter
@@ -145,6 +145,8 @@ def remote_emulator(latency: float, create_seconds: float):
             str(latency),
             "--create-seconds",
             str(create_seconds),
+            "--assignment-seconds",
+            str(assignment_seconds),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -174,16 +176,22 @@ def cpu_seconds() -> float:
 
 
 def aws_latency(
-    sizes: list[int], latency: float, create_seconds: float, concurrency: int, serial: bool
+    sizes: list[int],
+    latency: float,
+    create_seconds: float,
+    concurrency: int,
+    serial: bool,
+    assignment_seconds: float = 1.0,
 ) -> None:
     """Vending against an emulator in its own process that answers like AWS: a round trip per call,
-    accounts that take ``create_seconds``. Efficiency = ideal / actual, where ideal is the critical path:
-    prelude + ceil(N / concurrency) x (create_seconds + k x latency); prelude = the time until the first
-    CreateAccount (reading the organization, creating OUs and permission sets: once per run), k = calls
-    per new tenant other than polls and the prelude's."""
+    accounts that take ``create_seconds``, assignments ``assignment_seconds``. Efficiency = ideal /
+    actual, where ideal is the critical path: prelude + ceil(N / concurrency) x (create_seconds +
+    assignment_seconds + k x latency); prelude = the time until the first CreateAccount (reading the
+    organization, creating OUs and permission sets: once per run), k = calls per new tenant other than
+    polls and the prelude's."""
     print(
-        f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create; "
-        f"polled every {create_seconds / 10:.2f} s.\n"
+        f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
+        f"assignment {assignment_seconds:.1f} s; polled every {create_seconds / 10:.2f} s.\n"
     )
     print(
         "| N | concurrency | wall s | prelude s | ideal s | efficiency | calls/tenant (polls) | "
@@ -192,7 +200,7 @@ def aws_latency(
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         for c in [concurrency, 1] if serial else [concurrency]:
-            with remote_emulator(latency, create_seconds) as counter:
+            with remote_emulator(latency, create_seconds, assignment_seconds) as counter:
                 rec = reconciler(config(n, poll=create_seconds / 10, concurrency=c))
                 rec.concurrency = c
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
@@ -206,7 +214,7 @@ def aws_latency(
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
                 rec.apply()
                 noop_wall, noop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-            ideal = prelude + math.ceil(n / c) * (create_seconds + k * latency)
+            ideal = prelude + math.ceil(n / c) * (create_seconds + assignment_seconds + k * latency)
             failed = f" ({len(report.failed)} failed)" if report.failed else ""
             print(
                 f"| {n}{failed} | {c} | {wall:.1f} | {prelude:.1f} | {ideal:.1f} | {ideal / wall:.2f} | {k:.1f} ({polls / n:.1f}) | "

@@ -107,12 +107,14 @@ class IdentityCenter:
     def poll(self, status: dict[str, Any], describe: Callable[[str], dict[str, Any]], what: str) -> None:
         """Wait for an asynchronous Identity Center request; its FAILED status raises with AWS's reason."""
         interval = self.cfg.poll_interval_seconds
+        wait = interval / 8  # most requests finish within seconds: look early, then back off to the interval
         for _ in range(120):
             state = status.get("Status")
             if state == "SUCCEEDED":
                 return
             if state == "FAILED":
                 raise PlatformError(f"{what} FAILED: {status.get('FailureReason') or 'no reason given'}")
-            self.sleep(interval)
+            self.sleep(wait)
+            wait = min(interval, wait * 2)
             status = describe(status["RequestId"])
         raise PlatformError(f"{what} did not finish in time; the next run checks it again")

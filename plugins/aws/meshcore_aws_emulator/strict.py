@@ -61,6 +61,7 @@ class Profile:
     require_trusted_access: bool = True
     ic_region: str = "us-east-1"
     assignment_polls: int = 1
+    assignment_seconds: float = 0.0  # > 0: an assignment request is IN_PROGRESS for this long instead
     provisioning_polls: int = 1
     stackset_polls: int = 1
     require_execution_role: bool = True
@@ -80,6 +81,9 @@ class _State:
     closing: dict[str, int] = field(default_factory=dict)  # account id -> reads left in PENDING_CLOSURE
     closure_attempts: dict[str, int] = field(default_factory=dict)  # management account -> attempts
     assignment_requests: dict[str, int] = field(default_factory=dict)  # request id -> reads left
+    assignment_until: dict[str, float] = field(
+        default_factory=dict
+    )  # request id -> monotonic time it is done
     operations: dict[str, int] = field(default_factory=dict)  # StackSet operation id -> reads left
     failed_operations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -363,7 +367,13 @@ def _assignments() -> None:
 
         def handler(self: Any) -> str:
             out = json.loads(original(self))
-            if PROFILE.assignment_polls > 0:
+            if PROFILE.assignment_seconds > 0:
+                with _lock:
+                    STATE.assignment_until[out[key]["RequestId"]] = (
+                        time.monotonic() + PROFILE.assignment_seconds
+                    )
+                out[key]["Status"] = "IN_PROGRESS"
+            elif PROFILE.assignment_polls > 0:
                 with _lock:
                     STATE.assignment_requests[out[key]["RequestId"]] = PROFILE.assignment_polls
                 out[key]["Status"] = "IN_PROGRESS"
@@ -381,6 +391,8 @@ def _assignments() -> None:
                 left = STATE.assignment_requests.get(rid, 0)
                 if left > 0:
                     STATE.assignment_requests[rid] = left - 1
+                    out[key]["Status"] = "IN_PROGRESS"
+                if STATE.assignment_until.get(rid, 0) > time.monotonic():
                     out[key]["Status"] = "IN_PROGRESS"
             return json.dumps(out)
 
