@@ -5,6 +5,7 @@ python bench/run.py costs --sizes 10 100 1000        # cost collection requests 
 python bench/run.py latency --sizes 100 300 --creation 0.5 --concurrency 16
 python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --concurrency 32
                                                       # the emulator in its own process, AWS-like waits
+python bench/run.py scale --sizes 1000 10000          # the fake platform: meshcore's own time and memory
 python bench/run.py startup                           # CLI start-up
 python bench/run.py all                               # everything with default sizes
 """
@@ -222,6 +223,28 @@ def aws_latency(
             )
 
 
+def scale(sizes: list[int]) -> None:
+    """The fake platform at 1,000 ... 10,000 tenants: meshcore's own time and memory (bench/scale.py)."""
+    import tempfile
+
+    print("| N | provision s | plan s | no-op apply s | first cloud call after plan start s | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="meshcore-scale-") as directory:
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).parent / "scale.py"), str(n), directory],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        failed = f" ({r['failed']} failed)" if r["failed"] else ""
+        print(
+            f"| {n}{failed} | {r['provision_s']:.1f} | {r['plan_s']:.1f} | {r['noop_s']:.1f} | "
+            f"{r['first_call_s']:.2f} | {r['peak_rss_mib']:.0f} |"
+        )
+
+
 def startup(repeat: int = 5) -> None:
     print("| command | median s | min s | imports boto3? |\n|---|---|---|---|")
     for args in (["--help"], ["plugins"]):
@@ -245,7 +268,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["vending", "costs", "latency", "aws-latency", "startup", "all"])
+    parser.add_argument(
+        "what", choices=["vending", "costs", "latency", "aws-latency", "scale", "startup", "all"]
+    )
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--creation", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -260,6 +285,8 @@ def main() -> None:
         costs(args.sizes or [10, 100])
     if args.what in ("latency", "all"):
         latency(args.sizes or [100], args.creation, args.concurrency)
+    if args.what == "scale":
+        scale(args.sizes or [1000, 10000])
     if args.what in ("startup", "all"):
         startup()
 

@@ -187,3 +187,23 @@ def test_a_config_needing_a_missing_plugin_exits_3(run, write_config, base_confi
 def test_state_store_that_cannot_be_opened(run, write_config, base_config):
     result = run("status", "--state", "postgresql+nodriver://x/y")
     assert result.exit_code == 5 and "cannot open state store" in result.output
+
+
+def test_plan_detailed_exitcode_markdown_and_json_schema(run, write_config, base_config, tmp_path):
+    cfg = str(write_config(with_state_file(base_config, tmp_path), "c.yaml"))
+    assert run("plan", "-c", cfg, "--detailed-exitcode").exit_code == 2  # everything to create
+    markdown = run("plan", "-c", cfg, "-o", "markdown")
+    assert markdown.exit_code == 0
+    assert markdown.output.startswith("### meshcore plan: ") and "```diff" in markdown.output
+    assert (
+        "**`ws1/p1@demo` — provision**" in markdown.output and "+ [tenant] tenant ws1-p1" in markdown.output
+    )
+    data = json.loads(run("plan", "-c", cfg, "-o", "json").output)
+    assert data["schema_version"] == 1 and data["command"] == "plan"
+    assert run("apply", "-c", cfg).exit_code == 0
+    assert run("plan", "-c", cfg, "--detailed-exitcode").exit_code == 0  # converged
+    assert "No changes: everything is converged." in run("plan", "-c", cfg, "-o", "markdown").output
+    base_config["workspaces"] = []
+    write_config(base_config, "c.yaml")
+    refused = run("plan", "-c", cfg, "--detailed-exitcode")  # a refusal is an error here, never "changes"
+    assert refused.exit_code == 1 and "declares no workspaces" in refused.output

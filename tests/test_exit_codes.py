@@ -26,7 +26,7 @@ def documented() -> set[tuple[str, int]]:
     text = DOCS.read_text()
     table = text.split("<!-- exit-codes -->", 1)[1].split("<!-- /exit-codes -->", 1)[0]
     pairs = set()
-    for command, codes in re.findall(r"^\| `([a-z ]+)` \| ([0-9, ]+) \|$", table, re.M):
+    for command, codes in re.findall(r"^\| `([a-z -]+)` \| ([0-9, ]+) \|$", table, re.M):
         pairs |= {(command, int(c)) for c in codes.split(",")}
     return pairs
 
@@ -89,6 +89,12 @@ SCENARIOS: dict[tuple[str, int], Callable[[Env], int]] = {
     ("plan", 2): lambda e: e.run("plan", config=e.bad_config()),
     ("plan", 3): lambda e: e.run("plan", config=e.missing_plugin()),
     ("plan", 5): lambda e: e.run("plan", config=e.cfg, state="postgresql+nodriver://x/y"),
+    ("plan --detailed-exitcode", 0): lambda e: (
+        e.applied(),
+        e.run("plan", "--detailed-exitcode", config=e.cfg),
+    )[1],
+    ("plan --detailed-exitcode", 1): lambda e: e.run("plan", "--detailed-exitcode", config=e.bad_config()),
+    ("plan --detailed-exitcode", 2): lambda e: e.run("plan", "--detailed-exitcode", config=e.cfg),
     ("apply", 0): lambda e: e.run("apply", config=e.cfg),
     ("apply", 1): lambda e: (e.refuse_reads(), e.run("apply", config=e.cfg))[1],
     ("apply", 2): lambda e: e.run("apply", config=e.bad_config()),

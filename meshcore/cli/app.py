@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from meshcore.state import StateStore
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PLUGIN, EXIT_LOCKED, EXIT_STATE = 0, 1, 2, 3, 4, 5
+#: Version of ``plan -o json``'s shape (docs/cli.md); raised when a field changes meaning or goes away.
+PLAN_SCHEMA_VERSION = 1
 
 
 class _Commands(TyperGroup):
@@ -239,33 +241,56 @@ AllowDeletionsOpt = typer.Option(
 )
 
 
+class PlanOutput(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
 @app.command()
 def plan(
     config: Path = ConfigOpt,
     state: str = StateOpt,
-    output: Output = OutputOpt,
+    output: PlanOutput = typer.Option(
+        PlanOutput.table, "--output", "-o", help="table, json (versioned schema) or markdown (a PR comment)."
+    ),
     allow_deletions: int = AllowDeletionsOpt,
+    detailed_exitcode: bool = typer.Option(
+        False,
+        "--detailed-exitcode",
+        help="Exit 0 when nothing would change, 2 when changes are pending, 1 on any error (for CI gates).",
+    ),
 ) -> None:
     """Show, per platform and tenant, the actions apply would run, in its order (no cloud writes)."""
     from meshcore.errors import MeshcoreError, RefusedError
     from meshcore.reconciler import Reconciler
 
-    loaded, registry = _load(config)
-    store = _store(state)
     try:
-        report = Reconciler(loaded, store, registry).plan(allow_deletions=allow_deletions)
-    except RefusedError as exc:
-        raise _fail(f"apply would be refused: {exc}", EXIT_CONFIG) from None
-    except MeshcoreError as exc:
-        raise _fail_on(exc, EXIT_FAILED) from None
-    if output == Output.json:
-        _emit_json(report.as_dict())
+        loaded, registry = _load(config)
+        store = _store(state)
+        try:
+            report = Reconciler(loaded, store, registry).plan(allow_deletions=allow_deletions)
+        except RefusedError as exc:
+            raise _fail(f"apply would be refused: {exc}", EXIT_CONFIG) from None
+        except MeshcoreError as exc:
+            raise _fail_on(exc, EXIT_FAILED) from None
+    except typer.Exit as exc:
+        # with --detailed-exitcode every error is 1, so that 2 means only "changes pending"
+        raise typer.Exit(EXIT_FAILED if detailed_exitcode else exc.exit_code) from None
+    if output == PlanOutput.json:
+        _emit_json({"schema_version": PLAN_SCHEMA_VERSION, **report.as_dict()})
+    elif output == PlanOutput.markdown:
+        from meshcore.cli.render import plan_markdown
+
+        sys.stdout.write(plan_markdown(report))
     else:
         from meshcore.cli.render import plan_view
 
         console.print(plan_view(report))
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
+    if detailed_exitcode and report.pending_changes():
+        raise typer.Exit(EXIT_CONFIG)  # 2: changes pending
 
 
 @app.command()

@@ -107,6 +107,35 @@ def plan_view(report: Any) -> Group:
     return Group(*parts)
 
 
+def plan_markdown(report: Any) -> str:
+    """The plan as Markdown for a pull-request comment: a summary line, then one diff block per item."""
+    n = report.pending_changes()
+    changed = [i for i in report.items if i.actions or i.message or i.events]
+    blocked = report.summary.get("blocked", 0)
+    lines = [f"### meshcore plan: {n} action(s) across {sum(1 for i in report.items if i.actions)} item(s)"]
+    if blocked:
+        lines.append(f"**{blocked} action(s) would be blocked.**")
+    if report.failed:
+        lines.append(f"**{len(report.failed)} item(s) could not be planned.**")
+    if not changed:
+        lines.append("\nNo changes: everything is converged.")
+    for item in changed:
+        title = f"`{item.key}`" + (f" — {item.lifecycle}" if item.lifecycle and item.scope == "tenant" else "")
+        lines += ["", f"**{title}**" + (f" ({redact(item.note)})" if item.note else "")]
+        if item.message:
+            lines.append(f"> ⚠ {redact(item.message)}")
+        for event in item.events:
+            lines.append(f"> {redact(event)}")
+        if item.actions:
+            lines.append("```diff")
+            for view in item.actions:
+                sign = {"create": "+", "delete": "-"}.get(view.change, "!")
+                text = _action_line(view, show_status=view.status != "planned").plain.strip()
+                lines.append(f"{sign} {text[2:] if text[:1] in '+-~…?' else text}")
+            lines.append("```")
+    return redact("\n".join(lines)) + "\n"
+
+
 @contextmanager
 def apply_progress(console: Console) -> Iterator[Callable[[Any], None]]:
     progress = Progress(
