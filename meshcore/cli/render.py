@@ -120,7 +120,9 @@ def plan_markdown(report: Any) -> str:
     if not changed:
         lines.append("\nNo changes: everything is converged.")
     for item in changed:
-        title = f"`{item.key}`" + (f" — {item.lifecycle}" if item.lifecycle and item.scope == "tenant" else "")
+        title = f"`{item.key}`" + (
+            f" — {item.lifecycle}" if item.lifecycle and item.scope == "tenant" else ""
+        )
         lines += ["", f"**{title}**" + (f" ({redact(item.note)})" if item.note else "")]
         if item.message:
             lines.append(f"> ⚠ {redact(item.message)}")
