@@ -20,6 +20,7 @@ The rules (``docs/concepts.md`` explains why):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,11 +28,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from meshcore import logs
 from meshcore.actions import Action, ActionResult, ActionStatus, Phase
 from meshcore.errors import MeshcoreError, PluginError
 from meshcore.redaction import redact
 from meshcore.report import ActionView
 from meshcore.state.tables import utcnow
+
+log = logging.getLogger(__name__)
 
 #: Phases whose actions may return the tenant's platform id.
 ID_PHASES = frozenset({Phase.TENANT, Phase.DEPROVISION})
@@ -204,6 +208,18 @@ def _run_one(
     on_result: Callable[[Action, ActionResult], None] | None,
 ) -> ActionResult | None:
     """Run one action; sets ``view``'s status and message; returns the result if there was one."""
+    with logs.scope(step=step_name(view)):
+        result = _run_logged(action, view, confirmed, plugin, on_result)
+    return result
+
+
+def _run_logged(
+    action: Action,
+    view: ActionView,
+    confirmed: Confirmed,
+    plugin: str,
+    on_result: Callable[[Action, ActionResult], None] | None,
+) -> ActionResult | None:
     try:
         result = _result(plugin, action, action.run())
         if on_result is not None:
@@ -211,11 +227,13 @@ def _run_one(
     except MeshcoreError as exc:
         view.status, view.message = "failed", redact(str(exc))
         confirmed.problems[action.key] = f"failed: {view.message}"
+        log.warning("%s failed: %s", view.describe(), view.message)
         return None
     except Exception as exc:  # a plugin bug fails this action, never the run
         view.status = "failed"
         view.message = redact(f"plugin {plugin!r} raised {type(exc).__name__}: {exc}")
         confirmed.problems[action.key] = f"failed: {view.message}"
+        log.error("%s: %s", view.describe(), view.message, exc_info=True)
         return None
     if result.status == ActionStatus.IN_PROGRESS:
         view.status = "in_progress"
@@ -225,6 +243,7 @@ def _run_one(
     view.status = "changed" if result.changed else "ok"
     view.message = redact(result.message or view.describe())
     confirmed.add(action.key)
+    log.info("%s: %s", view.status, view.message)
     return result
 
 

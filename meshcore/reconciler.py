@@ -19,6 +19,7 @@ nothing left to do.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import threading
@@ -30,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshcore import guards
+from meshcore import guards, logs
 from meshcore.actions import (
     ACTIVE_PHASES,
     DELETION_PHASES,
@@ -55,6 +56,8 @@ from meshcore.results import Capability
 from meshcore.specs import PlatformSpec, TenantSpec
 from meshcore.state import StateStore
 from meshcore.state.tables import TenantRow, utcnow
+
+log = logging.getLogger(__name__)
 
 LEASE_NAME = "apply"
 LEASE_TTL = 600.0
@@ -226,6 +229,10 @@ class Reconciler:
                 report.items.append(item)
 
         def one(task: Task) -> Item:
+            with logs.scope(run_id=run.id, tenant=task.key):
+                return plan_one(task)
+
+        def plan_one(task: Task) -> Item:
             item = Item(task.key, lifecycle=task.lifecycle.value, note=task.note)
             if task.tenant is None:
                 item.status = "skipped"
@@ -331,7 +338,8 @@ class Reconciler:
                 if pid in broken:
                     report.items.append(Item(f"platform:{pid}", "platform", "shared", "failed", broken[pid]))
                     continue
-                item, keys = self._apply_platform(platform, contexts[pid])
+                with logs.scope(run_id=run.id, tenant=f"platform:{pid}"):
+                    item, keys = self._apply_platform(platform, contexts[pid])
                 confirmed[pid] = keys
                 if item.status == "failed" and not item.actions:
                     broken[pid] = item.message
@@ -339,15 +347,24 @@ class Reconciler:
                     report.items.append(item)
 
             def one(task: Task) -> Item:
-                item = self._apply_one(task, contexts, confirmed, broken)
+                with logs.scope(run_id=run.id, tenant=task.key):
+                    item = self._apply_one(task, contexts, confirmed, broken)
+                    if item.status == "failed":
+                        log.warning("%s failed: %s", task.lifecycle.value, item.message)
+                    elif item.status != "skipped":
+                        log.info("%s: %s", task.lifecycle.value, item.status)
                 if self.on_progress is not None:
                     self.on_progress(item)
                 return item
 
+            with logs.scope(run_id=run.id):
+                log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 report.items.extend(pool.map(one, work))
             report.summary = _summary(report)
             self.store.finish_run(run.id, "failed" if report.failed else "ok", report.summary)
+            with logs.scope(run_id=run.id):
+                log.info("apply finished: %s", report.summary)
             return report
 
     def _record(self, ctx: HookContext) -> Callable[[ActionView, Any, float], None]:

@@ -94,7 +94,7 @@ def test_apply_exit_code_1_when_a_tenant_fails(run, write_config, base_config, t
             cloud._save("tenant", tid, None)
     result = run("apply", "-c", cfg, "-o", "json")
     assert result.exit_code == 1
-    tenants = [i for i in json.loads(result.output)["items"] if i["scope"] == "tenant"]
+    tenants = [i for i in json.loads(result.stdout)["items"] if i["scope"] == "tenant"]  # logs on stderr
     assert len(tenants) == 3
     assert all(t["status"] == "failed" and "is gone on the platform" in t["message"] for t in tenants)
 

@@ -62,6 +62,43 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.callback()
+def _options(
+    log_level: LogLevel = typer.Option(
+        LogLevel.warning, "--log-level", envvar="MESHCORE_LOG_LEVEL", help="Log records from this level up."
+    ),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v: info, -vv: debug."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Errors only."),
+    log_format: LogFormat = typer.Option(
+        LogFormat.text,
+        "--log-format",
+        envvar="MESHCORE_LOG_FORMAT",
+        help="text, or json (one object a line).",
+    ),
+) -> None:
+    """Logs go to standard error (so that -o json on standard output stays machine-readable)."""
+    from meshcore.logs import configure
+
+    level = log_level.value
+    if verbose:
+        level = "debug" if verbose > 1 else "info"
+    if quiet:
+        level = "error"
+    configure(level, log_format.value)
+
+
 class Output(StrEnum):
     table = "table"
     json = "json"
@@ -679,22 +716,30 @@ def _write_out(path: Path, text: str) -> None:
 
 def _mount_plugin_commands(argv: list[str]) -> None:
     """Mount ``meshcore <type> ...`` for the plugin named first on the command line (only that one is loaded)."""
-    if len(argv) < 2 or argv[1].startswith("-") or argv[1] in {c.name for c in app.registered_commands}:
+    args = iter(argv[1:])
+    command = None
+    for arg in args:  # skip the global options (and the values of those that take one)
+        if arg in ("--log-level", "--log-format"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            command = arg
+            break
+    if command is None or command in {c.name for c in app.registered_commands}:
         return
     from meshcore.plugins import scan_entry_points
 
-    if argv[1] not in {name for name, *_ in scan_entry_points()}:
+    if command not in {name for name, *_ in scan_entry_points()}:
         return
     from meshcore.errors import MeshcoreError
     from meshcore.plugins import PluginRegistry
 
     try:
-        group = PluginRegistry.discover(only={argv[1]}).cli_commands(argv[1])
+        group = PluginRegistry.discover(only={command}).cli_commands(command)
     except MeshcoreError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(EXIT_PLUGIN) from None
     if group is not None:
-        app.add_typer(group, name=argv[1])
+        app.add_typer(group, name=command)
 
 
 def main() -> None:

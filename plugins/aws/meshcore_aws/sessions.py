@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,10 +25,22 @@ from typing import Any
 from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, RoleRef
+from meshcore_aws.counting import WRITE_PREFIXES
+
+log = logging.getLogger(__name__)
 
 #: (event name, handler) pairs registered, first, on every client created here (tests and benchmarks
 #: count API calls on ``before-send``, and may answer a request themselves to simulate a fault).
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
+
+
+def _log_write(http_response: Any = None, parsed: Any = None, model: Any = None, **_kw: Any) -> None:
+    """Every cloud write at INFO, with its operation and AWS's request id (what AWS support asks for)."""
+    name = getattr(model, "name", "")
+    if name.startswith(WRITE_PREFIXES):
+        request_id = (parsed or {}).get("ResponseMetadata", {}).get("RequestId", "")
+        status = getattr(http_response, "status_code", "")
+        log.info("AWS %s: HTTP %s, request id %s", name, status, request_id or "none")
 
 
 def _role_credentials(refresh: Callable[[], dict[str, str]]) -> Any:
@@ -169,6 +182,7 @@ class Sessions:
                 creds.expire()
 
         retries.install(client, cfg.max_attempts, on_expired=expire)
+        client.meta.events.register("after-call", _log_write)
         for name, handler in reversed(EVENT_HOOKS):
             client.meta.events.register_first(name, handler)
         return client

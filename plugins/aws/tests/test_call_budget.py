@@ -42,13 +42,19 @@ def more_projects(config: dict, n: int) -> dict:
 
 
 def test_calls_per_new_and_per_unchanged_tenant(world, sso, access_config):
-    """Marginal costs: what 4 more tenants add to a run, new and then unchanged (per-run reads excluded)."""
+    """Marginal costs: what 4 more tenants add to a run, new and then unchanged (per-run reads excluded).
+
+    Tenants run one at a time here: with several in parallel, two may race to fill a run-wide cache
+    and both read it, which makes the count depend on thread timing.
+    """
+    access_config["settings"] = {"concurrency": 1}
     first = world.reconciler(access_config).apply()
     assert not first.failed, [t.message for t in first.failed]
 
     world.calls.clear()
     world.reconciler(access_config).apply()
     noop_before = without_polls(world.calls)
+    before = dict(world.calls)
     assert world.calls.writes == {}, world.calls.writes
 
     grown = more_projects(access_config, 4)
@@ -64,7 +70,8 @@ def test_calls_per_new_and_per_unchanged_tenant(world, sso, access_config):
 
     print(f"new: {per_new:.2f} calls/tenant; unchanged: {per_unchanged:.2f} calls/tenant")
     assert per_new <= NEW_TENANT_BUDGET, dict(world.calls)
-    assert per_unchanged <= NOOP_TENANT_BUDGET, dict(world.calls)
+    extra = {op: n - before.get(op, 0) for op, n in world.calls.items() if n != before.get(op, 0)}
+    assert per_unchanged <= NOOP_TENANT_BUDGET, extra
 
 
 def test_creations_in_flight_are_polled_together_across_pages(world, config):

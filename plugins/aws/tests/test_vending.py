@@ -432,3 +432,16 @@ def test_a_secret_in_a_naming_pattern_is_refused_without_showing_it(key, config,
     assert result.exit_code == 2, result.output
     assert f"{key} holds a value from a secret environment variable" in result.output
     assert "topsecret" not in result.output.lower()
+
+
+def test_every_aws_write_is_logged_with_its_request_id(world, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="meshcore_aws.sessions")
+    world.reconciler().apply()
+    messages = [r.getMessage() for r in caplog.records if r.name == "meshcore_aws.sessions"]
+    writes = sum(world.calls.writes.values())
+    assert writes and len(messages) == writes, (messages, world.calls.writes)
+    created = [m for m in messages if m.startswith("AWS CreateAccount: HTTP 200, request id ")]
+    assert len(created) == world.calls["CreateAccount"]
+    assert not [m for m in messages if m.endswith("request id none")]
