@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig
+from meshcore_aws.once import Once
 
 
 class IdentityCenter:
@@ -32,7 +33,7 @@ class IdentityCenter:
         self.limiter = limiter  # caps Identity Center operations in flight across tenants
         self._lock = threading.RLock()
         self._instance: tuple[str, str] | None = None
-        self._users: dict[str, str | None] = {}
+        self._users = Once()  # user name or e-mail -> identity-store user id (None: not there)
         self._views: dict[str, Any] = {}
 
     @property
@@ -80,24 +81,27 @@ class IdentityCenter:
         return self.instance()[1]
 
     def user_id(self, user: Any) -> str | None:
-        """The identity-store user id of a config user (by user name or e-mail), ``None`` if unknown."""
+        """The identity-store user id of a config user (by user name or e-mail), ``None`` if unknown.
+
+        Looked up once per run and user, however many tenants bind the user at once.
+        """
         key = user.id if self.ic.match_users_by == "user_name" else user.email
-        with self._lock:
-            if key in self._users:
-                return self._users[key]
         path = {"user_name": "userName", "email": "emails.value"}[self.ic.match_users_by]
-        try:
-            uid: str | None = self.ids.get_user_id(
-                IdentityStoreId=self.store_id,
-                AlternateIdentifier={"UniqueAttribute": {"AttributePath": path, "AttributeValue": key}},
-            )["UserId"]
-        except ClientError as exc:
-            if retries.code(exc) != "ResourceNotFoundException":
-                raise
-            uid = None
-        with self._lock:
-            self._users[key] = uid
-        return uid
+
+        def lookup() -> str | None:
+            try:
+                found: str = self.ids.get_user_id(
+                    IdentityStoreId=self.store_id,
+                    AlternateIdentifier={"UniqueAttribute": {"AttributePath": path, "AttributeValue": key}},
+                )["UserId"]
+            except ClientError as exc:
+                if retries.code(exc) != "ResourceNotFoundException":
+                    raise
+                return None
+            return found
+
+        result: str | None = self._users.get(key, lookup)
+        return result
 
     def write(self, client: Any, op: str, **kwargs: Any) -> Any:
         """An Identity Center write, at most ``max_in_flight`` at once across tenants."""

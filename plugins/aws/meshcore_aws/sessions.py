@@ -26,6 +26,7 @@ from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, RoleRef
 from meshcore_aws.counting import WRITE_PREFIXES
+from meshcore_aws.once import Once
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,9 @@ class Sessions:
         import boto3
 
         self.config = config
-        self._lock = threading.Lock()
-        self._sessions: dict[str, Any] = {}
+        self._sessions = Once()  # scope -> session
         self._credentials: dict[str, Any] = {}
-        self._clients: dict[tuple[str, str, str], Any] = {}
-        self._key_locks: dict[tuple[int, Any], threading.Lock] = {}
+        self._clients = Once()  # (scope, service, region:timeout) -> client
         self.base = boto3.session.Session(region_name=config.region)
         self._core_template: Any = None
         self._template_lock = threading.Lock()
@@ -119,25 +118,6 @@ class Sessions:
         self._credentials[scope] = credentials
         return core
 
-    def _once(self, store: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
-        """``store[key]``, made by ``make`` once: under a lock of its own key, never the shared one.
-
-        Threads creating sessions and clients for different accounts do not wait for each other;
-        the shared lock only guards the dictionaries.
-        """
-        found = store.get(key)
-        if found is not None:
-            return found
-        with self._lock:
-            key_lock = self._key_locks.setdefault((id(store), key), threading.Lock())
-        with key_lock:
-            found = store.get(key)
-            if found is None:
-                found = make()
-                with self._lock:
-                    store[key] = found
-            return found
-
     def role(self, name: str) -> Any:
         """Session for ``management``, ``automation`` or ``cost_explorer``."""
 
@@ -154,7 +134,7 @@ class Sessions:
             secret = ref.external_id.get_secret_value() if ref.external_id else None
             return self._assumed(self.base, ref.role_arn, secret, ref.session_name, name)
 
-        return self._once(self._sessions, name, make)
+        return self._sessions.get(name, make)
 
     def member(self, account_id: str) -> Any:
         """Session inside a member account, through its account access role."""
@@ -164,7 +144,7 @@ class Sessions:
             arn = f"arn:{self.partition}:iam::{account_id}:role/{self.config.account_access_role}"
             return self._assumed(self.role("management"), arn, None, "meshcore", key)
 
-        return self._once(self._sessions, key, make)
+        return self._sessions.get(key, make)
 
     def _new_client(self, session: Any, service: str, region: str, scope: str, read_timeout: int = 60) -> Any:
         """A client of ``session`` (the base boto3 session, or an assumed-role botocore session)."""
@@ -197,15 +177,13 @@ class Sessions:
             )
             return self._new_client(session, service, region, scope, read_timeout)
 
-        return self._once(self._clients, (scope, service, f"{region}:{read_timeout}"), make)
+        return self._clients.get((scope, service, f"{region}:{read_timeout}"), make)
 
     def forget(self, scope: str) -> None:
         """Drop a scope's session and clients (e.g. after its credentials were rejected)."""
-        with self._lock:
-            self._sessions.pop(scope, None)
-            self._credentials.pop(scope, None)
-            for key in [k for k in self._clients if k[0] == scope]:
-                del self._clients[key]
+        self._sessions.forget(lambda key: key == scope)
+        self._credentials.pop(scope, None)
+        self._clients.forget(lambda key: isinstance(key, tuple) and key[0] == scope)
 
     def org(self) -> Any:
         return self.client("management", "organizations")

@@ -112,6 +112,7 @@ def apply() -> None:
     _sts()
     _sso_regions()
     _assignments()
+    _group_memberships()
     _stacksets()
     _cost_explorer()
     _managed_policies()
@@ -357,6 +358,30 @@ def _sso_regions() -> None:
         return list_instances(self) if self.region_name == PROFILE.ic_region else []
 
     SSOAdminBackend.list_instances = instances_in_home_region  # type: ignore[method-assign]
+
+
+def _group_memberships() -> None:
+    """A second membership of one user in one group is refused with ``ConflictException``, as AWS does
+    (moto would add a duplicate)."""
+    from moto.identitystore.exceptions import ConflictException
+    from moto.identitystore.models import IdentityStoreBackend
+
+    create = IdentityStoreBackend.create_group_membership
+
+    def create_group_membership(
+        self: Any, identity_store_id: str, group_id: str, member_id: dict[str, str]
+    ) -> Any:
+        store = self._IdentityStoreBackend__get_identity_store(identity_store_id)
+        for membership in store.group_memberships.values():
+            if membership["GroupId"] == group_id and membership["MemberId"].get("UserId") == member_id.get(
+                "UserId"
+            ):
+                raise ConflictException(
+                    message="Member already exists in the group", reason="UNIQUENESS_CONSTRAINT_VIOLATION"
+                )
+        return create(self, identity_store_id, group_id, member_id)
+
+    IdentityStoreBackend.create_group_membership = create_group_membership  # type: ignore[method-assign]
 
 
 def _assignments() -> None:

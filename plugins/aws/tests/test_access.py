@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from botocore.exceptions import ClientError
 
 from aws_testlib import BOUNDARY, by_key
 from meshcore.config import load_config
@@ -292,3 +293,28 @@ def test_a_group_created_by_a_run_that_died_is_adopted_not_duplicated(world, sso
     assert len(names) == len(set(names)), "a group was created twice"
     assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
     assert world.store.journal_entries(status="open") == []
+
+
+def test_the_emulator_refuses_a_second_membership_like_aws(world, sso, access_config):
+    """AWS answers ConflictException (UNIQUENESS_CONSTRAINT_VIOLATION); moto alone would add a duplicate."""
+    import boto3
+
+    world.reconciler(access_config).apply()
+    ids = boto3.client("identitystore", region_name="us-east-1")
+    store = boto3.client("sso-admin", region_name="us-east-1").list_instances()["Instances"][0][
+        "IdentityStoreId"
+    ]
+    gid = ids.get_group_id(
+        IdentityStoreId=store,
+        AlternateIdentifier={
+            "UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": "meshcore-ws1-p1-admin"}
+        },
+    )["GroupId"]
+    alice = ids.get_user_id(
+        IdentityStoreId=store,
+        AlternateIdentifier={"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": "alice"}},
+    )["UserId"]
+    with pytest.raises(ClientError) as info:
+        ids.create_group_membership(IdentityStoreId=store, GroupId=gid, MemberId={"UserId": alice})
+    assert info.value.response["Error"]["Code"] == "ConflictException"
+    assert sso.members("meshcore-ws1-p1-admin") == ["alice"]
