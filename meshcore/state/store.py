@@ -529,54 +529,47 @@ class StateStore:
         payment_method: dict[str, Any],
         tags: dict[str, str],
     ) -> StatementRow:
-        """Store the final statement; if the sums changed since the last final version, cancel it and add a new one."""
+        """Store the final statement; if the sums changed since the last final version, cancel it and add a new one.
+
+        Another process finalizing the same version at once makes the insert fail: look again.
+        """
         for attempt in range(3):
             try:
-                return self._finalize_statement(
-                    workspace, project, period, lines, totals, payment_method, tags
-                )
-            except IntegrityError:  # another process finalized the same version first: look again
+                with self.session() as s:
+                    current = s.scalars(
+                        select(StatementRow)
+                        .where(
+                            StatementRow.workspace == workspace,
+                            StatementRow.project == project,
+                            StatementRow.period == period,
+                        )
+                        .order_by(StatementRow.version.desc())
+                    ).first()
+                    if (
+                        current is not None
+                        and current.status == "FINAL"
+                        and current.lines.get("items") == lines
+                    ):
+                        return current
+                    if current is not None and current.status == "FINAL":
+                        current.status = "CANCELLED"
+                    row = StatementRow(
+                        workspace=workspace,
+                        project=project,
+                        period=period,
+                        version=(current.version + 1) if current else 1,
+                        status="FINAL",
+                        totals=totals,
+                        lines={"items": lines},
+                        payment_method=payment_method,
+                        tags=tags,
+                    )
+                    s.add(row)
+                    return row
+            except IntegrityError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
-
-    def _finalize_statement(
-        self,
-        workspace: str,
-        project: str,
-        period: str,
-        lines: list[dict[str, Any]],
-        totals: dict[str, str],
-        payment_method: dict[str, Any],
-        tags: dict[str, str],
-    ) -> StatementRow:
-        with self.session() as s:
-            current = s.scalars(
-                select(StatementRow)
-                .where(
-                    StatementRow.workspace == workspace,
-                    StatementRow.project == project,
-                    StatementRow.period == period,
-                )
-                .order_by(StatementRow.version.desc())
-            ).first()
-            if current is not None and current.status == "FINAL" and current.lines.get("items") == lines:
-                return current
-            if current is not None and current.status == "FINAL":
-                current.status = "CANCELLED"
-            row = StatementRow(
-                workspace=workspace,
-                project=project,
-                period=period,
-                version=(current.version + 1) if current else 1,
-                status="FINAL",
-                totals=totals,
-                lines={"items": lines},
-                payment_method=payment_method,
-                tags=tags,
-            )
-            s.add(row)
-            return row
 
     def statements(self, period: str) -> list[StatementRow]:
         with self.session() as s:

@@ -443,7 +443,7 @@ class CreationWatch:
     def status(self, request_id: str, seen: int) -> tuple[dict[str, Any], int]:
         """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from."""
         with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._generation <= seen or self._generation == 0:
+            if self._generation <= seen:
                 listed = retries.listed(
                     self.org.client,
                     "list_create_account_status",
@@ -469,7 +469,7 @@ def _await_creation(
 ) -> ActionResult:
     interval = run.cfg.poll_interval_seconds
     polls = poll_count(run.cfg.create_wait_seconds, interval)
-    seen = -1
+    seen = 0
     for attempt in range(polls):
         if status is None or attempt > 0:
             try:
