@@ -75,6 +75,7 @@ class Access:
         self.ctx = ctx
         self.center: IdentityCenter = run.identity_center
         self.groups: Groups = groups_of(self.center)
+        run.once("groups-expected", lambda: self.groups.expect(len(ctx.resources.all("ic-group"))))
         self.assignments: Assignments = assignments_of(self.center)
         self.sets: PermissionSets = permission_sets_of(self.center)
 

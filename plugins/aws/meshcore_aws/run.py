@@ -57,7 +57,8 @@ class AwsRun:
         self._views: dict[str, Any] = {}
         self._views_lock = threading.Lock()
 
-    def _once(self, name: str, make: Any) -> Any:
+    def once(self, name: str, make: Any) -> Any:
+        """The run's value called ``name``, made by the first caller (views, run-wide counts)."""
         with self._views_lock:
             if name not in self._views:
                 self._views[name] = make()
@@ -68,19 +69,19 @@ class AwsRun:
         """Account creations in flight, polled once per interval for every tenant of the run."""
         from meshcore_aws.vending import CreationWatch
 
-        return self._once("creations", lambda: CreationWatch(self.org))
+        return self.once("creations", lambda: CreationWatch(self.org))
 
     @property
     def guardrails(self) -> Guardrails:
         from meshcore_aws.guardrails import Guardrails
 
-        return self._once("guardrails", lambda: Guardrails(self.org, self.cfg))
+        return self.once("guardrails", lambda: Guardrails(self.org, self.cfg))
 
     @property
     def baselines(self) -> Baselines:
         from meshcore_aws.baselines import Baselines
 
-        return self._once("baselines", lambda: Baselines(self.sessions, self.cfg, self.sleep))
+        return self.once("baselines", lambda: Baselines(self.sessions, self.cfg, self.sleep))
 
     @property
     def identity_center(self) -> IdentityCenter:
@@ -88,7 +89,7 @@ class AwsRun:
 
         ic = self.cfg.identity_center
         assert ic is not None
-        return self._once(
+        return self.once(
             "identity_center",
             lambda: IdentityCenter(
                 self.sessions, self.cfg, self.sleep, self._ctx.limiter("identity-center", ic.max_in_flight)

@@ -98,3 +98,41 @@ def test_creations_in_flight_are_polled_together_across_pages(world, config):
     # listing its first poll shares is described once more)
     assert world.calls["DescribeCreateAccountStatus"] <= 2 * 25, dict(world.calls)
     assert world.calls["ListCreateAccountStatus"] >= 2
+
+
+def test_members_read_per_user_when_users_are_fewer_than_groups(world, sso, access_config):
+    """24 groups of three people: memberships are read per user (3 reads, not 24), and the answer is complete:
+    a member added outside meshcore, of a user no binding names, is still seen and removed."""
+    access_config["settings"] = {"concurrency": 4}
+    grown = more_projects(access_config, 24)
+    first = world.reconciler(grown).apply()
+    assert not first.failed, [t.message for t in first.failed]
+
+    world.calls.clear()
+    world.reconciler(grown).apply()
+    assert world.calls.writes == {}, world.calls.writes
+    assert world.calls["ListGroupMemberships"] == 0, dict(world.calls)
+    assert world.calls["ListUsers"] == 1
+    assert world.calls["ListGroupMembershipsForMember"] == len(sso.users)
+
+    # a stranger to every binding joins one of meshcore's groups behind its back
+    store_id = sso.instance["IdentityStoreId"]
+    stranger = sso.store.create_user(
+        IdentityStoreId=store_id,
+        UserName="mallory",
+        DisplayName="m",
+        Name={"GivenName": "m", "FamilyName": "X"},
+    )["UserId"]
+    sso.names[stranger] = "mallory"
+    gid = sso.group("meshcore-ws9-n7-admin")
+    sso.store.create_group_membership(IdentityStoreId=store_id, GroupId=gid, MemberId={"UserId": stranger})
+    assert sso.members("meshcore-ws9-n7-admin") == ["alice", "mallory"]
+
+    plan = by_key(world.reconciler(grown).plan())
+    removals = [
+        a for a in plan["ws9/n7@aws"].actions if a.resource == "group-member" and a.change == "delete"
+    ]
+    assert len(removals) == 1, plan["ws9/n7@aws"].actions
+    assert all(not t.actions for k, t in plan.items() if k != "ws9/n7@aws")
+    world.reconciler(grown).apply()
+    assert sso.members("meshcore-ws9-n7-admin") == ["alice"]
