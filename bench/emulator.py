@@ -8,7 +8,9 @@ prints one JSON line ``{"env": {...}}`` for the client to use, and serves until
 its standard input closes. Every request waits ``--latency`` seconds before it
 is answered (a network round trip; requests wait concurrently), and a new
 account stays ``IN_PROGRESS`` for ``--create-seconds`` and an Identity Center account
-assignment for ``--assignment-seconds``. Running it apart keeps
+assignment for ``--assignment-seconds``; a StackSet operation runs for ``--stackset-seconds``,
+one after another on one StackSet (what ``ManagedExecution`` does once an operation is running
+or queued). Running it apart keeps
 its CPU out of the measured process and off its GIL.
 """
 
@@ -27,6 +29,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds added to every request.")
     parser.add_argument("--create-seconds", type=float, default=0.0, help="How long CreateAccount takes.")
     parser.add_argument("--assignment-seconds", type=float, default=0.0, help="How long an assignment takes.")
+    parser.add_argument(
+        "--stackset-seconds", type=float, default=0.0, help="How long a StackSet operation runs."
+    )
     parser.add_argument("--users", type=int, default=3)
     args = parser.parse_args()
 
@@ -49,6 +54,8 @@ def main() -> None:
         )
     strict.PROFILE.create_seconds = args.create_seconds
     strict.PROFILE.assignment_seconds = args.assignment_seconds
+    if args.stackset_seconds > 0:
+        queue_stackset_operations(args.stackset_seconds)
     if args.latency > 0:
         answer = DomainDispatcherApplication.__call__
 
@@ -60,6 +67,42 @@ def main() -> None:
     print(json.dumps({"env": box.env(), "accounts": box.accounts}), flush=True)
     sys.stdin.read()  # until the client closes our standard input
     box.stop()
+
+
+def queue_stackset_operations(seconds: float) -> None:
+    """Each StackSet operation runs ``seconds`` after the previous one on its StackSet has ended."""
+    import threading
+
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    lock = threading.Lock()
+    ends: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for name in ("create_stack_instances", "update_stack_instances", "delete_stack_instances"):
+        original = getattr(CloudFormationResponse, name)
+
+        def queued(self, __original=original):  # type: ignore[no-untyped-def]
+            with lock:
+                answer = __original(self)
+                stack_set = self._get_param("StackSetName")
+                op_id = self.cloudformation_backend.describe_stack_set(stack_set).operations[-1][
+                    "OperationId"
+                ]
+                start = max(time.time(), last.get(stack_set, 0.0))
+                last[stack_set] = ends[op_id] = start + seconds
+            return answer
+
+        setattr(CloudFormationResponse, name, queued)
+    describe = CloudFormationBackend.describe_stack_set_operation
+
+    def running(self, stack_set, op_id):  # type: ignore[no-untyped-def]
+        found, op = describe(self, stack_set, op_id)
+        if time.time() < ends.get(op_id, 0.0):
+            return found, {**op, "Status": "RUNNING"}
+        return found, op
+
+    CloudFormationBackend.describe_stack_set_operation = running  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

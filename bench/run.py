@@ -5,6 +5,8 @@ python bench/run.py costs --sizes 10 100 1000        # cost collection requests 
 python bench/run.py latency --sizes 100 300 --creation 0.5 --concurrency 16
 python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --concurrency 32
                                                       # the emulator in its own process, AWS-like waits
+python bench/run.py stacksets --sizes 32 --stackset-seconds 10 --creation 5
+                                                      # StackSet operations shared vs one per account
 python bench/run.py scale --sizes 1000 10000          # the fake platform: meshcore's own time and memory
 python bench/run.py startup                           # CLI start-up
 python bench/run.py all                               # everything with default sizes
@@ -35,7 +37,7 @@ def vending(sizes: list[int]) -> None:
         "| N | provision: calls/tenant | writes/tenant | wall s | peak RSS MiB | no-op apply: calls/tenant | writes | wall s | plan: calls/tenant |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    breakdown = {}
+    breakdown, noop = {}, {}
     for n in sizes:
         with sandbox() as (_box, counter):
             rec = reconciler(config(n))
@@ -46,6 +48,7 @@ def vending(sizes: list[int]) -> None:
             counter.clear()
             _r, noop_s, _p = timed(rec.apply)
             noop_calls, noop_writes = counter.total(), sum(counter.writes.values())
+            noop[n] = dict(counter)
             if noop_writes:
                 print(f"<!-- N={n}: no-op writes {counter.writes} -->")
             counter.clear()
@@ -60,6 +63,10 @@ def vending(sizes: list[int]) -> None:
     print(f"\nProvisioning calls by operation for N={n} (per tenant):\n")
     print("| operation | calls | per tenant |\n|---|---|---|")
     for op, count in sorted(breakdown[n].items(), key=lambda x: -x[1]):
+        print(f"| {op} | {count} | {count / n:.2f} |")
+    print(f"\nNo-op apply calls by operation for N={n} (per tenant):\n")
+    print("| operation | calls | per tenant |\n|---|---|---|")
+    for op, count in sorted(noop[n].items(), key=lambda x: -x[1]):
         print(f"| {op} | {count} | {count / n:.2f} |")
 
 
@@ -132,7 +139,9 @@ POLLS = ("DescribeCreateAccountStatus", "ListCreateAccountStatus", "DescribeAcco
 
 
 @contextmanager
-def remote_emulator(latency: float, create_seconds: float, assignment_seconds: float = 0.0):
+def remote_emulator(
+    latency: float, create_seconds: float, assignment_seconds: float = 0.0, stackset_seconds: float = 0.0
+):
     """The emulator in its own process (bench/emulator.py); yields a call counter for this process."""
     from meshcore_aws import sessions as aws_sessions
     from meshcore_aws.counting import CallCounter
@@ -148,6 +157,8 @@ def remote_emulator(latency: float, create_seconds: float, assignment_seconds: f
             str(create_seconds),
             "--assignment-seconds",
             str(assignment_seconds),
+            "--stackset-seconds",
+            str(stackset_seconds),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -223,6 +234,57 @@ def aws_latency(
             )
 
 
+SHARED_BASELINE = """AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Marker:
+    Type: AWS::SSM::Parameter
+    Properties: {Name: /platform/baseline, Type: String, Value: "on"}
+"""
+PER_ACCOUNT_BASELINE = """AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  AccountId: {Type: String}
+Resources:
+  Marker:
+    Type: AWS::SSM::Parameter
+    Properties: {Name: /platform/baseline, Type: String, Value: !Ref AccountId}
+"""
+
+
+def stacksets(
+    sizes: list[int], latency: float, create_seconds: float, stackset_seconds: float, concurrency: int
+) -> None:
+    """N new accounts in one landing zone with a baseline; every StackSet operation takes
+    ``stackset_seconds`` and waits for the one before it on its StackSet (as AWS queues them). A baseline
+    without per-account parameters lets the accounts share operations; one declaring ``AccountId`` needs
+    one operation per account (what per-account pipelines always do)."""
+    import tempfile
+
+    print(
+        f"Every call takes {latency * 1000:.0f} ms; an account {create_seconds:.1f} s to create; a StackSet "
+        f"operation {stackset_seconds:.1f} s, one at a time per StackSet; concurrency {concurrency}.\n"
+    )
+    print("| N | baseline | StackSet operations | wall s | ratio |")
+    print("|---|---|---|---|---|")
+    for n in sizes:
+        walls = {}
+        for variant, body in (("shared", SHARED_BASELINE), ("per-account parameters", PER_ACCOUNT_BASELINE)):
+            template = Path(tempfile.mkdtemp(prefix="meshcore-bench-")) / "baseline.yaml"
+            template.write_text(body)
+            cfg = config(n, poll=create_seconds / 10, concurrency=concurrency, access=False)
+            cfg["platforms"][0]["config"].update({"automation": "base", "stackset_wait_seconds": 3600})
+            for lz in cfg["landing_zones"]:
+                lz["config"]["baselines"] = [{"name": "base", "template": str(template)}]
+            with remote_emulator(latency, create_seconds, 0.0, stackset_seconds) as counter:
+                rec = reconciler(cfg)
+                t0 = time.perf_counter()
+                report = rec.apply()
+                walls[variant] = time.perf_counter() - t0
+                ops = counter.get("CreateStackInstances", 0) + counter.get("UpdateStackInstances", 0)
+            failed = f" ({len(report.failed)} failed)" if report.failed else ""
+            ratio = walls[variant] / walls["shared"]
+            print(f"| {n}{failed} | {variant} | {ops} | {walls[variant]:.1f} | {ratio:.1f}x |")
+
+
 def scale(sizes: list[int]) -> None:
     """The fake platform at 1,000 ... 10,000 tenants: meshcore's own time and memory (bench/scale.py)."""
     import tempfile
@@ -269,16 +331,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["vending", "costs", "latency", "aws-latency", "scale", "startup", "all"]
+        "what", choices=["vending", "costs", "latency", "aws-latency", "stacksets", "scale", "startup", "all"]
     )
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--creation", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.1, help="aws-latency: seconds per call.")
     parser.add_argument("--serial", action="store_true", help="aws-latency: also run with concurrency 1.")
+    parser.add_argument(
+        "--stackset-seconds", type=float, default=10.0, help="stacksets: seconds per operation."
+    )
     args = parser.parse_args()
     if args.what == "aws-latency":
         aws_latency(args.sizes or [100], args.latency, args.creation, args.concurrency, args.serial)
+    if args.what == "stacksets":
+        stacksets(args.sizes or [32], args.latency, args.creation, args.stackset_seconds, args.concurrency)
     if args.what in ("vending", "all"):
         vending(args.sizes or [10, 100])
     if args.what in ("costs", "all"):

@@ -48,6 +48,7 @@ from meshcore import (
     TenantSpec,
 )
 from meshcore_aws import naming, retries
+from meshcore_aws.batches import Group, OperationBatches, Request
 from meshcore_aws.config import AwsConfig, AwsLandingZone, BaselineConfig
 from meshcore_aws.run import poll_count
 
@@ -116,6 +117,8 @@ class Baselines:
         self._lock = threading.RLock()
         self._sets: dict[str, dict[str, Any] | None] = {}
         self._instances: dict[str, list[dict[str, Any]]] = {}
+        self._ended: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self.batches = OperationBatches(self)
 
     @property
     def cf(self) -> Any:
@@ -179,8 +182,10 @@ class Baselines:
 
     # -- operations -------------------------------------------------------------------
 
-    def operation(self, ctx: HookContext, name: str, what: str, send: Any) -> ActionResult:
-        """Journal, send (with meshcore's OperationId) and await one StackSet operation."""
+    def operation(
+        self, ctx: HookContext, name: str, what: str, send: Any, account: str | None = None
+    ) -> ActionResult:
+        """Journal, send (with meshcore's OperationId) and await one StackSet operation (of one account)."""
         key = f"{name}:{what}"
         entry = ctx.journal.find("stackset-operation", key)
         if entry is None:
@@ -201,22 +206,40 @@ class Baselines:
                         f"StackSet {name}: {what} was refused: {retries.describe(exc)}"
                     ) from None
             entry.record_operation(op_id)
-        return self.wait(name, entry)
+        return self.wait(name, entry, account)
 
-    def wait(self, name: str, entry: JournalEntry) -> ActionResult:
+    def wait(self, name: str, entry: JournalEntry, account: str | None = None) -> ActionResult:
+        """Await a journaled operation; with ``account``, only that account's outcome counts (a shared
+        operation succeeds for some accounts and fails for others)."""
         op_id = str(entry.operation_id)
+        outcome = self.settle(name, op_id)
+        if outcome is None:
+            return ActionResult(
+                status=ActionStatus.IN_PROGRESS, message=f"StackSet {name} operation {op_id} is still running"
+            )
+        status, results = outcome
+        reasons = failures(results, status, account)
+        if reasons:
+            entry.fail("; ".join(reasons))
+            raise PlatformError(f"StackSet {name} operation {op_id} {status}: " + "; ".join(reasons))
+        entry.complete({})
+        return ActionResult(message=f"StackSet {name} operation {op_id} succeeded")
+
+    def settle(self, name: str, op_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """Poll an operation until it ends: (status, per-instance results), or ``None`` if still running.
+
+        An ended operation is remembered for the run, so the tenants of one shared operation read it once.
+        """
+        with self._lock:
+            if op_id in self._ended:
+                return self._ended[op_id]
         interval = max(self.cfg.poll_interval_seconds, 0)
         polls = poll_count(self.cfg.stackset_wait_seconds, interval)
         for attempt in range(polls):
-            op = self.cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)[
+            status = self.cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)[
                 "StackSetOperation"
-            ]
-            status = op["Status"]
-            if status in DONE:
-                entry.complete({})
-                self.forget(name)
-                return ActionResult(message=f"StackSet {name} operation {op_id} succeeded")
-            if status in FAILED:
+            ]["Status"]
+            if status in DONE | FAILED:
                 results = retries.listed(
                     self.cf,
                     "list_stack_set_operation_results",
@@ -224,22 +247,38 @@ class Baselines:
                     StackSetName=name,
                     OperationId=op_id,
                 )
-                reasons = [
-                    f"{r.get('Account')}/{r.get('Region')}: {r.get('StatusReason') or r.get('Status')}"
-                    for r in results
-                    if r.get("Status") != "SUCCEEDED"
-                ]
-                entry.fail("; ".join(reasons) or status)
                 self.forget(name)
-                raise PlatformError(
-                    f"StackSet {name} operation {op_id} {status}: "
-                    + ("; ".join(reasons) or "no reason given")
-                )
+                with self._lock:
+                    self._ended[op_id] = (status, results)
+                return status, results
             if attempt + 1 < polls:
                 self.sleep(interval)
-        return ActionResult(
-            status=ActionStatus.IN_PROGRESS, message=f"StackSet {name} operation {op_id} is still running"
-        )
+        return None
+
+    def sent(self, name: str, op_id: str) -> bool:
+        """Whether AWS knows an operation (a journaled intent whose call may not have gone out)."""
+        try:
+            self.cf.describe_stack_set_operation(StackSetName=name, OperationId=op_id)
+        except ClientError as exc:
+            if retries.code(exc) != "OperationNotFoundException":
+                raise
+            return False
+        return True
+
+
+def failures(results: list[dict[str, Any]], status: str, account: str | None) -> list[str]:
+    """Why an operation failed (for one account, or for any): its instances that did not succeed."""
+    if account is None and status not in FAILED:
+        return []  # a StackSet-wide operation within its failure tolerance
+    mine = [r for r in results if account is None or r.get("Account") == account]
+    reasons = [
+        f"{r.get('Account')}/{r.get('Region')}: {r.get('StatusReason') or r.get('Status')}"
+        for r in mine
+        if r.get("Status") != "SUCCEEDED"
+    ]
+    if status in FAILED and not reasons and (account is None or not mine):
+        reasons.append(f"the operation {status} with no result for {account or 'any account'}")
+    return reasons
 
 
 # -- shared: the StackSets -----------------------------------------------------------------------
@@ -488,29 +527,30 @@ def _deploy(
     if aid is None:
         raise PlatformError("the tenant has no account yet")
     params = parameters(baseline, tenant, {**account, "id": aid})
-    overrides = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())]
     want_regions = regions(sets.cfg, baseline)
     have = sets.instances(name, aid)
     missing = [r for r in want_regions if r not in have]  # as AWS has it now
-    stale = [r for r in want_regions if r in have]
+    stale_regions = [r for r in want_regions if r in have]
 
     if ctx.resources.get("stack-instance", f"{name}@{aid}") is None:  # recorded before it exists, so that a
         ctx.resources.put(  # deletion after a crash mid-operation still removes it
             "stack-instance", f"{name}@{aid}", cloud_id=aid, data={"params": "", "regions": want_regions}
         )
 
-    def send(op: str) -> Any:
-        op_name = "create_stack_instances" if missing else "update_stack_instances"
-        return getattr(sets.cf, op_name)(
-            StackSetName=name,
-            Accounts=[aid],
-            Regions=missing or stale,
-            ParameterOverrides=overrides,
-            OperationPreferences=sets.preferences(),
-            OperationId=op,
-        )
+    stale = ctx.journal.find("stackset-operation", f"{name}:instances@{tenant.key}")
+    if stale is not None:  # journaled by a run that stopped before recording the call: did it go out?
+        if sets.sent(name, str(stale.intent["operation_id"])):
+            stale.record_operation(str(stale.intent["operation_id"]))
+            return _finish(sets, ctx, name, stale, want_regions, digest(params))
+        stale.fail("never sent: the run stopped before the call")
 
-    result = sets.operation(ctx, name, f"instances@{tenant.key}", send)
+    group = Group(
+        name,
+        "create_stack_instances" if missing else "update_stack_instances",
+        tuple(missing or stale_regions),
+        tuple(sorted(params.items())),
+    )
+    result = sets.batches.join(group, Request(ctx, aid, f"{name}:instances@{tenant.key}"))
     if result.status == ActionStatus.DONE:
         ctx.resources.put(
             "stack-instance",
@@ -524,8 +564,8 @@ def _deploy(
 def _finish(
     sets: Baselines, ctx: HookContext, name: str, entry: JournalEntry, want_regions: list[str], params: str
 ) -> ActionResult:
-    result = sets.wait(name, entry)
     aid = ctx.platform_tenant_id
+    result = sets.wait(name, entry, aid)
     if result.status == ActionStatus.DONE and aid:
         ctx.resources.put(
             "stack-instance", f"{name}@{aid}", cloud_id=aid, data={"params": params, "regions": want_regions}
@@ -556,6 +596,7 @@ def _remove_action(
                 OperationPreferences=sets.preferences(),
                 OperationId=op,
             ),
+            aid,
         )
         if result.status == ActionStatus.DONE:
             ctx.resources.remove("stack-instance", f"{name}@{aid}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -151,8 +152,8 @@ class Groups:
             if len(users) + (len(users) + 99) // 100 > budget:
                 return False
 
-        def groups_of_user(uid: str) -> list[dict[str, str]]:
-            listed: list[dict[str, str]] = retries.listed(
+        def groups_of_user(uid: str) -> list[dict[str, Any]]:
+            listed: list[dict[str, Any]] = retries.listed(
                 self.center.ids,
                 "list_group_memberships_for_member",
                 "GroupMemberships",

@@ -29,6 +29,7 @@ class OrgView:
         self._org: dict[str, Any] | None = None
         self._root: dict[str, Any] | None = None
         self._accounts: dict[str, dict[str, Any]] | None = None
+        self._emails: dict[str, dict[str, Any]] = {}  # lower-case e-mail -> account, kept with _accounts
         self._accounts_error: ClientError | None = None
         self._children: dict[str, list[dict[str, Any]]] = {}
         self._in_ou: dict[str, set[str]] = {}
@@ -88,6 +89,7 @@ class OrgView:
             if self._accounts is None or refresh:
                 try:
                     self._accounts = {a["Id"]: a for a in self._list("list_accounts", "Accounts")}
+                    self._emails = {str(a.get("Email", "")).lower(): a for a in self._accounts.values()}
                     self._accounts_error = None
                 except ClientError as exc:
                     self._accounts_error = exc
@@ -103,23 +105,25 @@ class OrgView:
                 if retries.code(exc) == "AccountNotFoundException":
                     return None
                 raise
-            with self._lock:
-                self.accounts()[account_id] = found
+            self._add(found)
         return found
 
     def by_email(self, email: str, refresh: bool = False) -> dict[str, Any] | None:
-        email = email.lower()
-        for acct in self.accounts(refresh).values():
-            if str(acct.get("Email", "")).lower() == email:
-                return acct
-        return None
+        with self._lock:
+            self.accounts(refresh)
+            return self._emails.get(email.lower())
+
+    def _add(self, account: dict[str, Any]) -> None:
+        with self._lock:
+            self.accounts()[account["Id"]] = account
+            self._emails[str(account.get("Email", "")).lower()] = account
 
     def remember(
         self, account: dict[str, Any], parent: str | None = None, tags: dict[str, str] | None = None
     ) -> None:
         """Record an account this run created (nothing to re-read: we know its parent and tags)."""
         with self._lock:
-            self.accounts()[account["Id"]] = account
+            self._add(account)
             if parent is not None:
                 self._parents[account["Id"]] = parent
             if tags is not None:

@@ -372,16 +372,24 @@ def _group_memberships() -> None:
         self: Any, identity_store_id: str, group_id: str, member_id: dict[str, str]
     ) -> Any:
         store = self._IdentityStoreBackend__get_identity_store(identity_store_id)
-        for membership in store.group_memberships.values():
-            if membership["GroupId"] == group_id and membership["MemberId"].get("UserId") == member_id.get(
-                "UserId"
-            ):
-                raise ConflictException(
-                    message="Member already exists in the group", reason="UNIQUENESS_CONSTRAINT_VIOLATION"
-                )
-        return create(self, identity_store_id, group_id, member_id)
+        with _lock:  # the server answers requests on several threads: check and add as one step
+            for membership in store.group_memberships.values():
+                if membership["GroupId"] == group_id and membership["MemberId"].get(
+                    "UserId"
+                ) == member_id.get("UserId"):
+                    raise ConflictException(
+                        message="Member already exists in the group", reason="UNIQUENESS_CONSTRAINT_VIOLATION"
+                    )
+            return create(self, identity_store_id, group_id, member_id)
+
+    delete = IdentityStoreBackend.delete_group_membership
+
+    def delete_group_membership(self: Any, identity_store_id: str, membership_id: str) -> None:
+        with _lock:
+            delete(self, identity_store_id, membership_id)
 
     IdentityStoreBackend.create_group_membership = create_group_membership  # type: ignore[method-assign]
+    IdentityStoreBackend.delete_group_membership = delete_group_membership  # type: ignore[method-assign]
 
 
 def _assignments() -> None:
