@@ -20,14 +20,12 @@ app = typer.Typer(help="Commands of the AWS plugin.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
-def _example_config() -> Path:
-    for candidate in (
-        Path("examples/aws/meshcore.yaml"),
-        Path(__file__).resolve().parents[3] / "examples/aws/meshcore.yaml",
-    ):
-        if candidate.exists():
-            return candidate
-    raise typer.BadParameter("examples/aws/meshcore.yaml not found; pass --config")
+def example_config() -> Path:
+    """The example organization shipped in the package (``meshcore_aws/example``), wherever it is installed."""
+    path = Path(__file__).resolve().parent / "example" / "meshcore.yaml"
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} is missing from the installed meshcore-aws; reinstall it or pass --config")
+    return path
 
 
 @app.command()
@@ -48,7 +46,7 @@ def sandbox(
     console.print("\nUse it from another shell:")
     for key, value in box.env().items():
         console.print(f"  export {key}={value}")
-    console.print("  meshcore apply -c examples/aws/meshcore.yaml")
+    console.print(f"  meshcore apply -c {example_config()}")
     console.print(f"  aws --endpoint-url {endpoint} organizations list-accounts")
     try:
         while True:
@@ -59,7 +57,7 @@ def sandbox(
 
 @app.command()
 def demo(
-    config: Path = typer.Option(None, "--config", "-c", help="Default: examples/aws/meshcore.yaml."),
+    config: Path = typer.Option(None, "--config", "-c", help="Default: the example organization shipped with the plugin."),
     state: str = typer.Option(None, "--state", help="Default: a fresh temporary state store."),
 ) -> None:
     """Replicate the example organization into a fresh in-process sandbox, twice, and show the result.
@@ -69,13 +67,14 @@ def demo(
     """
     from meshcore_aws.sandbox import Sandbox
 
-    config = config or _example_config()
+    config = config or example_config()
     state = state or f"sqlite:///{tempfile.mkdtemp(prefix='meshcore-demo-')}/state.db"
     box = Sandbox()
     box.start()
     try:
         box.bootstrap()
         env = {**os.environ, **box.env()}
+        console.print(f"[bold]Config[/] {config}", highlight=False)
         console.print(
             f"[bold]Sandbox[/] AWS organization at {box.endpoint} "
             f"(management {box.accounts['management']}, meshcloud {box.accounts['meshcloud']}, "
