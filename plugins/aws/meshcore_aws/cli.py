@@ -50,6 +50,7 @@ def sandbox(
     for key, value in box.env().items():
         console.print(f"  export {key}={value}")
     console.print(f"  meshcore apply -c {example_config()}")
+    console.print("  meshcore aws init --out meshcore.yaml   # a starter config of this organization")
     console.print(f"  aws --endpoint-url {endpoint} organizations list-accounts")
     try:
         while True:

@@ -25,7 +25,7 @@ SIMPLE_EMAIL = re.compile(r"^([A-Za-z0-9._%+-]+)@([A-Za-z0-9.-]+\.[A-Za-z]{2,})$
 def render(inv: Inventory, platform_id: str, today: dt.date) -> str:
     """The config text; ``platform_id`` must match :data:`IDENTIFIER`."""
     by_path = not any("/" in name for ou in inv.ous for name in ou.path)
-    zones = _landing_zones(inv, by_path)
+    zones = _landing_zones(inv)
     candidates = [(a, ou) for ou in inv.ous for a in ou.accounts if _candidate(inv, a)]
     lines = [
         f"# meshcore config for the AWS organization {inv.organization_id} (management account "
@@ -106,7 +106,7 @@ def _unique(base: str, fallback: str, taken: set[str], limit: int) -> str:
     return candidate
 
 
-def _landing_zones(inv: Inventory, by_path: bool) -> dict[str, str]:
+def _landing_zones(inv: Inventory) -> dict[str, str]:
     """OU id -> landing zone id: every OU, and the root when it holds accounts meshcore could import."""
     taken: set[str] = set()
     zones: dict[str, str] = {}

@@ -356,6 +356,15 @@ def test_names_aws_allows_are_written_so_that_the_config_still_validates(tmp_pat
     }
 
 
+def test_a_missing_profile_is_exit_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["init"])
+    assert result.exit_code == 1
+    assert "cannot use the AWS credentials: The config profile (nope) could not be found" in result.output
+
+
 # -- exit codes: every pair the CLI docs list for `aws init` is produced here, and no other -------------
 
 SCENARIOS: dict[tuple[str, int], Callable[[Callable[..., tuple[int, str]], Any], int]] = {
