@@ -10,24 +10,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Commands of the AWS plugin.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
-def _example_config() -> Path:
-    for candidate in (
-        Path("examples/aws/meshcore.yaml"),
-        Path(__file__).resolve().parents[3] / "examples/aws/meshcore.yaml",
-    ):
-        if candidate.exists():
-            return candidate
-    raise typer.BadParameter("examples/aws/meshcore.yaml not found; pass --config")
+def example_config() -> Path:
+    """The example organization shipped in the package (``meshcore_aws/example``), wherever it is installed."""
+    path = Path(__file__).resolve().parent / "example" / "meshcore.yaml"
+    if not path.is_file():
+        raise typer.BadParameter(
+            f"{path} is missing from the installed meshcore-aws; reinstall it or pass --config"
+        )
+    return path
 
 
 @app.command()
@@ -48,7 +49,8 @@ def sandbox(
     console.print("\nUse it from another shell:")
     for key, value in box.env().items():
         console.print(f"  export {key}={value}")
-    console.print("  meshcore apply -c examples/aws/meshcore.yaml")
+    console.print(f"  meshcore apply -c {example_config()}")
+    console.print("  meshcore aws init --out meshcore.yaml   # a starter config of this organization")
     console.print(f"  aws --endpoint-url {endpoint} organizations list-accounts")
     try:
         while True:
@@ -59,7 +61,9 @@ def sandbox(
 
 @app.command()
 def demo(
-    config: Path = typer.Option(None, "--config", "-c", help="Default: examples/aws/meshcore.yaml."),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="Default: the example organization shipped with the plugin."
+    ),
     state: str = typer.Option(None, "--state", help="Default: a fresh temporary state store."),
 ) -> None:
     """Replicate the example organization into a fresh in-process sandbox, twice, and show the result.
@@ -69,13 +73,14 @@ def demo(
     """
     from meshcore_aws.sandbox import Sandbox
 
-    config = config or _example_config()
+    config = config or example_config()
     state = state or f"sqlite:///{tempfile.mkdtemp(prefix='meshcore-demo-')}/state.db"
     box = Sandbox()
     box.start()
     try:
         box.bootstrap()
         env = {**os.environ, **box.env()}
+        console.print(f"[bold]Config[/] {config}", highlight=False)
         console.print(
             f"[bold]Sandbox[/] AWS organization at {box.endpoint} "
             f"(management {box.accounts['management']}, meshcloud {box.accounts['meshcloud']}, "
@@ -209,6 +214,67 @@ def _show_chargeback(rows: list[dict[str, Any]], month: str) -> None:
             pm.get("id", ""),
         )
     console.print(table)
+
+
+@app.command()
+def init(
+    out: Path = typer.Option(Path("meshcore.yaml"), "--out", help="Where to write the config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    platform_id: str = typer.Option("aws", "--platform-id", help="The platform's id in the config."),
+    identity_center_region: str = typer.Option(
+        None,
+        "--identity-center-region",
+        help="Identity Center's home region; default: found by asking each region.",
+    ),
+) -> None:
+    """Write a starter config for the organization of the current AWS credentials, reading only.
+
+    It holds a landing zone per OU, the Identity Center instance and, commented out, the
+    existing accounts as import candidates. As written it validates and changes nothing.
+    Credentials: boto3's default chain (against the local sandbox: its exports).
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from meshcore_aws import inventory, starter_config
+
+    if not starter_config.IDENTIFIER.fullmatch(platform_id):
+        _fail(
+            2,
+            f"--platform-id {platform_id!r} is not an id: 1-64 lowercase letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit",
+        )
+    if out.exists() and not force:
+        _fail(2, f"{out} exists; pass --force to overwrite it")
+    try:
+        found = inventory.read(boto3.Session(), identity_center_region)
+    except inventory.InventoryError as exc:
+        _fail(1, str(exc))
+    except BotoCoreError as exc:  # a broken profile or config file
+        _fail(1, f"cannot use the AWS credentials: {exc}")
+    text = starter_config.render(found, platform_id, dt.datetime.now(dt.UTC).date())
+    try:
+        with out.open("w" if force else "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        _fail(2, f"{out} exists; pass --force to overwrite it")
+    except OSError as exc:
+        _fail(2, f"cannot write {out}: {exc.strerror or exc}")
+    ic = found.identity_center
+    console.print(
+        f"wrote {out}: organization {found.organization_id}, {len(found.ous) - 1} OU(s), "
+        + (f"Identity Center in {ic.region}" if ic else "no Identity Center instance found")
+        + f"; next: meshcore validate -c {out}",
+        highlight=False,
+    )
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    """One line on standard error, then exit with ``code`` (see the exit codes in the CLI docs)."""
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False
+    )
+    raise typer.Exit(code)
 
 
 @app.command("setup-templates")

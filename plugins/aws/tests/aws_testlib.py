@@ -7,10 +7,12 @@ from typing import Any
 
 import boto3
 
+import meshcore_aws
+
 MGMT = "123456789012"
 ROLE = f"arn:aws:iam::{MGMT}:role/MeshfedServiceRole"
 EXTERNAL_ID = "xid-7c1d9a3e55f04b2a"
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "aws"
+EXAMPLES = Path(meshcore_aws.__file__).resolve().parent / "example"  # examples/aws links here
 DENY_LEAVE = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}],

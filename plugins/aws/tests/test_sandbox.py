@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 from typer.testing import CliRunner
 
+from meshcore_aws.cli import example_config
 from meshcore_aws.sandbox import EXTERNAL_IDS, MANAGEMENT, Sandbox
 
 
@@ -44,9 +45,14 @@ def test_demo_replicates_the_example_and_the_second_run_changes_nothing(monkeypa
     for var in ("AWS_ENDPOINT_URL", "MESHCORE_MANAGEMENT_EXTERNAL_ID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("os.environ", dict(__import__("os").environ))  # the demo sets sandbox variables
+    decoy = tmp_path / "examples" / "aws" / "meshcore.yaml"  # a repository-relative example is never read
+    decoy.parent.mkdir(parents=True)
+    decoy.write_text("version: 1\nplatforms: []\n")
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["demo", "--state", f"sqlite:///{tmp_path / 'demo.db'}"])
     out = result.output
     assert result.exit_code == 0, out
+    assert "Config " + str(example_config()) in out.replace("\n", "")
     assert "first apply: 3 changed" in out
     assert "second apply: 3 ok" in out and "no changes" in out
     assert "payments/checkout-dev@aws" in out and "/Workloads/Dev" in out
