@@ -140,10 +140,13 @@ class Service:
         except ConfigError as exc:
             problems = "; ".join(str(p) for p in exc.problems)
             self._config = Check(False, redact(f"{len(exc.problems)} problem(s): {problems}"))
-            log.error("config %s is invalid, nothing applied: %s", self.config_path, self._config.message)
-            return None
-        self._config = Check(True, f"{self.config_path} is valid")
-        return loaded
+        except MeshcoreError as exc:
+            self._config = Check(False, redact(str(exc)))
+        else:
+            self._config = Check(True, f"{self.config_path} is valid")
+            return loaded
+        log.error("config %s is invalid, nothing applied: %s", self.config_path, self._config.message)
+        return None
 
     def _reconcile(self, loaded: LoadedConfig) -> None:
         started = time.perf_counter()

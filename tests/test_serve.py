@@ -23,12 +23,13 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from meshcore import telemetry
 from meshcore.cli.app import app
 from meshcore.config import load_config
 from meshcore.execution import STOPPING
 from meshcore.metrics import ServiceMetrics
 from meshcore.reconciler import NOT_RUN, Reconciler
-from meshcore.serve import Service, bind, cost_months, parse_listen
+from meshcore.serve import COSTS_RETRY_SECONDS, Service, bind, cost_months, parse_listen, run
 from meshcore.testing.fake_cloud import FakeCloud
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,11 +130,32 @@ def test_the_service_applies_answers_rereads_its_config_and_stops_on_sigterm(ser
     assert found[("meshcore_tenants", (("platform", "demo"), ("status", "MARKED_FOR_DELETION")))] == 0
     assert found[("meshcore_deletions_pending_approval", (("platform", "demo"),))] == 0
     assert found[("meshcore_last_successful_run_timestamp_seconds", ())] > time.time() - 60
-    assert found[("meshcore_cost_collection_age_seconds", ())] < 60, "costs are collected at start"
     created = found[
         ("meshcore_steps_total", (("kind", "tenant"), ("outcome", "changed"), ("platform", "demo")))
     ]
-    assert created == n_tenants
+    assert created == n_tenants, "converged runs add no steps"
+    calls = ("operation", "fake.create"), ("outcome", "ok"), ("platform", "demo")
+    assert found[("meshcore_cloud_calls_total", calls)] == n_tenants, "the plugin's calls reach the metrics"
+    assert {name for name, _labels in found} <= {
+        "meshcore_runs_total",
+        "meshcore_run_duration_seconds_bucket",
+        "meshcore_run_duration_seconds_count",
+        "meshcore_run_duration_seconds_sum",
+        "meshcore_steps_total",
+        "meshcore_cloud_calls_total",
+        "meshcore_cost_collections_total",
+        "meshcore_tenants",
+        "meshcore_tenants_failing",
+        "meshcore_deletions_pending_approval",
+        "meshcore_last_successful_run_timestamp_seconds",
+        "meshcore_cost_collection_age_seconds",
+    }, "only meshcore's own metrics, in a registry of their own"
+
+    def cost_age() -> bool:
+        age = samples(get(f"{url}/metrics")[1])[("meshcore_cost_collection_age_seconds", ())]
+        return age < 60  # collected after the first apply
+
+    until(cost_age)
 
     runs = json.loads(get(f"{url}/runs")[1])
     assert {"apply", "costs"} <= {r["command"] for r in runs}
@@ -326,6 +348,89 @@ def test_costs_are_collected_on_their_own_schedule(service, state_store):
     found = samples(get(f"{url}/metrics")[1])
     assert found[("meshcore_cost_collections_total", (("outcome", "ok"),))] == 1
     assert found[("meshcore_cost_collection_age_seconds", ())] == 120
+
+
+def test_a_failed_collection_is_tried_again_after_an_hour(service, monkeypatch):
+    svc, url, _clock = service
+    monkeypatch.setattr(FakeCloud, "read", _refuse_costs(FakeCloud.read))
+    svc.cycle()
+    found = samples(get(f"{url}/metrics")[1])
+    assert found[("meshcore_cost_collections_total", (("outcome", "failed"),))] == 1
+    assert found[("meshcore_cost_collection_age_seconds", ())] == float("inf")
+    assert 3590 < svc._next_costs - time.monotonic() <= COSTS_RETRY_SECONDS
+
+
+def _refuse_costs(read: Callable[..., None]) -> Callable[..., None]:
+    from meshcore.errors import PlatformError
+
+    def refused(cloud: FakeCloud, op: str, subject: str = "") -> None:
+        if op == "costs":
+            raise PlatformError("cost data refused")
+        read(cloud, op, subject)
+
+    return refused
+
+
+def test_a_held_lease_or_a_refused_run_is_counted_and_the_next_cycle_runs(service, state_store, base_config):
+    svc, url, _clock = service
+    state_store.acquire_lease("apply", "another-runner", 300)
+    svc.cycle()
+    state_store.release_lease("apply", "another-runner")
+    svc.cycle()
+    config = yaml.safe_load(svc.config_path.read_text())
+    svc.config_path.write_text(yaml.safe_dump({**config, "workspaces": []}))  # would delete every tenant
+    svc.cycle()
+    found = samples(get(f"{url}/metrics")[1])
+    outcomes = {
+        dict(labels)["outcome"]: v for (name, labels), v in found.items() if name == "meshcore_runs_total"
+    }
+    assert outcomes == {
+        "locked": 1,
+        "ok": 1,
+        "refused": 1,
+        "failed": 0,
+        "stopped": 0,
+        "invalid_config": 0,
+        "error": 0,
+    }
+    assert found[("meshcore_run_duration_seconds_count", ())] == 3
+
+
+def test_cost_age_is_infinite_until_a_collection_and_absent_when_collection_is_off():
+    metrics = ServiceMetrics(Clock())
+    assert samples(metrics.exposition().decode())[("meshcore_cost_collection_age_seconds", ())] == float(
+        "inf"
+    )
+    metrics.costs_enabled(False)
+    assert ("meshcore_cost_collection_age_seconds", ()) not in samples(metrics.exposition().decode())
+
+
+def test_the_service_listens_on_ipv6(service):
+    svc, _url, _clock = service
+    server = bind("::1", 0, svc)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert get(f"http://[::1]:{server.server_address[1]}/healthz")[0] == 503, "answers (loop not started)"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_sigint_stops_the_service_and_restores_what_it_changed(service):
+    svc, _url, _clock = service
+    server = bind("127.0.0.1", 0, svc)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    def interrupt_when_alive() -> None:
+        until(lambda: get(f"http://127.0.0.1:{server.server_address[1]}/healthz")[0] == 200)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_alive, daemon=True).start()
+    run(svc, server)  # returns once the signal stopped it
+    assert svc.stop.is_set() and not svc.alive()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert telemetry.install(None) is None, "the metrics sink is removed"
 
 
 def test_a_collection_covers_the_previous_month_until_it_is_final():
