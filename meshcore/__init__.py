@@ -15,6 +15,8 @@ the public contract; other modules are internals that may change):
   :class:`CostCollection`, :class:`CostRecord`, :class:`DiscoveredTenant`;
 * the context and errors: :class:`HookContext` (with :class:`JournalEntry`), :class:`PlatformError`,
   :class:`ConflictError`;
+* :func:`record_cloud_call` and :func:`record_retry`: report each request to the cloud and
+  each retry (``meshcore serve`` counts them as metrics; a no-op otherwise);
 * :func:`is_secret`: whether a config value holds a secret from the environment (a plugin
   that transforms values, e.g. into a cloud's naming rules, refuses secrets there, because
   a transformed secret can no longer be recognised and redacted).
@@ -59,6 +61,7 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load on 
         TenantSpec,
         WorkspaceRef,
     )
+    from meshcore.telemetry import record_cloud_call, record_retry
 
 _PUBLIC: dict[str, str] = {
     "Action": "meshcore.actions",
@@ -90,6 +93,8 @@ _PUBLIC: dict[str, str] = {
     "PlatformError": "meshcore.errors",
     "ConflictError": "meshcore.errors",
     "is_secret": "meshcore.redaction",
+    "record_cloud_call": "meshcore.telemetry",
+    "record_retry": "meshcore.telemetry",
 }
 
 __all__ = [
@@ -125,6 +130,8 @@ __all__ = [
     "hookimpl",
     "is_secret",
     "merge",
+    "record_cloud_call",
+    "record_retry",
 ]
 
 

@@ -14,6 +14,9 @@ The rules (``docs/concepts.md`` explains why):
 4. An action of a phase the tenant's lifecycle does not allow (a grant for a
    tenant marked for deletion, a deletion for a live tenant) is never run: it
    is recorded as ``refused`` and fails the tenant.
+5. Once ``stop`` is set (a service shutting down), the action running finishes
+   and no further action starts: the rest is recorded as ``waiting`` (the next
+   run goes on from there).
 
 ``plan`` uses :func:`predict` to show which actions would be blocked.
 """
@@ -21,6 +24,7 @@ The rules (``docs/concepts.md`` explains why):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: Phases whose actions may return the tenant's platform id.
 ID_PHASES = frozenset({Phase.TENANT, Phase.DEPROVISION})
+#: The message of an action not started because the run was asked to stop.
+STOPPING = "not started: meshcore is stopping; the next run goes on"
 
 
 class Confirmed:
@@ -150,6 +156,7 @@ def execute(
     plugin: str,
     record: Callable[[ActionView, Any, float], None],
     on_result: Callable[[Action, ActionResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Run ``actions`` by the rules in this module's docstring; ``record`` stores each step as it ends.
 
@@ -178,6 +185,8 @@ def execute(
             outcome.views.append(view)
             started, t0 = utcnow(), time.perf_counter()
             missing = [k for k in action.requires if not confirmed.ok(k)]
+            if not gate and stop is not None and stop.is_set():
+                gate, gate_status = STOPPING, "waiting"
             if gate:
                 view.status, view.message = gate_status, gate
             elif missing:

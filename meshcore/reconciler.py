@@ -46,7 +46,7 @@ from meshcore.config import LoadedConfig
 from meshcore.context import HookContext, RunCache
 from meshcore.desired import desired_tenants
 from meshcore.errors import MeshcoreError, PluginError, RefusedError
-from meshcore.execution import Confirmed, Outcome, execute, predict, step_name
+from meshcore.execution import STOPPING, Confirmed, Outcome, execute, predict, step_name
 from meshcore.lifecycle import Lifecycle, Task, tasks
 from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
@@ -59,6 +59,8 @@ from meshcore.state.tables import TenantRow, utcnow
 
 log = logging.getLogger(__name__)
 
+#: The status of a tenant (or platform) an ``apply`` asked to stop did not start.
+NOT_RUN = "not_run"
 LEASE_NAME = "apply"
 LEASE_TTL = 600.0
 #: (capability, hook) of the hooks that observe one tenant, in the order they are asked.
@@ -107,13 +109,16 @@ class Reconciler:
         sleep: Callable[[float], None] = time.sleep,
         today: dt.date | None = None,
         on_progress: Callable[[Item], None] | None = None,
+        stop: threading.Event | None = None,
     ):
+        """``stop``, once set, ends ``apply`` early: the actions running finish, nothing else starts."""
         self.config = config
         self.store = store
         self.registry = registry
         self.sleep = sleep
         self.today = today
         self.on_progress = on_progress
+        self.stop = stop
         self.concurrency = config.document.settings.concurrency
         self._identities: dict[str, str] = {}  # platform id -> identity, for this run
 
@@ -338,6 +343,9 @@ class Reconciler:
                 if pid in broken:
                     report.items.append(Item(f"platform:{pid}", "platform", "shared", "failed", broken[pid]))
                     continue
+                if self._stopping():
+                    report.items.append(Item(f"platform:{pid}", "platform", "shared", NOT_RUN, STOPPING))
+                    continue
                 with logs.scope(run_id=run.id, tenant=f"platform:{pid}"):
                     item, keys = self._apply_platform(platform, contexts[pid])
                 confirmed[pid] = keys
@@ -347,6 +355,8 @@ class Reconciler:
                     report.items.append(item)
 
             def one(task: Task) -> Item:
+                if self._stopping():  # never started: nothing of it is applied, nothing failed
+                    return Item(task.key, lifecycle=task.lifecycle.value, status=NOT_RUN, message=STOPPING)
                 with logs.scope(run_id=run.id, tenant=task.key):
                     item = self._apply_one(task, contexts, confirmed, broken)
                     if item.status == "failed":
@@ -362,10 +372,14 @@ class Reconciler:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 report.items.extend(pool.map(one, work))
             report.summary = _summary(report)
-            self.store.finish_run(run.id, "failed" if report.failed else "ok", report.summary)
+            status = "failed" if report.failed else "stopped" if report.summary["not_run"] else "ok"
+            self.store.finish_run(run.id, status, report.summary)
             with logs.scope(run_id=run.id):
                 log.info("apply finished: %s", report.summary)
             return report
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def _record(self, ctx: HookContext) -> Callable[[ActionView, Any, float], None]:
         def record(view: ActionView, started: Any, t0: float) -> None:
@@ -390,7 +404,7 @@ class Reconciler:
             item.status, item.message = "failed", redact(str(exc))
             return item, Confirmed()
         keys = _confirmed_by(obs)
-        outcome = _run_independent(obs.actions, keys, platform.type, self._record(ctx))
+        outcome = _run_independent(obs.actions, keys, platform.type, self._record(ctx), self.stop)
         item.actions = outcome.views
         item.events = [f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())]
         item.status = "failed" if outcome.failed else "changed" if outcome.changed else "ok"
@@ -514,6 +528,7 @@ class Reconciler:
             plugin=platform.type,
             record=self._record(ctx),
             on_result=on_result,
+            stop=self.stop,
         )
         item.actions = outcome.views
         attributes = {**(row.attributes or {}), **obs.attributes, **outcome.attributes}
@@ -640,17 +655,18 @@ def _run_independent(
     keys: Confirmed,
     plugin: str,
     record: Callable[[ActionView, Any, float], None],
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Shared resources: phase order and ``requires``, but no gate between phases (they are independent)."""
     outcome = Outcome()
     for phase in ACTIVE_PHASES:
         batch = [a for a in actions if a.phase == phase]
         if batch:
-            part = execute(batch, phases=(phase,), confirmed=keys, plugin=plugin, record=record)
+            part = execute(batch, phases=(phase,), confirmed=keys, plugin=plugin, record=record, stop=stop)
             outcome.views.extend(part.views)
     others = [a for a in actions if a.phase not in ACTIVE_PHASES]
     if others:
-        part = execute(others, phases=(), confirmed=keys, plugin=plugin, record=record)
+        part = execute(others, phases=(), confirmed=keys, plugin=plugin, record=record, stop=stop)
         outcome.views.extend(part.views)
     return outcome
 
@@ -683,6 +699,7 @@ def _summary(report: Report) -> dict[str, int]:
         "failed": len([i for i in report.items if i.status == "failed"]),
         "in_progress": sum(1 for i in report.tenants if i.status == "in_progress"),
         "waiting": sum(1 for i in report.tenants if i.status == "waiting"),
+        "not_run": sum(1 for i in report.tenants if i.status == NOT_RUN),
     }
 
 

@@ -20,7 +20,7 @@ class ActionView:
     (nothing to change after all), ``failed``, ``in_progress`` (an asynchronous
     operation runs on), ``blocked`` (not run: a requirement failed or cannot be put
     in place, or an earlier phase failed), ``waiting`` (not run: it waits for an
-    operation in progress) or ``refused`` (the core never runs it, e.g. a grant for a
+    operation in progress, or the run was asked to stop) or ``refused`` (the core never runs it, e.g. a grant for a
     tenant marked for deletion).
     """
 
@@ -91,7 +91,8 @@ class Item:
 
     ``lifecycle`` is the tenant's lifecycle step (provision, update, mark, ...);
     ``status`` its outcome: plan: ``converged``, ``changes`` or ``error``; apply:
-    ``ok``, ``changed``, ``failed``, ``in_progress``, ``waiting`` or ``skipped``.
+    ``ok``, ``changed``, ``failed``, ``in_progress``, ``waiting``, ``skipped`` or ``not_run``
+    (not started: the run was asked to stop, see ``meshcore serve``).
     """
 
     key: str

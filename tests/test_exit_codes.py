@@ -133,6 +133,9 @@ SCENARIOS: dict[tuple[str, int], Callable[[Env], int]] = {
     ("costs report", 5): lambda e: e.run(
         "costs", "report", "-p", "2026-10", config=e.cfg, state=e.missing_state
     ),
+    ("serve", 0): lambda e: _serve_until_sigterm(e),
+    ("serve", 2): lambda e: e.run("serve", "--listen", "9464", config=e.cfg),
+    ("serve", 5): lambda e: e.run("serve", config=e.cfg, state="postgresql+nodriver://x/y"),
     ("chargeback export", 0): lambda e: (
         e.applied(),
         e.run("chargeback", "export", "-p", "2026-10", config=e.cfg),
@@ -159,6 +162,41 @@ def _read_only_store(env: Env) -> str:
     """A store opened read-only (what a file without write permission is to a user without root)."""
     StateStore.open(f"sqlite:///{env.tmp_path / 'ro.db'}").close()
     return f"sqlite:///file:{env.tmp_path / 'ro.db'}?mode=ro&uri=true"
+
+
+def _serve_until_sigterm(env: Env) -> int:
+    """``meshcore serve`` as a process, stopped with SIGTERM once it answers /readyz."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["serve", "-c", env.cfg, "--state", env.state, "--interval", "1", "--listen", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen([sys.executable, "-m", "meshcore", *argv], cwd=env.tmp_path, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not get ready"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+                    assert json.load(answer)["ready"] is True
+                    break
+            except (urllib.error.HTTPError, OSError):
+                time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _marked_then(env: Env, key: str) -> int:

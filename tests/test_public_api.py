@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import meshcore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +55,44 @@ def test_the_plugins_in_this_repository_import_only_the_public_api():
                     if a.name.startswith("meshcore.")
                 ]
     assert not offenders, offenders
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.seen: list[tuple[object, ...]] = []
+
+    def cloud_call(self, platform: str, operation: str, outcome: str) -> None:
+        self.seen.append(("call", platform, operation, outcome))
+
+    def retry(self, platform: str, operation: str, throttled: bool) -> None:
+        self.seen.append(("retry", platform, operation, throttled))
+
+
+class _BrokenSink:
+    def cloud_call(self, platform: str, operation: str, outcome: str) -> None:
+        raise RuntimeError("sink down")
+
+    def retry(self, platform: str, operation: str, throttled: bool) -> None:
+        raise RuntimeError("sink down")
+
+
+def test_plugins_report_cloud_calls_and_retries_through_the_public_api():
+    from meshcore import telemetry
+
+    assert {"record_cloud_call", "record_retry"} <= set(meshcore.__all__)
+    sink = _Sink()
+    previous = telemetry.install(sink)
+    try:
+        meshcore.record_cloud_call("aws", "organizations.CreateAccount", "throttled")
+        meshcore.record_retry("aws", "organizations.CreateAccount", throttled=True)
+        telemetry.install(_BrokenSink())
+        meshcore.record_cloud_call("aws", "organizations.ListAccounts")  # a failing sink fails no call
+        meshcore.record_retry("aws", "organizations.ListAccounts", throttled=False)
+    finally:
+        telemetry.install(previous)
+    assert sink.seen == [
+        ("call", "aws", "organizations.CreateAccount", "throttled"),
+        ("retry", "aws", "organizations.CreateAccount", True),
+    ]
+    with pytest.raises(ValueError, match="outcome must be one of ok, throttled, error"):
+        meshcore.record_cloud_call("aws", "organizations.ListAccounts", "maybe")

@@ -121,10 +121,9 @@ OutputOpt = typer.Option(Output.table, "--output", "-o", help="Output format.")
 
 
 def _emit_json(data: Any) -> None:
-    from meshcore.redaction import redact, redact_data
+    from meshcore.views import to_json
 
-    # redacted before serializing: json.dumps escapes non-ASCII, which would hide a secret from redact()
-    console.print_json(redact(json.dumps(redact_data(data), default=str)))
+    console.print_json(to_json(data))
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -378,42 +377,15 @@ def status(
 ) -> None:
     """Show recorded tenants, the last run and failures."""
     store = _store(state, create=False)
+    if output == Output.json:
+        from meshcore.views import status_data
+
+        _emit_json(status_data(store, include_deleted=all_))
+        return
     tenants = store.tenants(include_deleted=all_)
     runs = store.runs(limit=1)
     last = runs[0] if runs else None
     failures = [s for s in store.steps(run_id=last.id) if s.status == "failed"] if last else []
-    if output == Output.json:
-        _emit_json(
-            {
-                "tenants": [
-                    {
-                        "tenant": t.key,
-                        "status": t.status,
-                        "platform_tenant_id": t.platform_tenant_id,
-                        "landing_zone": t.landing_zone,
-                        "provisioning": t.provisioning,
-                        "access_revoked_at": t.revoked_at,
-                        "attributes": t.attributes,
-                        "last_error": t.last_error,
-                    }
-                    for t in tenants
-                ],
-                "last_run": {
-                    "id": last.id,
-                    "command": last.command,
-                    "status": last.status,
-                    "started_at": last.started_at,
-                    "finished_at": last.finished_at,
-                    "summary": last.summary,
-                }
-                if last
-                else None,
-                "failures": [
-                    {"tenant": f.tenant_key, "step": f.name, "message": f.message} for f in failures
-                ],
-            }
-        )
-        return
     from meshcore.cli.render import status_view
 
     console.print(status_view(tenants, last, failures))
@@ -456,23 +428,12 @@ def history(
 
         console.print(tenant_history_view(tenant, steps, trail))
         return
-    runs = store.runs(limit)
     if output == Output.json:
-        _emit_json(
-            [
-                {
-                    "id": r.id,
-                    "command": r.command,
-                    "status": r.status,
-                    "runner": r.runner,
-                    "started_at": r.started_at,
-                    "finished_at": r.finished_at,
-                    "summary": r.summary,
-                }
-                for r in runs
-            ]
-        )
+        from meshcore.views import runs_data
+
+        _emit_json(runs_data(store, limit))
         return
+    runs = store.runs(limit)
     from meshcore.cli.render import runs_view
 
     console.print(runs_view(runs))
@@ -564,6 +525,57 @@ def discover(
     from meshcore.cli.render import discovered_table
 
     console.print(discovered_table(platform_id, unmanaged))
+
+
+@app.command()
+def serve(
+    config: Path = ConfigOpt,
+    state: str = StateOpt,
+    interval: int = typer.Option(
+        300, "--interval", min=1, help="Seconds from the start of one reconcile to the next."
+    ),
+    costs_interval: int = typer.Option(
+        86400, "--costs-interval", min=0, help="Seconds between cost collections (0: none)."
+    ),
+    listen: str = typer.Option("127.0.0.1:9464", "--listen", help="HOST:PORT of the HTTP endpoints."),
+    max_staleness: int = typer.Option(
+        None,
+        "--max-staleness",
+        min=1,
+        help="/readyz fails when no run ended ok for this many seconds [default: 3 times --interval].",
+    ),
+) -> None:
+    """Run apply every --interval seconds and costs collect every --costs-interval, with health
+    endpoints and Prometheus metrics on --listen, until SIGTERM or SIGINT."""
+    from meshcore.errors import UsageError
+    from meshcore.serve import Service, bind, parse_listen, run
+
+    try:
+        host, port = parse_listen(listen)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    service = Service(
+        config,
+        _store(state),
+        _registry(),
+        interval=interval,
+        costs_interval=costs_interval,
+        max_staleness=max_staleness or 3 * interval,
+    )
+    try:
+        server = bind(host, port, service)
+    except UsageError as exc:
+        service.store.close()
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    err.print(
+        f"meshcore serve: http://{listen}/ (healthz, readyz, metrics, status, runs); apply every {interval} s, "
+        + (f"costs every {costs_interval} s" if costs_interval else "no cost collection"),
+        highlight=False,
+    )
+    try:
+        run(service, server)
+    finally:
+        service.store.close()
 
 
 costs_app = typer.Typer(help="Collect costs and show tenant usage reports.", no_args_is_help=True)

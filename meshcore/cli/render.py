@@ -20,6 +20,7 @@ _STATUS_STYLE = {
     "in_progress": "yellow",
     "waiting": "yellow",
     "skipped": "dim",
+    "not_run": "dim",
     "warning": "yellow",
     "blocked": "bold yellow",
     "refused": "bold red",
@@ -172,6 +173,7 @@ def summary_line(summary: dict[str, int]) -> str:
         ("in_progress", "in progress"),
         ("waiting", "awaiting approval"),
         ("failed", "failed"),
+        ("not_run", "not started (stopping)"),
     ):
         if summary.get(key):
             parts.append(f"{summary[key]} {label}")

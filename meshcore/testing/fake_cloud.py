@@ -5,7 +5,8 @@ It behaves like a small cloud where it matters to meshcore's promises:
 * tenant creation is asynchronous when ``create_polls`` > 0 (the tenant is
   invisible until its operation finished, like an AWS account);
 * closing a tenant goes ``ACTIVE`` → ``CLOSING`` → ``CLOSED``;
-* every call is counted (``reads``, ``writes``), any call can be made to fail
+* every call is counted (``reads``, ``writes``, and reported to meshcore's
+  telemetry as ``fake.<op>`` of its platform, as a plugin does), any call can be made to fail
   once (``fail``), and the process can be made to "die" after the k-th write
   (``crash_after_write``) or right after a given operation (``crash_after``);
 * ``external`` tenants were made outside meshcore (discovery, import, and the
@@ -25,6 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from meshcore import record_cloud_call
+
 #: Tenant states.
 ACTIVE, CLOSING, CLOSED = "ACTIVE", "CLOSING", "CLOSED"
 
@@ -36,8 +39,9 @@ class SimulatedCrash(BaseException):
 class FakeCloud:
     """State and call accounting of one fake platform."""
 
-    def __init__(self, path: str | None = None, create_polls: int = 0):
+    def __init__(self, path: str | None = None, create_polls: int = 0, platform_id: str = ""):
         self.path = path
+        self.platform_id = platform_id  # names the platform in the calls reported to telemetry
         self.create_polls = create_polls
         self.lock = threading.RLock()
         self.folders: dict[str, dict[str, Any]] = {}
@@ -113,7 +117,9 @@ class FakeCloud:
         for key in (f"{op}:{subject}", op):
             exc = self.fail.pop(key, None)
             if exc is not None:
+                record_cloud_call(self.platform_id, f"fake.{op}", "error")
                 raise exc
+        record_cloud_call(self.platform_id, f"fake.{op}", "ok")
 
     def read(self, op: str, subject: str = "") -> None:
         self.reads[op] += 1

@@ -115,7 +115,9 @@ class FakePlatformPlugin:
         with self._lock:
             key = f"{platform.id}:{cfg.state_file or ''}"
             if key not in self.clouds:
-                self.clouds[key] = FakeCloud(cfg.state_file, create_polls=cfg.create_polls)
+                self.clouds[key] = FakeCloud(
+                    cfg.state_file, create_polls=cfg.create_polls, platform_id=platform.id
+                )
             cloud = self.clouds[key]
         cloud.create_polls = cfg.create_polls
         cloud.reload_if_changed()

@@ -20,7 +20,8 @@ client, one ``needs-retry`` handler for what the service models do not say:
 
 We use botocore's retries rather than a loop of our own so that every attempt
 goes through one well-tested path; tests make the waits instant with
-:func:`instant_backoff`.
+:func:`instant_backoff`. :func:`report_attempts` tells meshcore's telemetry about
+every attempt and retry (``meshcore serve``'s metrics).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from meshcore import record_cloud_call, record_retry
 
 #: (service id as botocore hyphenizes it, error code) pairs retried on top of botocore's own.
 EXTRA_RETRYABLE: frozenset[tuple[str, str]] = frozenset(
@@ -78,6 +81,57 @@ def client_config(max_attempts: int = 8, read_timeout: int = 60, mode: str = "st
         connect_timeout=10,
         read_timeout=read_timeout,
     )
+
+
+#: Codes (besides HTTP 429) that say AWS throttled a request: botocore's own list.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+
+
+def report_attempts(platform: str) -> Callable[..., None]:
+    """A ``response-received`` handler that reports every attempt, and every retry, to meshcore's telemetry."""
+
+    def handler(
+        event_name: str = "",
+        response_dict: Any = None,
+        parsed_response: Any = None,
+        context: Any = None,
+        exception: Any = None,
+        **_kw: Any,
+    ) -> None:
+        _, service, operation = event_name.split(".", 2)
+        name = f"{service}.{operation}"
+        error = parsed_response.get("Error", {}) if isinstance(parsed_response, dict) else {}
+        status = response_dict.get("status_code", 0) if isinstance(response_dict, dict) else 0
+        if exception is None and not error:
+            outcome = "ok"
+        elif status == 429 or (isinstance(error, dict) and error.get("Code") in THROTTLING_CODES):
+            outcome = "throttled"
+        else:
+            outcome = "error"
+        context = context if isinstance(context, dict) else {}
+        if context.get("retries", {}).get("attempt", 1) > 1:
+            record_retry(platform, name, throttled=context.get("meshcore_throttled", False))
+        context["meshcore_throttled"] = outcome == "throttled"  # what the next attempt, if any, retries
+        record_cloud_call(platform, name, outcome)
+
+    return handler
 
 
 #: Codes that say the request's credentials expired: refresh them and retry.

@@ -32,7 +32,7 @@ def sessions_for(platform: PlatformSpec) -> Sessions:
     key = (platform.id, platform.config.model_dump_json())
     with _lock:
         if key not in _sessions:
-            _sessions[key] = Sessions(platform.config)
+            _sessions[key] = Sessions(platform.config, platform.id)
         return _sessions[key]
 
 

@@ -59,10 +59,11 @@ def _role_credentials(refresh: Callable[[], dict[str, str]]) -> Any:
 class Sessions:
     """All sessions and clients of one platform config."""
 
-    def __init__(self, config: AwsConfig):
+    def __init__(self, config: AwsConfig, platform_id: str):
         import boto3
 
         self.config = config
+        self.platform_id = platform_id  # names the platform in the calls reported to meshcore's telemetry
         self._sessions = Once()  # scope -> session
         self._credentials: dict[str, Any] = {}
         self._clients = Once()  # (scope, service, region:timeout) -> client
@@ -163,6 +164,7 @@ class Sessions:
 
         retries.install(client, cfg.max_attempts, on_expired=expire)
         client.meta.events.register("after-call", _log_write)
+        client.meta.events.register("response-received", retries.report_attempts(self.platform_id))
         for name, handler in reversed(EVENT_HOOKS):
             client.meta.events.register_first(name, handler)
         return client
