@@ -75,7 +75,8 @@ def first_operation_waits_for_all(world, monkeypatch):
     monkeypatch.setattr(CloudFormationBackend, "describe_stack_set_operation", slow)
 
 
-def test_new_accounts_share_operations(world, many, first_operation_waits_for_all):
+@pytest.mark.usefixtures("first_operation_waits_for_all")
+def test_new_accounts_share_operations(world, many):
     report = world.reconciler(many).apply()
     assert not report.failed, [t.message for t in report.failed]
     assert world.calls["CreateStackInstances"] == 2, dict(world.calls)  # the first alone, then the other 11
@@ -112,7 +113,8 @@ def test_per_account_parameters_cost_an_operation_each(world, lz_config):
         assert values["AccountId"] == t.platform_tenant_id and values["Project"] == t.project
 
 
-def test_one_failed_account_fails_only_its_tenant(world, many, first_operation_waits_for_all, monkeypatch):
+@pytest.mark.usefixtures("first_operation_waits_for_all")
+def test_one_failed_account_fails_only_its_tenant(world, many, monkeypatch):
     from moto.cloudformation.responses import CloudFormationResponse
     from moto.core.responses import ActionResult
 
