@@ -1,11 +1,33 @@
-"""Shared helpers for the core tests (fixtures come from the meshcore.testing plugin)."""
+"""Shared helpers for the core tests (more fixtures come from the meshcore.testing plugin).
+
+State-store tests run on both backends: ``store_url`` (and ``state_store``, which overrides
+the test kit's SQLite-only fixture) is parametrised over ``sqlite`` and ``postgresql``. The
+PostgreSQL runs need a server: ``MESHCORE_TEST_POSTGRES_URL`` names a role that may create
+databases (``.ci/postgres`` starts one and sets it); each test gets a database of its own.
+Without it they skip, unless ``MESHCORE_REQUIRE_POSTGRES`` is set (CI): then they fail.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
+
+from meshcore.redaction import clear_secrets
+from meshcore.state import StateStore
+
+POSTGRES_URL_VAR = "MESHCORE_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_VAR = "MESHCORE_REQUIRE_POSTGRES"
+#: Test databases sort like a typical en_US production database (punctuation ignored), not bytewise.
+ICU_LOCALE = "en-US-u-ka-shifted"
 
 BASE: dict[str, Any] = {
     "version": 1,
@@ -53,3 +75,50 @@ BASE: dict[str, Any] = {
 def base_config() -> dict[str, Any]:
     """A valid config dict with three tenants on the fake platform; tests mutate their copy."""
     return copy.deepcopy(BASE)
+
+
+def postgres_server_url() -> str:
+    """The test server's URL; fails the test when CI requires PostgreSQL, skips it otherwise."""
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if url:
+        return url
+    if os.environ.get(REQUIRE_POSTGRES_VAR):
+        pytest.fail(f"{REQUIRE_POSTGRES_VAR} is set but {POSTGRES_URL_VAR} is not: no PostgreSQL server to test on")
+    pytest.skip(f"no PostgreSQL server: set {POSTGRES_URL_VAR} (or run the tests under .ci/postgres)")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new, empty database on the test server (dropped afterwards); yields its URL."""
+    server = make_url(postgres_server_url())
+    name = f"meshcore_test_{uuid.uuid4().hex}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        icu = conn.dialect.server_version_info >= (15,)
+        locale = f" LOCALE_PROVIDER icu ICU_LOCALE '{ICU_LOCALE}'" if icu else ""
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0{locale}')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty state store on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def state_store(store_url: str) -> Iterator[StateStore]:
+    """A fresh state store on each backend (overrides the test kit's SQLite one in the core tests)."""
+    store = StateStore.open(store_url)
+    yield store
+    store.close()
+    clear_secrets()
