@@ -32,13 +32,17 @@ class RedactedJSON(TypeDecorator[Any]):
 
 
 class RedactedText(TypeDecorator[str]):
-    """Free text (messages, errors), redacted on the way in."""
+    """Free text (messages, errors), redacted on the way in.
+
+    A NUL character (which a cloud's error text may carry) becomes U+FFFD on every
+    backend: PostgreSQL refuses NUL in text.
+    """
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        return redact(value) if value else value
+        return redact(value).replace("\x00", "\ufffd") if value else value
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
