@@ -83,7 +83,9 @@ def postgres_server_url() -> str:
     if url:
         return url
     if os.environ.get(REQUIRE_POSTGRES_VAR):
-        pytest.fail(f"{REQUIRE_POSTGRES_VAR} is set but {POSTGRES_URL_VAR} is not: no PostgreSQL server to test on")
+        pytest.fail(
+            f"{REQUIRE_POSTGRES_VAR} is set but {POSTGRES_URL_VAR} is not: no PostgreSQL server to test on"
+        )
     pytest.skip(f"no PostgreSQL server: set {POSTGRES_URL_VAR} (or run the tests under .ci/postgres)")
 
 

@@ -270,6 +270,7 @@ def test_concurrent_exports_finalize_each_statement_once(world, meshcore_registr
 
     loaded, _ = world
     CostService(loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])
+
     def export_once(_: int) -> list[tuple[str, int, str]]:
         store = StateStore.open(store_url)  # its own connection pool, as another process would have
         try:

@@ -58,6 +58,8 @@ _REDACTED = frozenset(
     {"attributes", "last_error", "intent", "result", "message", "summary", "details", "totals", "lines"}
 )
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: Alembic runs a migration through a module-global context: one migration at a time per process.
+_MIGRATING = threading.Lock()
 #: PostgreSQL advisory lock key held while the schema is migrated ("meshcore" in ASCII).
 _MIGRATION_LOCK = 0x6D657368636F7265
 
@@ -144,7 +146,7 @@ class StateStore:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         head = ScriptDirectory.from_config(cfg).get_current_head()
         where = where or _safe_url(self.engine.url)
-        with self._lock:
+        with self._lock, _MIGRATING:
             try:
                 with self.engine.begin() as conn:
                     _lock_migrations(conn)
