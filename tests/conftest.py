@@ -12,15 +12,17 @@ from __future__ import annotations
 import copy
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+import meshcore.state.store as store_module
 from meshcore.redaction import clear_secrets
 from meshcore.state import StateStore
 
@@ -124,3 +126,53 @@ def state_store(store_url: str) -> Iterator[StateStore]:
     yield store
     store.close()
     clear_secrets()
+
+
+def _counting_statements(on_statement: Callable[[], None]) -> Callable[..., Engine]:
+    """A ``create_engine`` whose engines call ``on_statement`` before each SQL statement."""
+    real = store_module.create_engine
+
+    def create(*args: Any, **kwargs: Any) -> Engine:
+        engine = real(*args, **kwargs)
+        event.listen(engine, "before_cursor_execute", lambda *_a, **_k: on_statement())
+        return engine
+
+    return create
+
+
+def statements_of_opening(url: str) -> int:
+    """How many SQL statements opening (creating) the store at ``url`` takes: the kill points."""
+    count = 0
+
+    def counted() -> None:
+        nonlocal count
+        count += 1
+
+    real = store_module.create_engine
+    store_module.create_engine = _counting_statements(counted)  # type: ignore[assignment]
+    try:
+        StateStore.open(url).close()
+    finally:
+        store_module.create_engine = real
+    return count
+
+
+def open_killed_at(url: str, n: int) -> None:
+    """Open ``url`` in a child process that dies (no clean-up at all) before its n-th SQL statement."""
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            seen = 0
+
+            def dying() -> None:
+                nonlocal seen
+                seen += 1
+                if seen == n:
+                    os._exit(9)
+
+            store_module.create_engine = _counting_statements(dying)  # type: ignore[assignment]
+            StateStore.open(url)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), status

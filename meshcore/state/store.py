@@ -751,7 +751,8 @@ def _scrub(message: str, url: URL | str) -> str:
         password = make_url(url).password
     except Exception:
         return message
-    return message.replace(str(password), "***") if password else message
+    # as secret redaction does, a password shorter than 4 characters is left alone (it would mangle the text)
+    return message.replace(str(password), "***") if password and len(str(password)) >= 4 else message
 
 
 def _lock_migrations(conn: Connection) -> None:
