@@ -30,11 +30,11 @@ def test_a_kill_at_every_point_of_first_creation_leaves_a_store_that_opens(tmp_p
         store.close()
 
 
-def test_a_kill_during_a_migration_of_an_existing_store_keeps_its_data(tmp_path):
+def test_a_kill_during_a_migration_of_an_existing_store_keeps_its_data(store_url):
     from alembic import command
     from alembic.config import Config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = store_url
     store = StateStore.open(url)
     store.create_tenant("ws", "p", "aws", "lz")
     cfg = Config()

@@ -174,14 +174,17 @@ def test_without_the_driver_the_error_says_to_install_the_postgres_extra(monkeyp
     assert "pip install 'meshcore[postgres]'" in result.output and PASSWORD not in result.output
 
 
-def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout(monkeypatch):
+@pytest.mark.parametrize("in_url", [False, True], ids=["default", "connect_timeout-in-url"])
+def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout(monkeypatch, in_url):
     import time
 
-    monkeypatch.setattr(store_module, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(store_module, "CONNECT_TIMEOUT", 60 if in_url else 1)
     with socket.socket() as silent:  # accepts connections (the kernel does) but never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"postgresql+psycopg://meshcore:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/meshcore"
+        if in_url:
+            url += "?connect_timeout=1"
         started = time.monotonic()
         with pytest.raises(StateStoreError, match="timeout") as caught:
             StateStore.open(url)
@@ -212,4 +215,45 @@ def test_a_pg_dump_backup_restores_into_a_store_that_opens(tmp_path):
         )
         assert store.lease_holder("apply")[0] == "r1"
         assert store.schema_revision() == "0003"
+        store.close()
+
+
+def test_a_schema_of_its_own_is_chosen_with_the_search_path_option():
+    with postgres_database() as url:
+        admin = create_engine(url, poolclass=NullPool)
+        with admin.begin() as conn:
+            conn.exec_driver_sql("CREATE SCHEMA meshcore")
+        store = StateStore.open(f"{url}?options=-csearch_path%3Dmeshcore")
+        store.create_tenant("ws", "p", "aws", "lz")
+        assert [t.key for t in store.tenants()] == ["ws/p@aws"]
+        store.close()
+        inspector = inspect(admin)
+        assert "tenants" in inspector.get_table_names(schema="meshcore")
+        assert inspector.get_table_names(schema="public") == []
+        admin.dispose()
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_an_error():
+    with postgres_database() as url:
+        store = StateStore.open(url)
+        store.create_tenant("ws", "p", "aws", "lz")
+        admin = create_engine(url, poolclass=NullPool)
+        with admin.connect() as conn:  # what a server restart or an idle timeout does
+            killed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar()
+        admin.dispose()
+        assert killed == 1  # the store's pooled connection
+        assert [t.key for t in store.tenants()] == ["ws/p@aws"]
+        store.close()
+
+
+def test_the_password_of_the_url_is_never_stored():
+    with postgres_database() as url:
+        password = str(make_url(url).password)
+        store = StateStore.open(url)
+        store.audit("checked", "ws/p@aws", {"note": f"connected with {password}"})
+        (entry,) = store.audit_trail()
+        assert entry.details == {"note": "connected with ***"}
         store.close()
