@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 import meshcore.state.store as store_module
-from conftest import open_killed_at, statements_of_opening
 from meshcore.cli.app import app
 from meshcore.errors import StateStoreError
 from meshcore.state import StateStore
+from state_testlib import open_killed_at, statements_of_opening
 
 HEAD = "0003"
 

@@ -18,11 +18,11 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 import meshcore.state.store as store_module
-from conftest import open_killed_at, postgres_database, postgres_server_url, statements_of_opening
 from meshcore.cli.app import app
 from meshcore.errors import StateStoreError
 from meshcore.redaction import clear_secrets
 from meshcore.state import StateStore
+from state_testlib import open_killed_at, postgres_database, postgres_server_url, statements_of_opening
 
 PASSWORD = "Not-The-Real-Pa55word-7319"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "fake" / "meshcore.yaml"

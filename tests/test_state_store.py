@@ -205,3 +205,10 @@ def test_json_and_text_round_trip_alike_on_every_backend(state_store):
     (row,) = state_store.tenants()
     assert row.attributes == attributes
     assert row.last_error == "cloud said: bad\ufffdbyte"  # PostgreSQL stores no NUL in text: same on both
+
+
+def test_an_overlong_actor_is_cut_to_the_column_on_every_backend(state_store, monkeypatch):
+    monkeypatch.setenv("MESHCORE_ACTOR", "a" * 300)  # PostgreSQL refuses what does not fit a column
+    state_store.audit("approved", "ws/p@aws")
+    (entry,) = state_store.audit_trail()
+    assert entry.actor == "a" * 256
