@@ -1,11 +1,22 @@
-"""Shared helpers for the core tests (fixtures come from the meshcore.testing plugin)."""
+"""Shared helpers for the core tests (more fixtures come from the meshcore.testing plugin).
+
+State-store tests run on both backends: ``store_url`` (and ``state_store``, which overrides
+the test kit's SQLite-only fixture) is parametrised over ``sqlite`` and ``postgresql``; see
+``state_testlib`` for what the PostgreSQL runs need.
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from meshcore.redaction import clear_secrets
+from meshcore.state import StateStore
+from state_testlib import postgres_database
 
 BASE: dict[str, Any] = {
     "version": 1,
@@ -53,3 +64,22 @@ BASE: dict[str, Any] = {
 def base_config() -> dict[str, Any]:
     """A valid config dict with three tenants on the fake platform; tests mutate their copy."""
     return copy.deepcopy(BASE)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty state store on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def state_store(store_url: str) -> Iterator[StateStore]:
+    """A fresh state store on each backend (overrides the test kit's SQLite one in the core tests)."""
+    store = StateStore.open(store_url)
+    yield store
+    store.close()
+    clear_secrets()

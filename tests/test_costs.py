@@ -262,7 +262,7 @@ def test_cli_cost_commands_refuse_bad_arguments_with_exit_2(
     assert not list(tmp_path.glob(".cb.csv.*")), "a partial export was left behind"
 
 
-def test_concurrent_exports_finalize_each_statement_once(world, meshcore_registry, state_store, tmp_path):
+def test_concurrent_exports_finalize_each_statement_once(world, meshcore_registry, state_store, store_url):
     """Several processes exporting a due month at once: one FINAL version per project, no error."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -270,10 +270,9 @@ def test_concurrent_exports_finalize_each_statement_once(world, meshcore_registr
 
     loaded, _ = world
     CostService(loaded, state_store, meshcore_registry, now=LATE).collect(["2026-09"])
-    url = str(state_store.engine.url)
 
     def export_once(_: int) -> list[tuple[str, int, str]]:
-        store = StateStore.open(url)  # its own connection pool, as another process would have
+        store = StateStore.open(store_url)  # its own connection pool, as another process would have
         try:
             return sorted(
                 (r["project"], r["version"], r["status"])

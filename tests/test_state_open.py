@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 import pytest
@@ -12,72 +11,18 @@ import meshcore.state.store as store_module
 from meshcore.cli.app import app
 from meshcore.errors import StateStoreError
 from meshcore.state import StateStore
+from state_testlib import open_killed_at, statements_of_opening
 
 HEAD = "0003"
 
 
-def _statements_of_a_first_creation(tmp_path) -> int:
-    """How many SQL statements creating a new store takes (the kill points)."""
-    count = 0
-    real = store_module.create_engine
-
-    def counting(*args, **kwargs):
-        from sqlalchemy import event
-
-        engine = real(*args, **kwargs)
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _count(*_a, **_k):
-            nonlocal count
-            count += 1
-
-        return engine
-
-    store_module.create_engine = counting
-    try:
-        StateStore.open(f"sqlite:///{tmp_path / 'count.db'}").close()
-    finally:
-        store_module.create_engine = real
-    return count
-
-
-def _killed_at(url: str, n: int) -> None:
-    """Open ``url`` in a child process that dies (no clean-up at all) before its n-th SQL statement."""
-    pid = os.fork()
-    if pid == 0:  # the child
-        try:
-            from sqlalchemy import event
-
-            real = store_module.create_engine
-            seen = 0
-
-            def dying(*args, **kwargs):
-                engine = real(*args, **kwargs)
-
-                @event.listens_for(engine, "before_cursor_execute")
-                def _die(*_a, **_k):
-                    nonlocal seen
-                    seen += 1
-                    if seen == n:
-                        os._exit(9)
-
-                return engine
-
-            store_module.create_engine = dying
-            StateStore.open(url)
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status), status
-
-
 def test_a_kill_at_every_point_of_first_creation_leaves_a_store_that_opens(tmp_path):
-    total = _statements_of_a_first_creation(tmp_path)
+    total = statements_of_opening(f"sqlite:///{tmp_path / 'count.db'}")
     assert total > 10  # pragmas, alembic's version table, the tables of every migration
     for n in range(1, total + 1):
         path = tmp_path / f"s{n}.db"
         url = f"sqlite:///{path}"
-        _killed_at(url, n)
+        open_killed_at(url, n)
         store = StateStore.open(url)
         assert store.schema_revision() == HEAD, n
         store.create_tenant("ws", "p", "aws", "lz")
@@ -85,11 +30,11 @@ def test_a_kill_at_every_point_of_first_creation_leaves_a_store_that_opens(tmp_p
         store.close()
 
 
-def test_a_kill_during_a_migration_of_an_existing_store_keeps_its_data(tmp_path):
+def test_a_kill_during_a_migration_of_an_existing_store_keeps_its_data(store_url):
     from alembic import command
     from alembic.config import Config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = store_url
     store = StateStore.open(url)
     store.create_tenant("ws", "p", "aws", "lz")
     cfg = Config()
@@ -99,7 +44,7 @@ def test_a_kill_during_a_migration_of_an_existing_store_keeps_its_data(tmp_path)
         command.downgrade(cfg, "0001")
     store.close()
     for n in range(1, 40):
-        _killed_at(url, n)
+        open_killed_at(url, n)
     store = StateStore.open(url)
     assert store.schema_revision() == HEAD
     assert [t.key for t in store.tenants()] == ["ws/p@aws"]

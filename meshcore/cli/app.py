@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,7 +116,8 @@ StateOpt = typer.Option(
     None,
     "--state",
     envvar="MESHCORE_STATE",
-    help="State store: a SQLAlchemy URL or a SQLite file path [default: sqlite:///.meshcore/state.db].",
+    help="State store: a SQLite file path or sqlite:///PATH, or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB "
+    "[default: sqlite:///.meshcore/state.db].",
 )
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="Output format.")
 
@@ -129,7 +131,7 @@ def _emit_json(data: Any) -> None:
 def _fail(message: str, code: int) -> typer.Exit:
     from meshcore.redaction import redact
 
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False)  # text, never markup
     return typer.Exit(code)
 
 

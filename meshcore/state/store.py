@@ -1,14 +1,21 @@
 """The state store: tenants, operations journal, runs and steps, audit trail, leases.
 
-Backed by SQLAlchemy 2: a SQLite file by default, any SQLAlchemy URL (e.g.
-PostgreSQL) when several runners share one state. The schema is migrated to
-the newest revision on open. Access is thread-safe: the reconciler records
-steps from several worker threads.
+Backed by SQLAlchemy 2: a SQLite file by default, a PostgreSQL database
+(``postgresql+psycopg://...``) when several runners share one state. The schema
+is migrated to the newest revision on open. Access is thread-safe: the
+reconciler records steps from several worker threads.
+
+Every read-then-write transaction is atomic across processes on both backends:
+on SQLite every transaction takes the database's write lock up front
+(``BEGIN IMMEDIATE``); on PostgreSQL such a transaction first takes a
+transaction-scoped advisory lock named after what it changes (see
+:meth:`StateStore._exclusive`), or relies on a row lock or a unique key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -16,14 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, make_url, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import create_engine, delete, event, make_url, select, text, update
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from meshcore.context import Resource
 from meshcore.errors import ConflictError, LockHeldError, MeshcoreError, StateStoreError
-from meshcore.redaction import redact, redact_data
+from meshcore.redaction import redact, redact_data, register_secret
 from meshcore.state.tables import (
     AuditRow,
     JournalRow,
@@ -40,19 +47,21 @@ from meshcore.state.tables import (
     utcnow,
 )
 
+#: Database backends the store is tested against (the dialect names of their URLs).
+BACKENDS = ("sqlite", "postgresql")
+#: Seconds to wait for a PostgreSQL server to accept a connection (unless the URL sets connect_timeout).
+CONNECT_TIMEOUT = 10
+
 DEFAULT_STATE_URL = "sqlite:///.meshcore/state.db"
 #: Fields whose values pass through secret redaction before they are stored.
 _REDACTED = frozenset(
     {"attributes", "last_error", "intent", "result", "message", "summary", "details", "totals", "lines"}
 )
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
+#: Alembic runs a migration through a module-global context: one migration at a time per process.
+_MIGRATING = threading.Lock()
+#: PostgreSQL advisory lock key held while the schema is migrated ("meshcore" in ASCII).
+_MIGRATION_LOCK = 0x6D657368636F7265
 
 
 def normalize_url(url: str) -> str:
@@ -80,10 +89,15 @@ class StateStore:
         exist instead of creating an empty one, so that a mistyped ``--state``
         is noticed. A new SQLite file is created under a temporary name and
         renamed into place once its schema is complete: a kill during creation
-        never leaves a half-made store behind. Every problem is a
-        :class:`StateStoreError` naming the store and what to do.
+        never leaves a half-made store behind; in a PostgreSQL database the
+        migration is one transaction, so the same holds there. Every problem is a
+        :class:`StateStoreError` naming the store (never its password) and what
+        to do.
         """
         url = normalize_url(url)
+        parsed = _parse_url(url)
+        if parsed.password:
+            register_secret(str(parsed.password))  # never in a message, a log record or the state
         path = sqlite_file(url)
         where = str(path) if path is not None else _safe_url(url)
         if path is not None and not path.exists():
@@ -93,9 +107,9 @@ class StateStore:
                     "'meshcore apply' creates it"
                 )
             _create_sqlite(path)
-        store = cls(_engine(url, where))
+        store = cls(_engine(parsed, where))
         try:
-            if url.startswith("sqlite"):
+            if store.engine.dialect.name == "sqlite":
                 store.check_integrity(where)
             store.migrate(create=create, where=where)
         except BaseException:
@@ -114,7 +128,7 @@ class StateStore:
             with self.engine.connect() as conn:
                 found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(5)")]
         except SQLAlchemyError as exc:
-            raise state_error(exc, where) from None
+            raise state_error(exc, where, self.engine.url) from None
         if found != ["ok"]:
             raise StateStoreError(
                 f"cannot use state store {where}: it is damaged ({'; '.join(found)}): restore it from a "
@@ -131,10 +145,11 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         head = ScriptDirectory.from_config(cfg).get_current_head()
-        where = where or _safe_url(str(self.engine.url))
-        with self._lock:
+        where = where or _safe_url(self.engine.url)
+        with self._lock, _MIGRATING:
             try:
                 with self.engine.begin() as conn:
+                    _lock_migrations(conn)
                     current = MigrationContext.configure(conn).get_current_revision()
                     if current == head:
                         return current or ""
@@ -151,7 +166,7 @@ class StateStore:
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
             except SQLAlchemyError as exc:
-                raise state_error(exc, where) from None
+                raise state_error(exc, where, self.engine.url) from None
         return head or ""
 
     def schema_revision(self) -> str | None:
@@ -177,18 +192,35 @@ class StateStore:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise state_error(exc, _safe_url(str(self.engine.url))) from None
+            raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
+
+    def _exclusive(self, s: Session, *name: str) -> None:
+        """Serialise, until commit, every transaction that changes the thing called ``name``.
+
+        SQLite needs nothing: each transaction already holds the database's write
+        lock (``BEGIN IMMEDIATE``). PostgreSQL (read committed) would let two
+        transactions both read "absent" and both insert; a transaction-scoped
+        advisory lock makes the second wait, and its next statement then sees
+        what the first committed.
+        """
+        if self.engine.dialect.name == "postgresql":
+            digest = hashlib.blake2b("\0".join(name).encode(), digest_size=8).digest()
+            s.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": int.from_bytes(digest, "big", signed=True)},
+            )
 
     # -- tenants ----------------------------------------------------------------
 
     def tenants(self, platform: str | None = None, include_deleted: bool = False) -> list[TenantRow]:
+        """Tenants by workspace, project, platform (sorted here: a database's collation may ignore '-')."""
         with self.session() as s:
-            q = select(TenantRow).order_by(TenantRow.workspace, TenantRow.project, TenantRow.platform)
+            q = select(TenantRow).order_by(TenantRow.id)
             if platform:
                 q = q.where(TenantRow.platform == platform)
             if not include_deleted:
                 q = q.where(TenantRow.status != "DELETED")
-            return list(s.scalars(q))
+            return sorted(s.scalars(q), key=lambda t: (t.workspace, t.project, t.platform))
 
     def find_tenant(self, workspace: str, project: str, platform: str) -> TenantRow | None:
         """The live (not DELETED) tenant of a project on a platform, if any."""
@@ -225,6 +257,7 @@ class StateStore:
                 raise MeshcoreError(f"tenant #{tenant_id} not found in state store")
             ptid = fields.get("platform_tenant_id")
             if ptid is not None and ptid != row.platform_tenant_id:
+                self._exclusive(s, "platform-tenant", row.platform, ptid)
                 other = s.scalars(
                     select(TenantRow).where(
                         TenantRow.platform == row.platform,
@@ -318,6 +351,7 @@ class StateStore:
         """Insert or update a resource; refuse to change its owner (a resource never changes hands)."""
         key, cloud_id = redact(key), redact(cloud_id)
         with self.session() as s:
+            self._exclusive(s, "resource", platform, kind, key)
             row = s.scalars(
                 select(ResourceRow).where(
                     ResourceRow.platform == platform, ResourceRow.kind == kind, ResourceRow.key == key
@@ -426,6 +460,7 @@ class StateStore:
 
     def record_platform(self, platform: str, type_name: str, identity: str) -> None:
         with self.session() as s:
+            self._exclusive(s, "platform", platform)
             row = s.get(PlatformRow, platform)
             if row is None:
                 s.add(PlatformRow(id=platform, type=type_name, identity=identity))
@@ -511,6 +546,7 @@ class StateStore:
     def replace_usage(self, platform: str, period: str, lines: list[dict[str, Any]]) -> None:
         """Replace a platform's usage lines of one month (re-collection is idempotent)."""
         with self.session() as s:
+            self._exclusive(s, "usage", platform, period)
             s.execute(delete(UsageRow).where(UsageRow.platform == platform, UsageRow.period == period))
             for line in lines:
                 s.add(UsageRow(platform=platform, period=period, **line))
@@ -572,14 +608,10 @@ class StateStore:
         raise AssertionError("unreachable")
 
     def statements(self, period: str) -> list[StatementRow]:
+        """A month's statements by workspace, project, version (sorted here, as :meth:`tenants`)."""
         with self.session() as s:
-            return list(
-                s.scalars(
-                    select(StatementRow)
-                    .where(StatementRow.period == period)
-                    .order_by(StatementRow.workspace, StatementRow.project, StatementRow.version)
-                )
-            )
+            rows = s.scalars(select(StatementRow).where(StatementRow.period == period))
+            return sorted(rows, key=lambda r: (r.workspace, r.project, r.version))
 
     # -- leases -----------------------------------------------------------------
 
@@ -624,7 +656,7 @@ class StateStore:
     def lease_holder(self, name: str) -> tuple[str, dt.datetime] | None:
         with self.session() as s:
             row = s.get(LeaseRow, name)
-            return (row.holder, _aware(row.expires_at)) if row else None  # type: ignore[return-value]
+            return (row.holder, row.expires_at) if row else None
 
     def release_lease(self, name: str, holder: str) -> None:
         with self.session() as s:
@@ -645,7 +677,8 @@ def _resource(row: ResourceRow) -> Resource:
 
 
 def _actor() -> str:
-    return os.environ.get("MESHCORE_ACTOR") or os.environ.get("USER") or "meshcore"
+    actor = os.environ.get("MESHCORE_ACTOR") or os.environ.get("USER") or "meshcore"
+    return actor[:256]  # the column's length: PostgreSQL refuses a longer value
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -658,7 +691,7 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _safe_url(url: str) -> str:
+def _safe_url(url: str | URL) -> str:
     """A URL fit for a message: the password hidden."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -666,19 +699,67 @@ def _safe_url(url: str) -> str:
         return "the given URL"
 
 
-def _engine(url: str, where: str) -> Engine:
+def _parse_url(url: str) -> URL:
+    """The URL of a supported backend, or a :class:`StateStoreError` saying what is wrong (password hidden)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StateStoreError(
+            "state store URL is not a valid SQLAlchemy URL: use a SQLite file path, sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise StateStoreError(
+            f"state store {_safe_url(parsed)}: database {parsed.get_backend_name()!r} is not supported; "
+            "use SQLite (a file path or sqlite:///PATH) or PostgreSQL (postgresql+psycopg://...)"
+        )
+    return parsed
+
+
+def _engine(url: URL, where: str) -> Engine:
     kwargs: dict[str, Any] = {}
-    sqlite = url.startswith("sqlite")
+    sqlite = url.get_backend_name() == "sqlite"
     if sqlite:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        # An unreachable server is an error in seconds, not a hang; a connection the server
+        # dropped between two transactions (a restart, an idle timeout) is replaced, not reported.
+        if "connect_timeout" not in url.query:
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+        kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(url, **kwargs)
-    except Exception as exc:  # bad URL or missing driver
-        raise StateStoreError(f"cannot open state store {where}: {exc}") from None
+    except Exception as exc:  # a missing driver or a bad option
+        raise StateStoreError(
+            f"cannot open state store {where}: {_scrub(str(exc), url)}{_driver_hint(exc)}"
+        ) from None
     if sqlite:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _driver_hint(exc: Exception) -> str:
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
+        return " (install the PostgreSQL driver: pip install 'meshcore[postgres]')"
+    return ""
+
+
+def _scrub(message: str, url: URL | str) -> str:
+    """``message`` without the URL's password (drivers may quote a connection string)."""
+    try:
+        password = make_url(url).password
+    except Exception:
+        return message
+    # as secret redaction does, a password shorter than 4 characters is left alone (it would mangle the text)
+    return message.replace(str(password), "***") if password and len(str(password)) >= 4 else message
+
+
+def _lock_migrations(conn: Connection) -> None:
+    """On PostgreSQL, one migration at a time: runners opening a new database at once wait for
+    the first, then find its schema complete (SQLite's ``BEGIN IMMEDIATE`` does this there)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
 
 
 def _create_sqlite(path: Path) -> None:
@@ -695,7 +776,7 @@ def _create_sqlite(path: Path) -> None:
     _remove_stale_creations(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.creating")
     try:
-        store = StateStore(_engine(f"sqlite:///{tmp}", str(path)))
+        store = StateStore(_engine(make_url(f"sqlite:///{tmp}"), str(path)))
         try:
             store.migrate(where=str(path))
         finally:
@@ -728,11 +809,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def state_error(exc: SQLAlchemyError, where: str) -> StateStoreError:
-    """A database failure as a message a user can act on."""
-    detail = str(getattr(exc, "orig", None) or exc).strip()
+def state_error(exc: SQLAlchemyError, where: str, url: URL) -> StateStoreError:
+    """A database failure as a message a user can act on (never with the URL's password)."""
+    detail = _scrub(str(getattr(exc, "orig", None) or exc).strip(), url)
     low = detail.lower()
-    if "not a database" in low or "malformed" in low:
+    if "password authentication failed" in low or ('role "' in low and "does not exist" in low):
+        hint = "check the user name and password in the state store URL"
+    elif "does not exist" in low and "database" in low:
+        hint = "create the database first: meshcore creates its tables, not the database"
+    elif "connection refused" in low or "timeout" in low or "could not translate host" in low:
+        hint = "check that the PostgreSQL server runs and the URL's host and port"
+    elif "permission denied" in low:
+        hint = "the database user must be allowed to create tables in the database (e.g. own it)"
+    elif "not a database" in low or "malformed" in low:
         hint = "the file is not a meshcore state store or is damaged: restore it from a backup, or point --state elsewhere"
     elif "readonly" in low or "read-only" in low or "read only" in low:
         hint = "meshcore must write to its state store: check the file's and its directory's permissions"

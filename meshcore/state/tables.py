@@ -32,17 +32,48 @@ class RedactedJSON(TypeDecorator[Any]):
 
 
 class RedactedText(TypeDecorator[str]):
-    """Free text (messages, errors), redacted on the way in."""
+    """Free text (messages, errors), redacted on the way in.
+
+    A NUL character (which a cloud's error text may carry) becomes U+FFFD on every
+    backend: PostgreSQL refuses NUL in text.
+    """
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        return redact(value) if value else value
+        return redact(value).replace("\x00", "\ufffd") if value else value
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A point in time, always handed back as an aware UTC datetime, whatever the database.
+
+    SQLite keeps no offset (it returned naive datetimes and stored an aware one's wall
+    time); PostgreSQL hands values back in its session time zone and reads a naive one
+    in it. Here a naive datetime is taken as UTC, an aware one converted to UTC, on the
+    way in and out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return _as_utc(value)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return _as_utc(value)
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: RedactedJSON, dt.datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: RedactedJSON, dt.datetime: UTCDateTime}
 
 
 class TenantRow(Base):
