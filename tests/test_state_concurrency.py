@@ -205,3 +205,27 @@ def test_processes_opening_a_new_store_at_once_all_find_it_complete(store_url, t
     store = StateStore.open(store_url)
     assert sorted(t.project for t in store.tenants()) == ["p0", "p1", "p2", "p3"]
     store.close()
+
+
+def test_transactions_run_side_by_side_on_postgresql_and_in_turn_on_sqlite(state_store, store_url):
+    """One thread holds a transaction open; another's transaction completes meanwhile on PostgreSQL (no
+    process-wide lock), and waits its turn on SQLite (one writer at a time)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state_store.session():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    done = threading.Event()
+    other = threading.Thread(target=lambda: (state_store.audit("test", "side-by-side", {}), done.set()))
+    other.start()
+    finished_while_held = done.wait(2)
+    release.set()
+    holder.join(10)
+    other.join(10)
+    assert done.is_set()
+    assert finished_while_held == store_url.startswith("postgresql"), store_url

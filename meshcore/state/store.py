@@ -19,7 +19,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ from meshcore.state.tables import (
 BACKENDS = ("sqlite", "postgresql")
 #: Seconds to wait for a PostgreSQL server to accept a connection (unless the URL sets connect_timeout).
 CONNECT_TIMEOUT = 10
+#: PostgreSQL connections kept per process, and more opened under load (then closed).
+POOL_SIZE, POOL_OVERFLOW = 8, 32
 
 DEFAULT_STATE_URL = "sqlite:///.meshcore/state.db"
 #: Fields whose values pass through secret redaction before they are stored.
@@ -78,6 +80,11 @@ class StateStore:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.RLock()
+        # SQLite has one writer at a time (every transaction begins IMMEDIATE): threads queue here, in
+        # order, rather than in SQLite's sleeping busy handler. PostgreSQL runs transactions side by side.
+        self._serial: AbstractContextManager[Any] = (
+            self._lock if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     # -- opening and schema ---------------------------------------------------
 
@@ -180,14 +187,15 @@ class StateStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction; commits on success. Serialised across threads.
+        """A transaction; commits on success. On SQLite, serialised across threads; on PostgreSQL,
+        concurrent (read-then-write methods lock what they change, see :meth:`_exclusive`).
 
         A broken database (damaged, read-only, unreachable) raises
         :class:`StateStoreError`; an :class:`IntegrityError` passes through for
         the caller to handle.
         """
         try:
-            with self._lock, self._sessions.begin() as s:
+            with self._serial, self._sessions.begin() as s:
                 yield s
         except IntegrityError:
             raise
@@ -727,6 +735,8 @@ def _engine(url: URL, where: str) -> Engine:
         if "connect_timeout" not in url.query:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         kwargs["pool_pre_ping"] = True
+        # one connection per tenant worker (concurrency up to 32 by default) without waiting
+        kwargs["pool_size"], kwargs["max_overflow"] = POOL_SIZE, POOL_OVERFLOW
     try:
         engine = create_engine(url, **kwargs)
     except Exception as exc:  # a missing driver or a bad option
