@@ -131,16 +131,46 @@ class Journal:
 
 
 class Resources:
-    """The resources table of one platform, seen from one tenant (or from the platform)."""
+    """The resources table of one platform, seen from one tenant (or from the platform).
+
+    The tenant's own resources are read in one query on first use and kept current with
+    this context's writes (a context lives for one tenant in one run, and only its tenant
+    records resources as its own), so observing a tenant costs one read, not one per kind.
+    """
 
     def __init__(self, backend: StateBackend, platform: str, tenant_key: str):
         self._backend = backend
         self._platform = platform
         self._tenant_key = tenant_key
+        self._lock = threading.Lock()
+        self._mine: list[Resource] | None = None
+
+    def _owned(self) -> list[Resource]:
+        with self._lock:
+            if self._mine is None:
+                self._mine = self._backend.resource_list(self._platform, None, self._tenant_key)
+            return self._mine
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._mine = None
+
+    def _replace(self, kind: str, key: str, recorded: Resource | None) -> None:
+        """Keep the tenant's resources current after a write of this context (``None``: no longer its own)."""
+        with self._lock:
+            if self._mine is None:
+                return
+            at = next((i for i, r in enumerate(self._mine) if (r.kind, r.key) == (kind, key)), None)
+            if at is None:  # a new row: the table lists it last
+                self._mine = [*self._mine, *((recorded,) if recorded is not None else ())]
+            else:  # an updated row keeps its place in the table's order
+                rest = self._mine[at + 1 :]
+                self._mine = [*self._mine[:at], *((recorded,) if recorded is not None else ()), *rest]
 
     def get(self, kind: str, key: str) -> Resource | None:
         """The recorded resource, or ``None`` if meshcore never recorded it as its own."""
-        return self._backend.resource_get(self._platform, kind, key)
+        found = next((r for r in self._owned() if r.kind == kind and r.key == key), None)
+        return found if found is not None else self._backend.resource_get(self._platform, kind, key)
 
     def put(
         self,
@@ -157,15 +187,28 @@ class Resources:
         resource recorded for another owner.
         """
         owner = "" if shared else self._tenant_key
-        return self._backend.resource_put(self._platform, kind, key, cloud_id, owner, dict(data or {}))
+        try:
+            recorded = self._backend.resource_put(
+                self._platform, kind, key, cloud_id, owner, dict(data or {})
+            )
+        except BaseException:
+            self._forget()
+            raise
+        self._replace(kind, key, recorded if recorded.owner == self._tenant_key else None)
+        return recorded
 
     def remove(self, kind: str, key: str) -> None:
         """Forget a resource after it was deleted in the cloud."""
-        self._backend.resource_remove(self._platform, kind, key)
+        try:
+            self._backend.resource_remove(self._platform, kind, key)
+        except BaseException:
+            self._forget()
+            raise
+        self._replace(kind, key, None)
 
     def owned(self, kind: str | None = None) -> list[Resource]:
         """Resources of this context's tenant (of one kind, or all)."""
-        return self._backend.resource_list(self._platform, kind, self._tenant_key)
+        return [r for r in self._owned() if kind is None or r.kind == kind]
 
     def all(self, kind: str) -> list[Resource]:
         """Every recorded resource of one kind on the platform, whoever owns it."""

@@ -425,6 +425,7 @@ class Reconciler:
             item.status, item.message = "skipped", task.note
             return item
         ctx = contexts[task.tenant.platform_id].for_tenant(task.key, task.tenant.platform_tenant_id)
+        row: TenantRow | None = None
         try:
             row, tenant = self._enter_lifecycle(task, item)
             platform_problem = broken.get(tenant.platform_id, "")
@@ -435,11 +436,13 @@ class Reconciler:
             item.status, item.message = "failed", redact(str(exc))
         except Exception as exc:  # a core bug must not stop the other tenants either
             item.status, item.message = "failed", redact(f"internal error: {type(exc).__name__}: {exc}")
-        current = self.store.find_tenant(
-            task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
-        )
-        if current is not None:
-            self.store.update_tenant(current.id, last_error=item.message if item.status == "failed" else "")
+        if row is None:  # the lifecycle step failed: its row may exist or not
+            row = self.store.find_tenant(
+                task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
+            )
+        error = item.message if item.status == "failed" else ""
+        if row is not None and (row.last_error or "") != error:  # nothing written for a tenant that stays ok
+            self.store.update_tenant(row.id, last_error=error)
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
         return item
 

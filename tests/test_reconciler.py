@@ -493,3 +493,50 @@ def test_landing_zone_change_moves_the_tenant(setup, base_config, state_store):
     assert by_key(rec2.apply())["ws1/p1@demo"].status == "changed"
     assert cloud.tenants[tid]["folder"] == "/prod" and cloud.tenants[tid]["guardrails"] == ["g1", "g2"]
     assert next(t for t in state_store.tenants() if t.key == "ws1/p1@demo").landing_zone == "prod"
+
+
+#: State-store transactions an unchanged tenant costs on a no-op apply (marginal): its own resources in one
+#: read, no step, its row not rewritten. A change that adds a transaction per tenant fails here.
+NOOP_TRANSACTIONS_PER_TENANT = 1
+
+
+def test_state_store_transactions_per_unchanged_tenant(setup, state_store, base_config, monkeypatch):
+    """Marginal transactions of 10 more unchanged tenants (counted, not timed: the store's cost per tenant)."""
+    import copy
+
+    count = {"n": 0}
+    session = type(state_store).session
+
+    def counted(self):
+        count["n"] += 1
+        return session(self)
+
+    def grown(n):
+        cfg = copy.deepcopy(base_config)
+        cfg["workspaces"].append(
+            {
+                "id": "more",
+                "projects": [
+                    {
+                        "id": f"m{i}",
+                        "bindings": [{"user": "alice", "role": "admin"}],
+                        "tenants": [{"platform": "demo", "landing_zone": "sandbox"}],
+                    }
+                    for i in range(n)
+                ],
+            }
+        )
+        return cfg
+
+    per_run = {}
+    for n in (0, 10):
+        rec, _cloud = setup(grown(n))
+        assert not rec.apply().failed
+        monkeypatch.setattr(type(state_store), "session", counted)
+        count["n"] = 0
+        report = rec.apply()
+        monkeypatch.setattr(type(state_store), "session", session)
+        assert {i.status for i in report.tenants} == {"ok"}
+        per_run[n] = count["n"]
+    marginal = (per_run[10] - per_run[0]) / 10
+    assert marginal <= NOOP_TRANSACTIONS_PER_TENANT, per_run

@@ -136,3 +136,32 @@ def test_members_read_per_user_when_users_are_fewer_than_groups(world, sso, acce
     assert all(not t.actions for k, t in plan.items() if k != "ws9/n7@aws")
     world.reconciler(grown).apply()
     assert sso.members("meshcore-ws9-n7-admin") == ["alice"]
+
+
+#: State-store transactions an unchanged AWS tenant costs (marginal): its own resources read once for every
+#: kind the plugin asks about, and one lookup of a resource it does not have (its refused member access).
+NOOP_TENANT_TRANSACTIONS = 2
+
+
+def test_state_store_transactions_per_unchanged_tenant(world, sso, access_config, monkeypatch):
+    access_config["settings"] = {"concurrency": 1}
+    store_type = type(world.store)
+    session = store_type.session
+    count = {"n": 0}
+
+    def counted(self):
+        count["n"] += 1
+        return session(self)
+
+    per_run = {}
+    for n in (0, 4):
+        cfg = more_projects(access_config, n)
+        assert not world.reconciler(cfg).apply().failed
+        monkeypatch.setattr(store_type, "session", counted)
+        count["n"] = 0
+        world.reconciler(cfg).apply()
+        monkeypatch.setattr(store_type, "session", session)
+        per_run[n] = count["n"]
+    marginal = (per_run[4] - per_run[0]) / 4
+    print(f"{marginal} transactions per unchanged tenant {per_run}")
+    assert marginal <= NOOP_TENANT_TRANSACTIONS, per_run
