@@ -81,6 +81,9 @@ def configure(level: str = "warning", fmt: str = "text") -> None:
     global _handler
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+    from meshcore.redaction import install_log_redaction
+
+    install_log_redaction()
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)

@@ -75,12 +75,21 @@ def runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+#: Apply leases this process holds right now (a lease of this process not among them was left behind).
+_HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()
+
+
 def _holder_is_dead(holder: str) -> bool:
-    """True when ``holder`` names a process on this host that no longer exists."""
+    """True when ``holder`` names a process on this host that no longer exists, or this process when
+    it no longer holds it (its release failed, e.g. the database was unreachable at that moment)."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        with _HELD_LOCK:
+            return holder not in _HELD
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -314,11 +323,18 @@ class Reconciler:
 
         t = threading.Thread(target=renew, daemon=True, name="meshcore-lease")
         t.start()
+        with _HELD_LOCK:
+            _HELD.add(holder)
         try:
             yield holder
         finally:
             stop.set()
-            self.store.release_lease(LEASE_NAME, holder)
+            with _HELD_LOCK:
+                _HELD.discard(holder)
+            try:
+                self.store.release_lease(LEASE_NAME, holder)
+            except MeshcoreError as exc:  # this process takes it back at once; others when it expires
+                log.warning("could not release the apply lease: %s", exc)
 
     def apply(self, *, wait: float = 0.0, allow_deletions: int = 0) -> Report:
         """Run every platform's and tenant's actions; refusals raise before any change."""

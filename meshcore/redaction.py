@@ -17,6 +17,16 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _compiled: re.Pattern[str] | None = None
 _factory_installed = False
+#: Credentials that libraries print at their debug level under well-known names (temporary cloud
+#: credentials in an STS answer, a session token header, a password field): the value is masked in
+#: every log record, registered or not. XML elements, then ``name: value`` / ``name=value`` forms.
+_CREDENTIAL_NAMES = (
+    r"SecretAccessKey|SessionToken|aws_secret_access_key|aws_session_token|X-Amz-Security-Token|password"
+)
+_CREDENTIAL_XML = re.compile(rf"<({_CREDENTIAL_NAMES})>[^<]*</\1>", re.IGNORECASE)
+_CREDENTIAL_FIELD = re.compile(
+    rf"""(["']?\b(?:{_CREDENTIAL_NAMES})\b["']?\s*[:=]\s*b?["']?)([^"'\s,;}}&]+)""", re.IGNORECASE
+)
 
 
 def register_secret(value: str | None) -> None:
@@ -42,17 +52,29 @@ def _install_log_redaction() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        if _secrets:
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed record is the logging call's problem, not ours
-                return record
-            cleaned = redact(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, ()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging call's problem, not ours
+            return record
+        cleaned = mask_credentials(redact(message))
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
         return record
 
     logging.setLogRecordFactory(factory)
+
+
+def install_log_redaction() -> None:
+    """Redact every log record from now on (called when logging is configured)."""
+    _install_log_redaction()
+
+
+def mask_credentials(text: str) -> str:
+    """Mask the values of well-known credential fields (see ``_CREDENTIAL_NAMES``) in ``text``."""
+    if not text:
+        return text
+    text = _CREDENTIAL_XML.sub(lambda m: f"<{m.group(1)}>***</{m.group(1)}>", text)
+    return _CREDENTIAL_FIELD.sub(lambda m: f"{m.group(1)}***", text)
 
 
 def _pattern() -> re.Pattern[str] | None:

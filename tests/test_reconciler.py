@@ -540,3 +540,27 @@ def test_state_store_transactions_per_unchanged_tenant(setup, state_store, base_
         per_run[n] = count["n"]
     marginal = (per_run[10] - per_run[0]) / 10
     assert marginal <= NOOP_TRANSACTIONS_PER_TENANT, per_run
+
+
+def test_a_lease_left_behind_by_a_failed_release_is_taken_back_by_its_own_process(
+    setup, state_store, monkeypatch
+):
+    """The database was unreachable as the run ended, so the release failed: the next run of this process
+    takes its own leftover lease back at once instead of waiting for it to expire."""
+    from meshcore.errors import StateStoreError
+
+    rec, _cloud = setup()
+    release = type(state_store).release_lease
+
+    def unreachable(self, name, holder):
+        raise StateStoreError("cannot use state store: connection refused")
+
+    monkeypatch.setattr(type(state_store), "release_lease", unreachable)
+    assert not rec.apply().failed
+    left = state_store.lease_holder("apply")
+    assert left is not None, "the lease stays behind when its release fails"
+    monkeypatch.setattr(type(state_store), "release_lease", release)
+    second = rec.apply()
+    assert {i.status for i in second.tenants} == {"ok"}
+    assert state_store.lease_holder("apply") is None
+    assert any(a.action == "lease.taken_over" for a in state_store.audit_trail())

@@ -69,6 +69,20 @@ def test_an_unreachable_server_is_exit_5_and_the_password_never_printed():
     assert "check that the PostgreSQL server runs" in result.output
 
 
+def test_a_password_given_as_a_query_option_is_never_printed_either():
+    """libpq also takes the password as ``?password=``: hidden the same way (no server needed)."""
+    url = f"postgresql+psycopg://meshcore@127.0.0.1:{_closed_port()}/meshcore?password={PASSWORD}"
+    _refused(url, ["status"], ["-vv", "history"])
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_libpq_url_schemes_mean_the_psycopg_driver(scheme):
+    url = f"{scheme}://meshcore:{PASSWORD}@127.0.0.1:{_closed_port()}/meshcore"
+    result = CliRunner().invoke(app, ["status", "--state", url])
+    assert result.exit_code == 5 and "is not supported" not in result.output, result.output
+    assert "check that the PostgreSQL server runs" in result.output and PASSWORD not in result.output
+
+
 def test_a_missing_database_is_exit_5_saying_to_create_it():
     server = make_url(postgres_server_url())
     url = server.set(database="meshcore_no_such_database").render_as_string(hide_password=False)

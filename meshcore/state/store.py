@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -67,10 +68,14 @@ _MIGRATION_LOCK = 0x6D657368636F7265
 
 
 def normalize_url(url: str) -> str:
-    """Accept a plain file path as well as a SQLAlchemy URL."""
-    if "://" in url:
-        return url
-    return f"sqlite:///{url}"
+    """Accept a plain file path as well as a SQLAlchemy URL; ``postgres://`` and ``postgresql://``
+    (libpq's forms) mean the psycopg driver meshcore ships with."""
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    for alias in ("postgres://", "postgresql://"):
+        if url.startswith(alias):
+            return "postgresql+psycopg://" + url[len(alias) :]
+    return url
 
 
 class StateStore:
@@ -103,8 +108,9 @@ class StateStore:
         """
         url = normalize_url(url)
         parsed = _parse_url(url)
-        if parsed.password:
-            register_secret(str(parsed.password))  # never in a message, a log record or the state
+        for password in (parsed.password, parsed.query.get("password")):
+            if password:  # never in a message, a log record or the state
+                register_secret(str(password))
         path = sqlite_file(url)
         where = str(path) if path is not None else _safe_url(url)
         if path is not None and not path.exists():
@@ -702,9 +708,10 @@ def sqlite_file(url: str) -> Path | None:
 def _safe_url(url: str | URL) -> str:
     """A URL fit for a message: the password hidden."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        rendered = make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL has no password we could find either
         return "the given URL"
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", rendered)  # libpq's password=... query option
 
 
 def _parse_url(url: str) -> URL:
@@ -758,7 +765,8 @@ def _driver_hint(exc: Exception) -> str:
 def _scrub(message: str, url: URL | str) -> str:
     """``message`` without the URL's password (drivers may quote a connection string)."""
     try:
-        password = make_url(url).password
+        parsed = make_url(url)
+        password = parsed.password or parsed.query.get("password")
     except Exception:
         return message
     # as secret redaction does, a password shorter than 4 characters is left alone (it would mangle the text)

@@ -421,7 +421,7 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
             ) from None
         raise
     entry.record_operation(status["Id"])
-    return _await_creation(run, tenant, want, ctx, entry, status)
+    return _await_creation(run, tenant, want, ctx, entry, status, sent_here=True)
 
 
 class CreationWatch:
@@ -466,7 +466,9 @@ def _await_creation(
     ctx: HookContext,
     entry: JournalEntry,
     status: dict[str, Any] | None = None,
+    sent_here: bool = False,
 ) -> ActionResult:
+    """Poll a creation request until it ends. ``sent_here``: this process sent it with ``want``'s e-mail."""
     interval = run.cfg.poll_interval_seconds
     polls = poll_count(run.cfg.create_wait_seconds, interval)
     seen = 0
@@ -481,7 +483,7 @@ def _await_creation(
         assert status is not None
         state = status["State"]
         if state == "SUCCEEDED":
-            return _created(run, want, ctx, entry, status["AccountId"])
+            return _created(run, want, ctx, entry, status["AccountId"], sent_here)
         if state == "FAILED":
             return _failed(run, tenant, want, ctx, entry, status.get("FailureReason", "UNKNOWN"))
         if attempt + 1 < polls:
@@ -492,8 +494,17 @@ def _await_creation(
     )
 
 
-def _created(run: AwsRun, want: Desired, ctx: HookContext, entry: JournalEntry, aid: str) -> ActionResult:
-    account = run.org.account(aid, refresh=True)
+def _created(
+    run: AwsRun, want: Desired, ctx: HookContext, entry: JournalEntry, aid: str, sent_here: bool = False
+) -> ActionResult:
+    """Adopt the account a request created. A request found again after a crash (by name, see
+    ``ListCreateAccountStatus``) is checked against the account's e-mail first; one this process sent is known:
+    AWS created it with the name and e-mail of the call, so it is not read back."""
+    account = (
+        {"Id": aid, "Name": want.name, "Email": want.email, "State": "ACTIVE"}
+        if sent_here
+        else run.org.account(aid, refresh=True)
+    )
     if account is None:
         raise PlatformError(f"CreateAccount {entry.operation_id} succeeded but account {aid} is not listed")
     if str(account.get("Email", "")).lower() != want.email.lower():
