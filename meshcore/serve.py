@@ -36,6 +36,7 @@ from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
 from meshcore.redaction import redact
 from meshcore.state import StateStore
+from meshcore.state.store import sqlite_file
 from meshcore.state.tables import utcnow
 from meshcore.views import runs_data, status_data, to_json
 
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:9464"
 #: A failed cost collection is tried again after this many seconds (or --costs-interval, if shorter).
 COSTS_RETRY_SECONDS = 3600
+#: A config file changed less than this many seconds ago is read again after this long, and used only
+#: if it did not change meanwhile (an editor or a copy still writing it must not mark tenants for deletion).
+SETTLE_SECONDS = 2.0
+#: Seconds an HTTP connection may stay idle before the service closes it.
+HTTP_IDLE_SECONDS = 30
 #: How many runs ``/runs`` returns by default, and at most.
 RUNS_DEFAULT, RUNS_MAX = 10, 1000
 
@@ -100,6 +106,8 @@ class Service:
         self.stop = threading.Event()
         self._config = Check(False, "not read yet")
         self._next_costs = time.monotonic()
+        self._store_file = sqlite_file(str(store.engine.url))
+        self._store_identity = _identity(self._store_file) if self._store_file is not None else None
         self._thread = threading.Thread(target=self._loop, name="meshcore-serve", daemon=True)
 
     # -- the loop -------------------------------------------------------------------
@@ -124,6 +132,11 @@ class Service:
 
     def cycle(self) -> None:
         """Read the config, reconcile and, when due, collect costs."""
+        state = self._state_check()
+        if not state.ok:  # e.g. the store's file was removed: what this cycle did would be lost
+            log.error("state store not usable, nothing applied: %s", state.message)
+            self.metrics.run_finished("error", None)
+            return
         loaded = self._load()
         if loaded is None:
             self.metrics.run_finished("invalid_config", None)
@@ -135,6 +148,10 @@ class Service:
             self._next_costs = time.monotonic() + wait
 
     def _load(self) -> LoadedConfig | None:
+        if not self._settled():
+            self._config = Check(False, f"{self.config_path} is being written; read again next cycle")
+            log.warning("config %s changed while it was read; nothing applied this cycle", self.config_path)
+            return None
         try:
             loaded = load_config(self.config_path, self.registry)
         except ConfigError as exc:
@@ -147,6 +164,25 @@ class Service:
             return loaded
         log.error("config %s is invalid, nothing applied: %s", self.config_path, self._config.message)
         return None
+
+    def _settled(self) -> bool:
+        """Whether the config file is not being written: unchanged for :data:`SETTLE_SECONDS`."""
+        try:
+            before = self.config_path.stat()
+        except OSError:
+            return True  # load_config says what is wrong
+        if time.time() - before.st_mtime >= SETTLE_SECONDS:
+            return True
+        self.stop.wait(SETTLE_SECONDS)
+        try:
+            after = self.config_path.stat()
+        except OSError:
+            return False
+        return (after.st_mtime_ns, after.st_size, after.st_ino) == (
+            before.st_mtime_ns,
+            before.st_size,
+            before.st_ino,
+        )
 
     def _reconcile(self, loaded: LoadedConfig) -> None:
         started = time.perf_counter()
@@ -168,7 +204,8 @@ class Service:
             outcome = "error"
             log.exception("apply failed")
         self._observe_tenants(loaded)
-        self.metrics.run_finished(outcome, time.perf_counter() - started, report)
+        ran = report is not None  # a locked, refused or failed start is counted, not timed
+        self.metrics.run_finished(outcome, time.perf_counter() - started if ran else None, report)
 
     def _collect(self, loaded: LoadedConfig) -> bool:
         wanted = cost_months(loaded.document.settings.costs.finalize_after_days)
@@ -202,6 +239,12 @@ class Service:
         return not failed, body
 
     def _state_check(self) -> Check:
+        if self._store_file is not None and _identity(self._store_file) != self._store_identity:
+            return Check(
+                False,
+                f"the state file {self._store_file} was removed or replaced since the service opened it; "
+                "restart the service",
+            )
         try:
             self.store.runs(limit=1)
         except MeshcoreError as exc:
@@ -221,11 +264,21 @@ class Service:
         return Check(True, f"the last run that ended ok finished {age:.0f} s ago")
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode (``None``: it is gone)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class _Handler(BaseHTTPRequestHandler):
     """GET only; every answer but /metrics is JSON."""
 
     server: _Server
     server_version = "meshcore"
+    timeout = HTTP_IDLE_SECONDS  # an idle connection does not keep a thread forever
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -254,6 +307,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(405, {"error": f"{self.command} is not allowed: only GET"}, allow=True)
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _refuse
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The server's own errors (a malformed request, an unknown method) as JSON too."""
+        if code == 501:  # a method http.server does not know: the same answer as any other but GET
+            self._json(405, {"error": f"{self.command} is not allowed: only GET"}, allow=True)
+            return
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: answer in HTTP/1.0, with headers
+            self.request_version = "HTTP/1.0"
+        self._json(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
     def _json(self, status: int, body: Any, allow: bool = False) -> None:
         self._send(status, "application/json", (to_json(body) + "\n").encode(), allow)

@@ -393,7 +393,7 @@ def test_a_held_lease_or_a_refused_run_is_counted_and_the_next_cycle_runs(servic
         "invalid_config": 0,
         "error": 0,
     }
-    assert found[("meshcore_run_duration_seconds_count", ())] == 3
+    assert found[("meshcore_run_duration_seconds_count", ())] == 1  # only the run that ran is timed
 
 
 def test_cost_age_is_infinite_until_a_collection_and_absent_when_collection_is_off():
@@ -500,3 +500,67 @@ def test_stop_lets_the_step_in_flight_finish_and_starts_no_other_tenant(
     again = Reconciler(loaded, state_store, meshcore_registry, sleep=lambda _s: None).apply()
     assert not again.failed and {i.status for i in again.tenants} == {"changed"}, "the next run goes on"
     assert len(cloud.tenants) == 3
+
+
+# -- review findings: a config being written, a state file gone, the server's own errors ------------------
+
+
+def test_a_config_still_being_written_is_not_applied(service, monkeypatch):
+    """A file that changes while the service reads it (an editor, a copy in progress) is read again next
+    cycle: a half-written config must never mark the missing tenants for deletion."""
+    import meshcore.serve as serve_module
+
+    svc, _url, _clock = service
+    svc.cycle()
+    full = svc.config_path.read_text()
+    half = full[: full.index("workspaces:")] + "workspaces: []\n"
+    monkeypatch.setattr(serve_module, "SETTLE_SECONDS", 0.5)
+
+    def keep_writing(seconds):  # the writer finishes while the service waits for the file to settle
+        svc.config_path.write_text(full + "\n# done\n")
+        return False
+
+    svc.config_path.write_text(half)
+    monkeypatch.setattr(svc.stop, "wait", keep_writing)
+    svc.cycle()
+    ready, body = svc.readiness()
+    assert not ready and "is being written" in body["checks"]["config"]["message"]
+    assert {t.status for t in svc.store.tenants()} == {"ACTIVE"}, "nothing was marked for deletion"
+
+
+def test_a_removed_state_file_makes_the_service_unready_and_applies_nothing(service):
+    svc, url, _clock = service
+    svc.cycle()
+    runs = len(svc.store.runs(limit=100))
+    path = svc._store_file
+    assert path is not None
+    path.rename(path.with_name("moved.db"))
+    status, body = get(f"{url}/readyz")
+    assert status == 503 and "was removed or replaced" in json.loads(body)["checks"]["state"]["message"]
+    svc.cycle()
+    assert len(svc.store.runs(limit=100)) == runs, "no run was recorded into the moved file"
+
+
+def test_unknown_methods_and_malformed_requests_get_json(service):
+    _svc, url, _clock = service
+    host, port = url.removeprefix("http://").split(":")
+    for request, status in ((b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 405), (b"GARBAGE\r\n\r\n", 400)):
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(request)
+            answer = conn.makefile("rb").read().decode()
+        head, _, body = answer.partition("\r\n\r\n")
+        assert f" {status} " in head.splitlines()[0], answer
+        assert "application/json" in head and "error" in json.loads(body), answer
+
+
+def test_an_idle_connection_is_closed(service, monkeypatch):
+    from meshcore.serve import _Handler
+
+    monkeypatch.setattr(_Handler, "timeout", 0.5)
+    _svc, url, _clock = service
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+        started = time.monotonic()
+        assert conn.recv(100) == b"", "the server closed the connection"
+        assert time.monotonic() - started < 4

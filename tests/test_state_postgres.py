@@ -185,7 +185,7 @@ def test_without_the_driver_the_error_says_to_install_the_postgres_extra(monkeyp
     url = f"postgresql+psycopg://meshcore:{PASSWORD}@127.0.0.1:{_closed_port()}/meshcore"
     result = CliRunner().invoke(app, ["status", "--state", url])
     assert result.exit_code == 5, result.output
-    assert "pip install 'meshcore[postgres]'" in result.output and PASSWORD not in result.output
+    assert "pip install '.[postgres]'" in result.output and PASSWORD not in result.output
 
 
 @pytest.mark.parametrize("in_url", [False, True], ids=["default", "connect_timeout-in-url"])

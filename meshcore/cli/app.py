@@ -569,10 +569,14 @@ def serve(
     except UsageError as exc:
         service.store.close()
         raise _fail(str(exc), EXIT_CONFIG) from None
-    err.print(
-        f"meshcore serve: http://{listen}/ (healthz, readyz, metrics, status, runs); apply every {interval} s, "
-        + (f"costs every {costs_interval} s" if costs_interval else "no cost collection"),
-        highlight=False,
+    import logging
+
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    logging.getLogger("meshcore.serve").warning(  # a log record: JSON in --log-format json, hidden by -q
+        "serving http://%s/ (healthz, readyz, metrics, status, runs); apply every %s s, %s",
+        address,
+        interval,
+        f"costs every {costs_interval} s" if costs_interval else "no cost collection",
     )
     try:
         run(service, server)

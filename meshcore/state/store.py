@@ -758,7 +758,7 @@ def _engine(url: URL, where: str) -> Engine:
 
 def _driver_hint(exc: Exception) -> str:
     if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
-        return " (install the PostgreSQL driver: pip install 'meshcore[postgres]')"
+        return " (install the PostgreSQL driver: meshcore's postgres extra, e.g. pip install '.[postgres]' in a checkout)"
     return ""
 
 
