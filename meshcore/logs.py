@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
+from meshcore.redaction import redact
+
 RUN_ID: ContextVar[int | None] = ContextVar("meshcore_run_id", default=None)
 TENANT: ContextVar[str] = ContextVar("meshcore_tenant", default="")
 STEP: ContextVar[str] = ContextVar("meshcore_step", default="")
@@ -49,7 +51,7 @@ def scope(*, run_id: int | None = None, tenant: str | None = None, step: str | N
 
 class _Context(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        run_id, tenant, step = RUN_ID.get(), TENANT.get(), STEP.get()
+        run_id, tenant, step = RUN_ID.get(), redact(TENANT.get()), redact(STEP.get())
         where = " ".join(part for part in (f"run {run_id}" if run_id else "", tenant, step) if part)
         record.__dict__.update(run_id=run_id, tenant=tenant, step=step, where=f" [{where}]" if where else "")
         return True

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from meshcore.models import TenantStatus
+from meshcore.redaction import redact
 from meshcore.report import Item, Report
 from meshcore.telemetry import OUTCOMES as CALL_OUTCOMES
 
@@ -143,8 +144,8 @@ class ServiceMetrics:
             self._tenants, self._failing, self._pending, self._platforms = tenants, failing, pending, known
 
     def exposition(self) -> bytes:
-        """The metrics in Prometheus' text format."""
-        return generate_latest(self.registry)
+        """The metrics in Prometheus' text format, redacted (a label may hold an interpolated value)."""
+        return redact(generate_latest(self.registry).decode()).encode()
 
 
 class _State:

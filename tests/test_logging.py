@@ -62,3 +62,31 @@ def test_third_party_warnings_only_at_debug():
             [sys.executable, "-c", script, level], capture_output=True, text=True, check=True
         )
         assert ("does not model" in done.stderr) is shown, (level, done.stderr)
+
+
+def test_the_tenant_and_step_of_a_record_are_redacted_too():
+    import json as json_module
+    import logging
+
+    from meshcore import logs
+    from meshcore.redaction import clear_secrets, register_secret
+
+    register_secret("prodsecretplat")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.addFilter(logs._Context())
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        with logs.scope(run_id=1, tenant="ws/p@prodsecretplat", step="account on prodsecretplat"):
+            logging.getLogger("meshcore.test").warning("converging")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        clear_secrets()
+    assert records and "prodsecretplat" not in records[0]
+    assert json_module.loads(records[0])["tenant"] == "ws/p@***"

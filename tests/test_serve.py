@@ -564,3 +564,17 @@ def test_an_idle_connection_is_closed(service, monkeypatch):
         started = time.monotonic()
         assert conn.recv(100) == b"", "the server closed the connection"
         assert time.monotonic() - started < 4
+
+
+def test_metric_labels_are_redacted():
+    """A platform id interpolated from the environment is a secret like any other: never in /metrics."""
+    from meshcore.redaction import clear_secrets, register_secret
+
+    register_secret("prodsecretplat")
+    try:
+        metrics = ServiceMetrics()
+        metrics.cloud_call("prodsecretplat", "organizations.ListAccounts", "ok")
+        text = metrics.exposition().decode()
+        assert "prodsecretplat" not in text and 'platform="***"' in text
+    finally:
+        clear_secrets()

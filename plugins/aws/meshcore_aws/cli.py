@@ -33,14 +33,17 @@ def example_config() -> Path:
 
 @app.command()
 def sandbox(
-    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    port: int = typer.Option(5000, min=1, max=65535, help="Port on 127.0.0.1."),
     bootstrap: bool = typer.Option(True, help="Set up the organization, accounts, roles and users."),
 ) -> None:
     """Run a local AWS organization in the foreground (Ctrl-C stops it)."""
     from meshcore_aws.sandbox import Sandbox
 
     box = Sandbox(port=port)
-    endpoint = box.start()
+    try:
+        endpoint = box.start()
+    except OSError as exc:
+        _fail(2, str(exc))
     if bootstrap:
         box.bootstrap()
     console.print(f"[bold green]AWS sandbox running at {endpoint}[/]")
@@ -253,13 +256,22 @@ def init(
     except BotoCoreError as exc:  # a broken profile or config file
         _fail(1, f"cannot use the AWS credentials: {exc}")
     text = starter_config.render(found, platform_id, dt.datetime.now(dt.UTC).date())
+    # written beside the target and renamed over it: a failed write (a full disk) leaves nothing behind,
+    # and an existing file is replaced whole or not at all
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with out.open("w" if force else "x", encoding="utf-8") as handle:
+        with temporary.open("x", encoding="utf-8") as handle:
             handle.write(text)
+        if force:
+            os.replace(temporary, out)
+        else:
+            os.link(temporary, out)  # fails if it appeared meanwhile
     except FileExistsError:
         _fail(2, f"{out} exists; pass --force to overwrite it")
     except OSError as exc:
         _fail(2, f"cannot write {out}: {exc.strerror or exc}")
+    finally:
+        temporary.unlink(missing_ok=True)
     ic = found.identity_center
     console.print(
         f"wrote {out}: organization {found.organization_id}, {len(found.ous) - 1} OU(s), "

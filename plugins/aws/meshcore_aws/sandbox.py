@@ -64,10 +64,12 @@ class Sandbox:
         # The emulator's notes on resource types it does not model are not the user's problem.
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
-        if not self.port:
-            with socket.socket() as s:
-                s.bind((self.host, 0))
-                self.port = s.getsockname()[1]
+        with socket.socket() as s:  # a port in use is an error now, not a server that never answers
+            try:
+                s.bind((self.host, self.port or 0))
+            except OSError as exc:
+                raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
+            self.port = s.getsockname()[1]
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self._post("/moto-api/reset", b"")  # a fresh organization, even if this process ran one before

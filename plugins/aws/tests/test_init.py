@@ -232,6 +232,41 @@ def test_init_refuses_to_overwrite_unless_forced(run_init, tmp_path):
     assert yaml.safe_load((tmp_path / "meshcore.yaml").read_text())["version"] == 1
 
 
+def test_a_failed_write_leaves_the_old_file_whole_and_no_new_one(run_init, tmp_path, monkeypatch):
+    """A disk that fills up mid-write: the existing config is untouched, a new one is not created half-made."""
+    import pathlib
+
+    real_open = pathlib.Path.open
+
+    class FillsUp:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, text):
+            self.handle.write(text[:100])
+            raise OSError(28, "No space left on device")
+
+    def opened(self, mode="r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        return FillsUp(handle) if "x" in mode or "w" in mode else handle
+
+    (tmp_path / "meshcore.yaml").write_text("mine\n")
+    monkeypatch.setattr(pathlib.Path, "open", opened)
+    code, out = run_init("--force")
+    assert code == 2 and "No space left on device" in out
+    code, out = run_init("--out", "new.yaml")
+    monkeypatch.setattr(pathlib.Path, "open", real_open)
+    assert code == 2
+    assert (tmp_path / "meshcore.yaml").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meshcore.yaml"], "no half-made or temporary file"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -58,3 +58,21 @@ def test_demo_replicates_the_example_and_the_second_run_changes_nothing(monkeypa
     assert "payments/checkout-dev@aws" in out and "/Workloads/Dev" in out
     assert "meshcore-payments-checkout-prod-reader" in out and "ReadOnly @" in out
     assert ("Chargeback" in out and "FINAL" in out) or "PREVIEW" in out
+
+
+def test_sandbox_on_a_port_in_use_or_out_of_range_is_exit_2_at_once():
+    import socket
+
+    from typer.testing import CliRunner
+
+    from meshcore_aws.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["sandbox", "--port", str(port), "--no-bootstrap"])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output, result.output
+    for bad in ("70000", "0", "-5"):
+        result = CliRunner().invoke(app, ["sandbox", "--port", bad])
+        assert result.exit_code == 2 and "Traceback" not in result.output, (bad, result.output)
