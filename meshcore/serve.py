@@ -347,8 +347,10 @@ class _Server(ThreadingHTTPServer):
     service: Service
 
 
-def bind(host: str, port: int, service: Service) -> _Server:
-    """The HTTP server on ``host:port`` (not serving yet); :class:`UsageError` when it cannot listen there."""
+def bind(host: str, port: int, service: Service | None) -> _Server:
+    """The HTTP server on ``host:port`` (not serving yet); :class:`UsageError` when it cannot listen there.
+
+    ``service`` may be set afterwards (``server.service``), before :func:`run` starts serving."""
 
     class Server(_Server):
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -357,7 +359,8 @@ def bind(host: str, port: int, service: Service) -> _Server:
         server = Server((host, port), _Handler)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    server.service = service
+    if service is not None:
+        server.service = service
     return server
 
 

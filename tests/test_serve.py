@@ -218,6 +218,7 @@ def test_a_port_in_use_is_a_usage_error(tmp_path, write_config, base_config):
         )
     assert result.exit_code == 2, result.output
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert not (tmp_path / "state.db").exists(), "nothing is made before the options are checked"
 
 
 @pytest.mark.parametrize(

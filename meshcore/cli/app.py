@@ -556,19 +556,23 @@ def serve(
         host, port = parse_listen(listen)
     except UsageError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
-    service = Service(
-        config,
-        _store(state),
-        _registry(),
-        interval=interval,
-        costs_interval=costs_interval,
-        max_staleness=max_staleness or 3 * interval,
-    )
-    try:
-        server = bind(host, port, service)
+    try:  # the address first: a port in use is exit 2 before anything, the state store included, is made
+        server = bind(host, port, None)
     except UsageError as exc:
-        service.store.close()
         raise _fail(str(exc), EXIT_CONFIG) from None
+    try:
+        service = Service(
+            config,
+            _store(state),
+            _registry(),
+            interval=interval,
+            costs_interval=costs_interval,
+            max_staleness=max_staleness or 3 * interval,
+        )
+    except BaseException:
+        server.server_close()
+        raise
+    server.service = service
     import logging
 
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
