@@ -11,7 +11,12 @@ paused or cut off past its lease can no longer record anything for that tenant.
 
 :class:`SharedLimiter` is ``ctx.limiter`` across runners: at most ``limit``
 slots of a named budget are held at once by all runners together; each slot is a
-short lease, so a killed runner's slot frees itself when it expires.
+short lease, so a killed runner's slot frees itself when it expires. A slot taken
+while working on a tenant is handed out only after that tenant's lease was checked
+again: a runner that waited for a slot past its lease (paused, cut off) gets
+:class:`~meshcore.errors.FencedError` instead of making the call, so a call gated by
+the budget never starts after another runner took the tenant over (one already in
+flight is not undone).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -39,6 +45,20 @@ class Fence:
     token: int
 
 
+#: The lease the current thread works under (set by the reconciler around one tenant or platform).
+_working_under: ContextVar[Fence | None] = ContextVar("meshcore_fence", default=None)
+
+
+@contextmanager
+def working_under(fence: Fence) -> Iterator[None]:
+    """Mark the current thread as working under ``fence`` for the block (see :class:`SharedLimiter`)."""
+    token = _working_under.set(fence)
+    try:
+        yield
+    finally:
+        _working_under.reset(token)
+
+
 class LeaseBackend(Protocol):
     """The part of :class:`meshcore.state.StateStore` that leases and API budgets need."""
 
@@ -47,6 +67,7 @@ class LeaseBackend(Protocol):
     ) -> int | None: ...
     def renew_tenant_lease(self, fence: Fence, ttl_seconds: float) -> bool: ...
     def release_tenant_lease(self, fence: Fence) -> None: ...
+    def check_fence(self, fence: Fence) -> None: ...
     def limiter_acquire(self, name: str, limit: int, holder: str, ttl_seconds: float) -> int | None: ...
     def limiter_renew(self, name: str, slot: int, holder: str, ttl_seconds: float) -> bool: ...
     def limiter_release(self, name: str, slot: int, holder: str) -> None: ...
@@ -139,6 +160,13 @@ class SharedLimiter:
         holder = f"{self._sharing.holder}:{uuid.uuid4().hex[:8]}"
         while (slot := store.limiter_acquire(self.name, self.limit, holder, ttl)) is None:
             time.sleep(SLOT_POLL * (1 + random.random()))
+        fence = _working_under.get()
+        if fence is not None:
+            try:
+                store.check_fence(fence)  # waited past the tenant's lease: make no call for it
+            except BaseException:
+                store.limiter_release(self.name, slot, holder)
+                raise
         held = (slot, holder)
         self._sharing.renewer.add(
             (self.name, *held), lambda: store.limiter_renew(self.name, slot, holder, ttl)

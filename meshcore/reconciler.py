@@ -55,7 +55,7 @@ from meshcore.context import HookContext, RunCache
 from meshcore.desired import desired_tenants
 from meshcore.errors import FencedError, LockHeldError, MeshcoreError, PluginError, RefusedError
 from meshcore.execution import STOPPING, Confirmed, Outcome, execute, predict, step_name
-from meshcore.leases import Fence, Sharing
+from meshcore.leases import Fence, Sharing, working_under
 from meshcore.lifecycle import Lifecycle, Task, tasks
 from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
@@ -496,7 +496,8 @@ class Reconciler:
             with sharing.lease(f"platform:{platform.id}") as fence:
                 if fence is not None:
                     try:
-                        return self._apply_platform(platform, ctx.for_tenant("", fence=fence))
+                        with working_under(fence):
+                            return self._apply_platform(platform, ctx.for_tenant("", fence=fence))
                     except FencedError as exc:
                         return self._platform_elsewhere(platform, ctx, FENCED, redact(str(exc)))
             if time.monotonic() >= deadline or self._stopping():
@@ -543,7 +544,8 @@ class Reconciler:
                 return Item(task.key, lifecycle=task.lifecycle.value, status=ELSEWHERE, message=why)
             fresh = self._current(task)
             try:
-                return self._apply_one(fresh, contexts, confirmed, broken, fence)
+                with working_under(fence):
+                    return self._apply_one(fresh, contexts, confirmed, broken, fence)
             except FencedError as exc:
                 log.warning("lease lost: %s", exc)
                 return Item(

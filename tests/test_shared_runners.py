@@ -16,7 +16,7 @@ import pytest
 
 from meshcore.config import load_config
 from meshcore.errors import FencedError, LockHeldError
-from meshcore.leases import Fence, Sharing
+from meshcore.leases import Fence, Sharing, working_under
 from meshcore.reconciler import Reconciler
 from meshcore.state import StateStore
 from meshcore.state.tables import utcnow
@@ -247,3 +247,24 @@ def test_single_and_shared_runners_never_apply_one_state_together(
     )
     with pytest.raises(LockHeldError, match="shared mode"):
         single.apply()
+
+
+def test_a_runner_that_waited_for_a_slot_past_its_lease_makes_no_call(state_store, other):
+    """The budget's slot is handed out only while the tenant's lease still holds (else no cloud call)."""
+    token = state_store.acquire_tenant_lease(KEY, "runner-a", 0.3)
+    assert token is not None
+    sharing = Sharing(state_store, "runner-a", 30)
+    limiter = sharing.limiter("demo/org-writes", 1)
+    try:
+        with working_under(Fence(KEY, "runner-a", token)):
+            with limiter:
+                pass  # in time: the call is made
+            time.sleep(0.4)  # waited (paused) past the lease; another runner takes the tenant
+            assert other.acquire_tenant_lease(KEY, "runner-b", 30) == token + 1
+            calls = 0
+            with pytest.raises(FencedError), limiter:
+                calls += 1
+        assert calls == 0
+        assert other.limiter_acquire("demo/org-writes", 1, "runner-b", 30) == 0, "the slot was not given back"
+    finally:
+        sharing.close()

@@ -813,6 +813,11 @@ class StateStore:
                 .values(expires_at=now, released_at=now)
             )
 
+    def check_fence(self, fence: Fence) -> None:
+        """Raise :class:`FencedError` unless the lease of ``fence`` is still held by its holder and token."""
+        with self.session() as s:
+            self._check_fence(s, fence)
+
     def tenant_lease(self, key: str) -> TenantLeaseRow | None:
         with self.session() as s:
             return s.get(TenantLeaseRow, key)
