@@ -102,7 +102,9 @@ def test_racing_runners_take_a_lease_once_and_each_acquisition_raises_the_token(
         for round_ in range(3):
             with ThreadPoolExecutor(4) as pool:
                 got = list(
-                    pool.map(lambda i: stores[i].acquire_tenant_lease(KEY, f"r{round_}-{i}", 30), range(4))
+                    pool.map(
+                        lambda i, r=round_: stores[i].acquire_tenant_lease(KEY, f"r{r}-{i}", 30), range(4)
+                    )
                 )
             winners = [(i, t) for i, t in enumerate(got) if t is not None]
             assert len(winners) == 1, got

@@ -40,6 +40,8 @@ LEASE_SECONDS = 3
 EMAIL = "aws+{workspace}-{project}@example.com"
 #: How long the runners get to converge every tenant after the kill (seconds).
 CONVERGE_WITHIN = 90
+#: Each runner reconciles every second, collects no costs.
+SERVE = ("--interval", "1", "--costs-interval", "0")
 
 
 @contextmanager
@@ -119,10 +121,11 @@ def _config(path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
+def _listen() -> str:
+    """--listen on a free port of this host."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return f"--listen=127.0.0.1:{s.getsockname()[1]}"
 
 
 def _meshcore(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -171,8 +174,7 @@ def test_three_shared_runners_one_killed_one_paused_converge_every_tenant_once(
     logs = [open(tmp_path / f"runner-{i}.log", "w") for i in range(RUNNERS)]  # noqa: SIM115
     runners = [
         subprocess.Popen(
-            [sys.executable, "-m", "meshcore.cli.app", "serve", "-c", str(cfg), "--interval", "1"]
-            + ["--costs-interval", "0", "--listen", f"127.0.0.1:{_free_port()}"],
+            [sys.executable, "-m", "meshcore.cli.app", "serve", "-c", str(cfg), *SERVE, _listen()],
             cwd=tmp_path,
             env=env,
             stdout=logs[i],
