@@ -16,7 +16,9 @@ Plugins never touch the state store directly. They get:
 * ``ctx.limiter(name, limit)``: a per-platform semaphore (a context manager)
   capping calls in flight across the tenants reconciled in parallel; with
   ``settings.runners: shared`` it is held in the state store and caps the calls
-  in flight of all runners together;
+  in flight of all runners together (a slot a killed runner held frees itself
+  when its lease expires; a slot is handed out only while the tenant's lease
+  still holds, else :class:`~meshcore.errors.FencedError` and no call);
 * ``ctx.owner_of(id)``: which tenant, live or deleted, owns a platform tenant id;
 * ``ctx.platform_tenant_id``: the tenant's id as the core knows it *now*
   (inside action ``run`` closures: set by the action that created it);
@@ -380,8 +382,7 @@ class HookContext:
         return ctx
 
     def limiter(self, name: str, limit: int) -> AbstractContextManager[Any]:
-        """A semaphore (use it as ``with ctx.limiter(name, n):``) shared by every tenant of this platform in
-        this run; with shared runners, by every runner of the state (held in the state store)."""
+        """A semaphore (``with ctx.limiter(name, n):``) shared by this platform's tenants, and by every shared runner."""
         with self._limiters_lock:
             sem = self._limiters.get(name)
             if sem is None:
