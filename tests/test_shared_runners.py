@@ -167,18 +167,19 @@ def test_a_slot_of_a_killed_runner_frees_itself_when_its_lease_expires(state_sto
 
 @pytest.fixture
 def shared(write_config, meshcore_registry, state_store, store_url, fake_plugin, base_config):
-    """make(store) -> a reconciler in shared mode on ``store``; the fake cloud is shared by all."""
-    base_config["settings"] = {"runners": "shared", "lease_seconds": 30}
-    loaded = load_config(write_config(base_config), meshcore_registry)
+    """make(store=None, lease_seconds=30) -> a reconciler in shared mode (on a store of its own unless
+    given); the fake cloud, ``make.cloud``, is shared by all."""
     opened: list[StateStore] = []
 
-    def make(store: StateStore | None = None) -> Reconciler:
+    def make(store: StateStore | None = None, lease_seconds: int = 30) -> Reconciler:
         if store is None:
             store = StateStore.open(store_url)
             opened.append(store)
+        base_config["settings"] = {"runners": "shared", "lease_seconds": lease_seconds}
+        loaded = load_config(write_config(base_config), meshcore_registry)
+        make.cloud = fake_plugin.cloud(loaded.platforms["demo"])  # type: ignore[attr-defined]
         return Reconciler(loaded, store, meshcore_registry, sleep=lambda _s: None)
 
-    make.cloud = fake_plugin.cloud(loaded.platforms["demo"])  # type: ignore[attr-defined]
     yield make
     for s in opened:
         s.close()
@@ -270,3 +271,21 @@ def test_a_runner_that_waited_for_a_slot_past_its_lease_makes_no_call(state_stor
         assert other.limiter_acquire("demo/org-writes", 1, "runner-b", 30) == 0, "the slot was not given back"
     finally:
         sharing.close()
+
+
+def test_while_another_runner_holds_the_platform_nothing_is_granted_before_its_guardrails(
+    shared, state_store, other
+):
+    """The platform's lease is held elsewhere past the wait: the platform is observed, not changed,
+    and tenants whose access requires its guardrails wait (in progress), granted nothing."""
+    assert other.acquire_tenant_lease("platform:demo", "another-runner", 60) is not None
+    rec = shared(state_store, lease_seconds=1)  # waits one second for the platform's lease
+    started = time.monotonic()
+    report = rec.apply()
+    assert time.monotonic() - started >= 1, "did not wait for the platform's lease"
+    platform = report.platforms[0]
+    assert platform.status == "elsewhere" and "another-runner" in platform.message
+    assert shared.cloud.folders == {}, "a runner without the platform's lease changed it"
+    assert not report.failed
+    assert {i.status for i in report.tenants} == {"in_progress"}
+    assert all(not t["access"] for t in shared.cloud.tenants.values()), "access granted before guardrails"
