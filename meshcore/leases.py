@@ -14,9 +14,9 @@ slots of a named budget are held at once by all runners together; each slot is a
 short lease, so a killed runner's slot frees itself when it expires. A slot taken
 while working on a tenant is handed out only after that tenant's lease was checked
 again: a runner that waited for a slot past its lease (paused, cut off) gets
-:class:`~meshcore.errors.FencedError` instead of making the call, so a call gated by
-the budget never starts after another runner took the tenant over (one already in
-flight is not undone).
+:class:`~meshcore.errors.FencedError` instead of making the call. Only a call already in
+flight, or sent in the instant between that check and the request, can still reach the
+cloud after the lease was lost; it is not undone (such calls are idempotent or journaled).
 """
 
 from __future__ import annotations

@@ -346,14 +346,89 @@ class Reconciler:
         One runner at a time under the apply lease, or, with ``settings.runners:
         shared``, alongside other runners under a lease per tenant and platform.
         """
+        with self._runners(wait) as sharing:
+            started = utcnow()  # shared: a tenant another runner finishes after this is its, for this round
+            work, recorded = self._tasks()
+            self._refusals(work, recorded, allow_deletions)
+            run = self.store.start_run("apply", sharing.holder if sharing else runner_id())
+            report = Report(run.id, "apply")
+            contexts = self._contexts(run.id, sharing)
+            confirmed: dict[str, Confirmed] = {}
+            broken: dict[str, str] = {}
+            self._identities = {}
+            for pid, platform in self.config.platforms.items():
+                try:
+                    self._identity(platform, contexts[pid], record=True)
+                except RefusedError as exc:
+                    self.store.finish_run(run.id, "refused", {"refused": str(exc)})
+                    raise
+                except MeshcoreError as exc:
+                    broken[pid] = redact(str(exc))
+            for pid, platform in self.config.platforms.items():
+                if pid in broken:
+                    report.items.append(Item(f"platform:{pid}", "platform", "shared", "failed", broken[pid]))
+                    continue
+                if self._stopping():
+                    report.items.append(Item(f"platform:{pid}", "platform", "shared", NOT_RUN, STOPPING))
+                    continue
+                with logs.scope(run_id=run.id, tenant=f"platform:{pid}"):
+                    if sharing is None:
+                        item, keys = self._apply_platform(platform, contexts[pid])
+                    else:
+                        item, keys = self._apply_platform_leased(platform, contexts[pid], sharing)
+                confirmed[pid] = keys
+                if item.status == "failed" and not item.actions:
+                    broken[pid] = item.message
+                if (
+                    item.actions
+                    or item.status in ("failed", FENCED)
+                    or (item.status == ELSEWHERE and item.message)
+                ):
+                    report.items.append(item)
+
+            def one(task: Task) -> Item:
+                if self._stopping():  # never started: nothing of it is applied, nothing failed
+                    return Item(task.key, lifecycle=task.lifecycle.value, status=NOT_RUN, message=STOPPING)
+                with logs.scope(run_id=run.id, tenant=task.key):
+                    if sharing is None or task.tenant is None:
+                        item = self._apply_one(task, contexts, confirmed, broken)
+                    else:
+                        item = self._apply_leased(task, contexts, confirmed, broken, sharing, started)
+                    if item.status == "failed":
+                        log.warning("%s failed: %s", task.lifecycle.value, item.message)
+                    elif item.status != "skipped":
+                        log.info("%s: %s", task.lifecycle.value, item.status)
+                if self.on_progress is not None:
+                    self.on_progress(item)
+                return item
+
+            with logs.scope(run_id=run.id):
+                log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
+            # Shared runners start at different tenants (fewer lease races); the report keeps the config's order.
+            order = work if sharing is None else random.sample(work, len(work))
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                done = {item.key: item for item in pool.map(one, order)}
+            report.items.extend(done[task.key] for task in work)
+            report.summary = _summary(report)
+            status = "failed" if report.failed else "stopped" if report.summary["not_run"] else "ok"
+            self.store.finish_run(run.id, status, report.summary)
+            with logs.scope(run_id=run.id):
+                log.info("apply finished: %s", report.summary)
+            return report
+
+    @contextmanager
+    def _runners(self, wait: float) -> Iterator[Sharing | None]:
+        """Single mode: hold the apply lease (none while shared runners work); yields ``None``.
+        Shared mode: yields this runner's :class:`Sharing` (none while a single-mode runner works)."""
         settings = self.config.document.settings
         if settings.runners == "shared":
             self._wait_for_single_runner(wait)
             sharing = Sharing(self.store, runner_id(), settings.lease_seconds)
             try:
-                return self._apply(allow_deletions, sharing)
+                yield sharing
             finally:
                 sharing.close()
+            return
         with self.lease(wait):
             live = self.store.live_tenant_leases()
             if live:
@@ -361,7 +436,7 @@ class Reconciler:
                     f"runners in shared mode ({live[0].holder}, ...) are applying this state: set "
                     "settings.runners: shared here too, or stop them"
                 )
-            return self._apply(allow_deletions, None)
+            yield None
 
     def _wait_for_single_runner(self, wait: float) -> None:
         """Shared mode: refuse (after waiting up to ``wait`` s) while a single-mode runner holds the apply lease."""
@@ -375,76 +450,6 @@ class Reconciler:
                     f"{held[1].isoformat(timespec='seconds')}; wait for it to finish or retry with --wait"
                 )
             self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
-
-    def _apply(self, allow_deletions: int, sharing: Sharing | None) -> Report:
-        started = utcnow()  # shared: a tenant another runner finishes after this is its, for this round
-        work, recorded = self._tasks()
-        self._refusals(work, recorded, allow_deletions)
-        run = self.store.start_run("apply", sharing.holder if sharing else runner_id())
-        report = Report(run.id, "apply")
-        contexts = self._contexts(run.id, sharing)
-        confirmed: dict[str, Confirmed] = {}
-        broken: dict[str, str] = {}
-        self._identities = {}
-        for pid, platform in self.config.platforms.items():
-            try:
-                self._identity(platform, contexts[pid], record=True)
-            except RefusedError as exc:
-                self.store.finish_run(run.id, "refused", {"refused": str(exc)})
-                raise
-            except MeshcoreError as exc:
-                broken[pid] = redact(str(exc))
-        for pid, platform in self.config.platforms.items():
-            if pid in broken:
-                report.items.append(Item(f"platform:{pid}", "platform", "shared", "failed", broken[pid]))
-                continue
-            if self._stopping():
-                report.items.append(Item(f"platform:{pid}", "platform", "shared", NOT_RUN, STOPPING))
-                continue
-            with logs.scope(run_id=run.id, tenant=f"platform:{pid}"):
-                if sharing is None:
-                    item, keys = self._apply_platform(platform, contexts[pid])
-                else:
-                    item, keys = self._apply_platform_leased(platform, contexts[pid], sharing)
-            confirmed[pid] = keys
-            if item.status == "failed" and not item.actions:
-                broken[pid] = item.message
-            if (
-                item.actions
-                or item.status in ("failed", FENCED)
-                or (item.status == ELSEWHERE and item.message)
-            ):
-                report.items.append(item)
-
-        def one(task: Task) -> Item:
-            if self._stopping():  # never started: nothing of it is applied, nothing failed
-                return Item(task.key, lifecycle=task.lifecycle.value, status=NOT_RUN, message=STOPPING)
-            with logs.scope(run_id=run.id, tenant=task.key):
-                if sharing is None or task.tenant is None:
-                    item = self._apply_one(task, contexts, confirmed, broken)
-                else:
-                    item = self._apply_leased(task, contexts, confirmed, broken, sharing, started)
-                if item.status == "failed":
-                    log.warning("%s failed: %s", task.lifecycle.value, item.message)
-                elif item.status != "skipped":
-                    log.info("%s: %s", task.lifecycle.value, item.status)
-            if self.on_progress is not None:
-                self.on_progress(item)
-            return item
-
-        with logs.scope(run_id=run.id):
-            log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
-        # Shared runners start at different tenants (fewer lease races); the report keeps the config's order.
-        order = work if sharing is None else random.sample(work, len(work))
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            done = {item.key: item for item in pool.map(one, order)}
-        report.items.extend(done[task.key] for task in work)
-        report.summary = _summary(report)
-        status = "failed" if report.failed else "stopped" if report.summary["not_run"] else "ok"
-        self.store.finish_run(run.id, status, report.summary)
-        with logs.scope(run_id=run.id):
-            log.info("apply finished: %s", report.summary)
-        return report
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
