@@ -36,7 +36,8 @@ from meshcore_aws.sandbox import Sandbox
 
 TENANTS = 60
 RUNNERS = 3
-LEASE_SECONDS = 3
+#: Short for the test, long enough that a runner starved of CPU on a busy machine keeps its leases.
+LEASE_SECONDS = 5
 EMAIL = "aws+{workspace}-{project}@example.com"
 #: How long the runners get to converge every tenant after the kill (seconds).
 CONVERGE_WITHIN = 90
@@ -223,7 +224,14 @@ def test_three_shared_runners_one_killed_one_paused_converge_every_tenant_once(
     # exactly one account per tenant
     accounts = sandbox.client("organizations").list_accounts()["Accounts"]
     by_email = Counter(a["Email"] for a in accounts if a["Email"].startswith("aws+ws-"))
-    assert len(by_email) == TENANTS and set(by_email.values()) == {1}, by_email.most_common(3)
+    twice = [email for email, n in by_email.items() if n > 1]
+    assert len(by_email) == TENANTS and not twice, [
+        (j.key, j.operation_id, j.status, j.created_at) for j in store.journal_entries() if j.key in twice
+    ] + [
+        (s.tenant_key, s.name, s.status, s.runner, s.token, s.message)
+        for s in store.steps()
+        if s.status == "failed"
+    ]
 
     # the leases the killed and the paused runner held were taken over with a larger token
     for key, token in held_by_killed + held_by_paused:
