@@ -13,12 +13,21 @@ Plugins never touch the state store directly. They get:
   tenants of a run and across runners;
 * ``ctx.cache``: a per-run, per-platform cache for bulk reads shared by all
   tenants (list the organization's accounts once, not once per tenant);
-* ``ctx.limiter(name, limit)``: a per-run, per-platform semaphore capping calls
-  in flight across the tenants reconciled in parallel;
+* ``ctx.limiter(name, limit)``: a per-platform semaphore (a context manager)
+  capping calls in flight across the tenants reconciled in parallel; with
+  ``settings.runners: shared`` it is held in the state store and caps the calls
+  in flight of all runners together (a slot a killed runner held frees itself
+  when its lease expires; a slot is handed out only while the tenant's lease
+  still holds, else :class:`~meshcore.errors.FencedError` and no call);
 * ``ctx.owner_of(id)``: which tenant, live or deleted, owns a platform tenant id;
 * ``ctx.platform_tenant_id``: the tenant's id as the core knows it *now*
   (inside action ``run`` closures: set by the action that created it);
 * ``ctx.sleep(seconds)``: the core's sleep, so tests can make waiting instant.
+
+With ``settings.runners: shared`` every state write a context makes (journal,
+resources, quota) carries the fence of the lease its tenant (or platform) is
+worked on under: once that lease is lost, the write raises
+:class:`~meshcore.errors.FencedError` and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -28,9 +37,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from meshcore.leases import Fence, Sharing
 from meshcore.redaction import redact
 
 T = TypeVar("T")
@@ -58,21 +69,109 @@ class StateBackend(Protocol):
     """The part of :class:`meshcore.state.StateStore` a context needs."""
 
     def journal_begin(
-        self, platform: str, tenant_key: str, kind: str, key: str, intent: dict[str, Any]
+        self,
+        platform: str,
+        tenant_key: str,
+        kind: str,
+        key: str,
+        intent: dict[str, Any],
+        *,
+        fence: Fence | None = None,
     ) -> Any: ...
     def journal_find(self, platform: str, kind: str, key: str) -> Any: ...
-    def journal_update(self, entry_id: int, **fields: Any) -> None: ...
+    def journal_update(self, entry_id: int, *, fence: Fence | None = None, **fields: Any) -> None: ...
     def owner_of(self, platform: str, platform_tenant_id: str) -> str | None: ...
     def resource_get(self, platform: str, kind: str, key: str) -> Resource | None: ...
     def resource_put(
-        self, platform: str, kind: str, key: str, cloud_id: str, owner: str, data: dict[str, Any]
+        self,
+        platform: str,
+        kind: str,
+        key: str,
+        cloud_id: str,
+        owner: str,
+        data: dict[str, Any],
+        *,
+        fence: Fence | None = None,
     ) -> Resource: ...
-    def resource_remove(self, platform: str, kind: str, key: str) -> None: ...
+    def resource_remove(self, platform: str, kind: str, key: str, *, fence: Fence | None = None) -> None: ...
     def resource_list(self, platform: str, kind: str | None, owner: str | None) -> list[Resource]: ...
     def quota_reserve(
-        self, platform: str, name: str, key: str, limit: int, window: dt.timedelta
+        self,
+        platform: str,
+        name: str,
+        key: str,
+        limit: int,
+        window: dt.timedelta,
+        *,
+        fence: Fence | None = None,
     ) -> tuple[bool, int]: ...
     def quota_used(self, platform: str, name: str, window: dt.timedelta) -> int: ...
+
+
+class FencedBackend:
+    """A backend whose every write carries ``fence`` (shared runners): refused once the lease is lost."""
+
+    def __init__(self, backend: StateBackend, fence: Fence):
+        self._backend = backend
+        self.fence = fence
+
+    def journal_begin(
+        self,
+        platform: str,
+        tenant_key: str,
+        kind: str,
+        key: str,
+        intent: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+    ) -> Any:
+        return self._backend.journal_begin(platform, tenant_key, kind, key, intent, fence=self.fence)
+
+    def journal_find(self, platform: str, kind: str, key: str) -> Any:
+        return self._backend.journal_find(platform, kind, key)
+
+    def journal_update(self, entry_id: int, *, fence: Fence | None = None, **fields: Any) -> None:
+        self._backend.journal_update(entry_id, fence=self.fence, **fields)
+
+    def owner_of(self, platform: str, platform_tenant_id: str) -> str | None:
+        return self._backend.owner_of(platform, platform_tenant_id)
+
+    def resource_get(self, platform: str, kind: str, key: str) -> Resource | None:
+        return self._backend.resource_get(platform, kind, key)
+
+    def resource_put(
+        self,
+        platform: str,
+        kind: str,
+        key: str,
+        cloud_id: str,
+        owner: str,
+        data: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+    ) -> Resource:
+        return self._backend.resource_put(platform, kind, key, cloud_id, owner, data, fence=self.fence)
+
+    def resource_remove(self, platform: str, kind: str, key: str, *, fence: Fence | None = None) -> None:
+        self._backend.resource_remove(platform, kind, key, fence=self.fence)
+
+    def resource_list(self, platform: str, kind: str | None, owner: str | None) -> list[Resource]:
+        return self._backend.resource_list(platform, kind, owner)
+
+    def quota_reserve(
+        self,
+        platform: str,
+        name: str,
+        key: str,
+        limit: int,
+        window: dt.timedelta,
+        *,
+        fence: Fence | None = None,
+    ) -> tuple[bool, int]:
+        return self._backend.quota_reserve(platform, name, key, limit, window, fence=self.fence)
+
+    def quota_used(self, platform: str, name: str, window: dt.timedelta) -> int:
+        return self._backend.quota_used(platform, name, window)
 
 
 class JournalEntry:
@@ -279,11 +378,20 @@ class HookContext:
         platform_id: str,
         run_id: int,
         cache: RunCache | None = None,
-        limiters: dict[str, threading.BoundedSemaphore] | None = None,
+        limiters: dict[str, AbstractContextManager[Any]] | None = None,
         tenant_key: str = "",
         platform_tenant_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        sharing: Sharing | None = None,
+        fence: Fence | None = None,
     ):
+        """``sharing``: this runner's part in a shared apply (limiters held in the state store);
+        ``fence``: the lease every state write of this context must still hold."""
+        self._store = backend
+        self.sharing = sharing
+        self.fence = fence
+        if fence is not None:
+            backend = FencedBackend(backend, fence)
         self._backend = backend
         self.platform_id = platform_id
         self.run_id = run_id
@@ -297,10 +405,12 @@ class HookContext:
         self.resources = Resources(backend, platform_id, tenant_key)
         self.log = logging.LoggerAdapter(log, {"platform": platform_id, "tenant": tenant_key})
 
-    def for_tenant(self, tenant_key: str, platform_tenant_id: str | None = None) -> HookContext:
-        """A context for one tenant sharing this one's cache and limiters."""
+    def for_tenant(
+        self, tenant_key: str, platform_tenant_id: str | None = None, *, fence: Fence | None = None
+    ) -> HookContext:
+        """A context for one tenant sharing this one's cache and limiters (its writes checked against ``fence``)."""
         ctx = HookContext(
-            backend=self._backend,
+            backend=self._store,
             platform_id=self.platform_id,
             run_id=self.run_id,
             cache=self.cache,
@@ -308,16 +418,22 @@ class HookContext:
             tenant_key=tenant_key,
             platform_tenant_id=platform_tenant_id,
             sleep=self._sleep,
+            sharing=self.sharing,
+            fence=fence,
         )
         ctx._limiters_lock = self._limiters_lock
         return ctx
 
-    def limiter(self, name: str, limit: int) -> threading.BoundedSemaphore:
-        """A semaphore shared by every tenant of this platform in this run (created on first use)."""
+    def limiter(self, name: str, limit: int) -> AbstractContextManager[Any]:
+        """A semaphore (``with ctx.limiter(name, n):``) shared by this platform's tenants, and by every shared runner."""
         with self._limiters_lock:
             sem = self._limiters.get(name)
             if sem is None:
-                sem = self._limiters[name] = threading.BoundedSemaphore(limit)
+                if self.sharing is not None:
+                    sem = self.sharing.limiter(f"{self.platform_id}/{name}", limit)
+                else:
+                    sem = threading.BoundedSemaphore(limit)
+                self._limiters[name] = sem
             return sem
 
     def quota(self, name: str) -> Quota:

@@ -80,3 +80,11 @@ class StateStoreError(MeshcoreError):
 
 class LockHeldError(MeshcoreError):
     """Another runner holds the state store's lease."""
+
+
+class FencedError(MeshcoreError):
+    """A runner in shared mode lost a lease (it expired, another runner took it): its write is refused.
+
+    Raised by the state store instead of recording anything for that tenant (or
+    platform); the runner stops working on it, the lease's new holder goes on.
+    """

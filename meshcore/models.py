@@ -192,6 +192,18 @@ class Settings(Frozen):
         "change, unless 'meshcore apply --allow-deletions N' allows at least that many.",
     )
     costs: CostSettings = CostSettings()
+    runners: Literal["single", "shared"] = Field(
+        default="single",
+        description="single: one runner applies the state at a time (the apply lease). shared: several "
+        "runners on one PostgreSQL state split the tenants, each tenant under a lease of its own.",
+    )
+    lease_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="shared runners: how long a tenant's, the platform's or an API-budget slot's lease lasts "
+        "unless renewed (renewed every third of it); a dead runner's tenants are taken over after it.",
+    )
 
 
 class ConfigDocument(Frozen):

@@ -14,6 +14,13 @@ would run:
 Tenants are independent: a failure in one never stops the others. A tenant
 whose deletion is approved is ``DELETED`` only once observing it again finds
 nothing left to do.
+
+With ``settings.runners: shared`` several runners apply one state at once (see
+:mod:`meshcore.leases`): there is no apply lease; each platform's shared work runs
+under a platform lease and each tenant under a lease of its own, and every state
+write for it is fenced by that lease's token. A tenant another runner holds, or
+already did in this round, is reported ``elsewhere``; one whose lease was lost
+mid-way is reported ``fenced``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -45,8 +53,9 @@ from meshcore.actions import (
 from meshcore.config import LoadedConfig
 from meshcore.context import HookContext, RunCache
 from meshcore.desired import desired_tenants
-from meshcore.errors import MeshcoreError, PluginError, RefusedError
+from meshcore.errors import FencedError, LockHeldError, MeshcoreError, PluginError, RefusedError
 from meshcore.execution import STOPPING, Confirmed, Outcome, execute, predict, step_name
+from meshcore.leases import Fence, Sharing, working_under
 from meshcore.lifecycle import Lifecycle, Task, tasks
 from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
@@ -61,6 +70,12 @@ log = logging.getLogger(__name__)
 
 #: The status of a tenant (or platform) an ``apply`` asked to stop did not start.
 NOT_RUN = "not_run"
+#: Shared runners: the status of a tenant (or platform) another runner holds, or already did in this round.
+ELSEWHERE = "elsewhere"
+#: Shared runners: the status of a tenant whose lease was lost mid-way (nothing more recorded for it).
+FENCED = "fenced"
+#: Shared runners: seconds between two attempts to take a platform lease another runner holds.
+PLATFORM_LEASE_POLL = 0.2
 LEASE_NAME = "apply"
 LEASE_TTL = 600.0
 #: (capability, hook) of the hooks that observe one tenant, in the order they are asked.
@@ -137,10 +152,15 @@ class Reconciler:
         recorded = self.store.tenants()
         return tasks(self.config, desired_tenants(self.config, self.today), recorded), recorded
 
-    def _contexts(self, run_id: int) -> dict[str, HookContext]:
+    def _contexts(self, run_id: int, sharing: Sharing | None = None) -> dict[str, HookContext]:
         return {
             pid: HookContext(
-                backend=self.store, platform_id=pid, run_id=run_id, cache=RunCache(), sleep=self.sleep
+                backend=self.store,
+                platform_id=pid,
+                run_id=run_id,
+                cache=RunCache(),
+                sleep=self.sleep,
+                sharing=sharing,
             )
             for pid in self.config.platforms
         }
@@ -337,13 +357,18 @@ class Reconciler:
                 log.warning("could not release the apply lease: %s", exc)
 
     def apply(self, *, wait: float = 0.0, allow_deletions: int = 0) -> Report:
-        """Run every platform's and tenant's actions; refusals raise before any change."""
-        with self.lease(wait):
+        """Run every platform's and tenant's actions; refusals raise before any change.
+
+        One runner at a time under the apply lease, or, with ``settings.runners:
+        shared``, alongside other runners under a lease per tenant and platform.
+        """
+        with self._runners(wait) as sharing:
+            started = utcnow()  # shared: a tenant another runner finishes after this is its, for this round
             work, recorded = self._tasks()
             self._refusals(work, recorded, allow_deletions)
-            run = self.store.start_run("apply", runner_id())
+            run = self.store.start_run("apply", sharing.holder if sharing else runner_id())
             report = Report(run.id, "apply")
-            contexts = self._contexts(run.id)
+            contexts = self._contexts(run.id, sharing)
             confirmed: dict[str, Confirmed] = {}
             broken: dict[str, str] = {}
             self._identities = {}
@@ -363,18 +388,28 @@ class Reconciler:
                     report.items.append(Item(f"platform:{pid}", "platform", "shared", NOT_RUN, STOPPING))
                     continue
                 with logs.scope(run_id=run.id, tenant=f"platform:{pid}"):
-                    item, keys = self._apply_platform(platform, contexts[pid])
+                    if sharing is None:
+                        item, keys = self._apply_platform(platform, contexts[pid])
+                    else:
+                        item, keys = self._apply_platform_leased(platform, contexts[pid], sharing)
                 confirmed[pid] = keys
                 if item.status == "failed" and not item.actions:
                     broken[pid] = item.message
-                if item.actions or item.status == "failed":
+                if (
+                    item.actions
+                    or item.status in ("failed", FENCED)
+                    or (item.status == ELSEWHERE and item.message)
+                ):
                     report.items.append(item)
 
             def one(task: Task) -> Item:
                 if self._stopping():  # never started: nothing of it is applied, nothing failed
                     return Item(task.key, lifecycle=task.lifecycle.value, status=NOT_RUN, message=STOPPING)
                 with logs.scope(run_id=run.id, tenant=task.key):
-                    item = self._apply_one(task, contexts, confirmed, broken)
+                    if sharing is None or task.tenant is None:
+                        item = self._apply_one(task, contexts, confirmed, broken)
+                    else:
+                        item = self._apply_leased(task, contexts, confirmed, broken, sharing, started)
                     if item.status == "failed":
                         log.warning("%s failed: %s", task.lifecycle.value, item.message)
                     elif item.status != "skipped":
@@ -385,14 +420,52 @@ class Reconciler:
 
             with logs.scope(run_id=run.id):
                 log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
+            # Shared runners start at different tenants (fewer lease races); the report keeps the config's order.
+            order = work if sharing is None else random.sample(work, len(work))
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                report.items.extend(pool.map(one, work))
+                done = {item.key: item for item in pool.map(one, order)}
+            report.items.extend(done[task.key] for task in work)
             report.summary = _summary(report)
             status = "failed" if report.failed else "stopped" if report.summary["not_run"] else "ok"
             self.store.finish_run(run.id, status, report.summary)
             with logs.scope(run_id=run.id):
                 log.info("apply finished: %s", report.summary)
             return report
+
+    @contextmanager
+    def _runners(self, wait: float) -> Iterator[Sharing | None]:
+        """Single mode: hold the apply lease (none while shared runners work); yields ``None``.
+        Shared mode: yields this runner's :class:`Sharing` (none while a single-mode runner works)."""
+        settings = self.config.document.settings
+        if settings.runners == "shared":
+            self._wait_for_single_runner(wait)
+            sharing = Sharing(self.store, runner_id(), settings.lease_seconds)
+            try:
+                yield sharing
+            finally:
+                sharing.close()
+            return
+        with self.lease(wait):
+            live = self.store.live_tenant_leases()
+            if live:
+                raise LockHeldError(
+                    f"runners in shared mode ({live[0].holder}, ...) are applying this state: set "
+                    "settings.runners: shared here too, or stop them"
+                )
+            yield None
+
+    def _wait_for_single_runner(self, wait: float) -> None:
+        """Shared mode: refuse (after waiting up to ``wait`` s) while a single-mode runner holds the apply lease."""
+        deadline = time.monotonic() + wait
+        while (held := self.store.lease_holder(LEASE_NAME)) and held[1] > utcnow():
+            if _holder_is_dead(held[0]):
+                return
+            if time.monotonic() >= deadline:
+                raise LockHeldError(
+                    f"a runner in single mode ({held[0]}) is applying this state until "
+                    f"{held[1].isoformat(timespec='seconds')}; wait for it to finish or retry with --wait"
+                )
+            self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -408,6 +481,7 @@ class Reconciler:
                 view.message or view.describe(),
                 started,
                 int((time.perf_counter() - t0) * 1000),
+                fence=ctx.fence,
             )
 
         return record
@@ -427,6 +501,89 @@ class Reconciler:
         item.message = outcome.first_problem()
         return item, keys
 
+    # -- shared runners -----------------------------------------------------------------
+
+    def _apply_platform_leased(
+        self, platform: PlatformSpec, ctx: HookContext, sharing: Sharing
+    ) -> tuple[Item, Confirmed]:
+        """The platform's shared actions under its lease; waits for another runner's (up to the lease time).
+
+        If another runner still holds it then (or this one loses it), the platform is only
+        observed: what is in place is confirmed; what it would put in place counts as in
+        progress, so tenants that require it wait for a later run (never granted early).
+        """
+        deadline = time.monotonic() + sharing.ttl
+        while True:
+            with sharing.lease(f"platform:{platform.id}") as fence:
+                if fence is not None:
+                    try:
+                        with working_under(fence):
+                            return self._apply_platform(platform, ctx.for_tenant("", fence=fence))
+                    except FencedError as exc:
+                        return self._platform_elsewhere(platform, ctx, FENCED, redact(str(exc)))
+            if time.monotonic() >= deadline or self._stopping():
+                holder = self.store.tenant_lease(f"platform:{platform.id}")
+                why = f"another runner ({holder.holder if holder else '?'}) holds the platform's lease"
+                return self._platform_elsewhere(platform, ctx, ELSEWHERE, why)
+            time.sleep(PLATFORM_LEASE_POLL)
+
+    def _platform_elsewhere(
+        self, platform: PlatformSpec, ctx: HookContext, status: str, why: str
+    ) -> tuple[Item, Confirmed]:
+        item = Item(f"platform:{platform.id}", scope="platform", lifecycle="shared", status=status)
+        try:
+            obs = self._observe_platform(platform, ctx)
+        except MeshcoreError as exc:
+            item.status, item.message = "failed", redact(str(exc))
+            return item, Confirmed()
+        keys = _confirmed_by(obs)
+        for action in obs.actions:
+            keys.pending[action.key] = f"{why}: observed, not changed by this runner"
+        item.message = f"{why}: observed, not changed" if obs.actions else ""
+        return item, keys
+
+    def _apply_leased(
+        self,
+        task: Task,
+        contexts: dict[str, HookContext],
+        confirmed: dict[str, Confirmed],
+        broken: dict[str, str],
+        sharing: Sharing,
+        started: dt.datetime,
+    ) -> Item:
+        """One tenant under its lease: skipped if another runner has it (or did it since ``started``)."""
+        with sharing.lease(task.key, done_since=started) as fence:
+            if fence is None:
+                lease = self.store.tenant_lease(task.key)
+                who = lease.holder if lease else "?"
+                done = lease is not None and lease.released_at is not None
+                why = (
+                    f"applied by another runner ({who}) in this round"
+                    if done
+                    else f"another runner ({who}) is applying it"
+                )
+                return Item(task.key, lifecycle=task.lifecycle.value, status=ELSEWHERE, message=why)
+            fresh = self._current(task)
+            try:
+                with working_under(fence):
+                    return self._apply_one(fresh, contexts, confirmed, broken, fence)
+            except FencedError as exc:
+                log.warning("lease lost: %s", exc)
+                return Item(
+                    task.key, lifecycle=fresh.lifecycle.value, status=FENCED, message=redact(str(exc))
+                )
+
+    def _current(self, task: Task) -> Task:
+        """``task`` as the state holds it now: another runner may have changed the tenant since the run began."""
+        assert task.tenant is not None
+        t = task.tenant
+        row = self.store.find_tenant(t.workspace.id, t.project.id, t.platform_id)
+        desired = [d for d in desired_tenants(self.config, self.today) if d.key == task.key]
+        fresh = tasks(self.config, desired, [row] if row is not None else [])
+        if not fresh:
+            return Task(task.key, task.lifecycle, None, None, "nothing left to do: deleted by another runner")
+        return fresh[0]
+
     # -- one tenant -------------------------------------------------------------------
 
     def _apply_one(
@@ -435,19 +592,25 @@ class Reconciler:
         contexts: dict[str, HookContext],
         confirmed: dict[str, Confirmed],
         broken: dict[str, str],
+        fence: Fence | None = None,
     ) -> Item:
+        """One tenant's run; under a lease (``fence``) a lost lease raises :class:`FencedError`."""
         item = Item(task.key, lifecycle=task.lifecycle.value)
         if task.tenant is None:
             item.status, item.message = "skipped", task.note
             return item
-        ctx = contexts[task.tenant.platform_id].for_tenant(task.key, task.tenant.platform_tenant_id)
+        ctx = contexts[task.tenant.platform_id].for_tenant(
+            task.key, task.tenant.platform_tenant_id, fence=fence
+        )
         row: TenantRow | None = None
         try:
-            row, tenant = self._enter_lifecycle(task, item)
+            row, tenant = self._enter_lifecycle(task, item, fence)
             platform_problem = broken.get(tenant.platform_id, "")
             self._converge(
                 tenant, row, ctx, confirmed.get(tenant.platform_id) or Confirmed(), item, platform_problem
             )
+        except FencedError:
+            raise  # the lease is lost: nothing more is recorded for this tenant
         except MeshcoreError as exc:
             item.status, item.message = "failed", redact(str(exc))
         except Exception as exc:  # a core bug must not stop the other tenants either
@@ -458,11 +621,11 @@ class Reconciler:
             )
         error = item.message if item.status == "failed" else ""
         if row is not None and (row.last_error or "") != error:  # nothing written for a tenant that stays ok
-            self.store.update_tenant(row.id, last_error=error)
+            self.store.update_tenant(row.id, fence=fence, last_error=error)
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
         return item
 
-    def _enter_lifecycle(self, task: Task, item: Item) -> tuple[TenantRow, TenantSpec]:
+    def _enter_lifecycle(self, task: Task, item: Item, fence: Fence | None) -> tuple[TenantRow, TenantSpec]:
         """Take the lifecycle step (create the row, mark, restore) and return the row and the spec to converge."""
         tenant = task.tenant
         assert tenant is not None
@@ -470,36 +633,52 @@ class Reconciler:
         now = utcnow()
         if row is None:
             row = self.store.create_tenant(
-                tenant.workspace.id, tenant.project.id, tenant.platform_id, tenant.landing_zone.id
+                tenant.workspace.id,
+                tenant.project.id,
+                tenant.platform_id,
+                tenant.landing_zone.id,
+                fence=fence,
             )
-            self.store.audit("tenant.created", tenant.key, {"landing_zone": tenant.landing_zone.id})
+            self.store.audit(
+                "tenant.created", tenant.key, {"landing_zone": tenant.landing_zone.id}, fence=fence
+            )
         if task.lifecycle == Lifecycle.RESTORE:
             row = self.store.update_tenant(
-                row.id, status=TenantStatus.ACTIVE.value, marked_at=None, approved_at=None, revoked_at=None
+                row.id,
+                fence=fence,
+                status=TenantStatus.ACTIVE.value,
+                marked_at=None,
+                approved_at=None,
+                revoked_at=None,
             )
-            self.store.audit("tenant.deletion_cancelled", task.key, {})
+            self.store.audit("tenant.deletion_cancelled", task.key, {}, fence=fence)
             item.events.append("deletion cancelled: the tenant is back in the config")
         elif task.lifecycle == Lifecycle.MARK_FOR_DELETION:
             fields: dict[str, Any] = {"status": TenantStatus.MARKED_FOR_DELETION.value, "marked_at": now}
             if tenant.landing_zone.auto_approve_deletion:
                 fields["approved_at"] = now
-            row = self.store.update_tenant(row.id, **fields)
-            self.store.audit("tenant.marked_for_deletion", task.key, {})
+            row = self.store.update_tenant(row.id, fence=fence, **fields)
+            self.store.audit("tenant.marked_for_deletion", task.key, {}, fence=fence)
             item.events.append("marked for deletion: removed from the config")
             if tenant.landing_zone.auto_approve_deletion:
-                self.store.audit("tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"})
+                self.store.audit(
+                    "tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"}, fence=fence
+                )
                 item.events.append("deletion auto-approved by the landing zone")
             tenant = self._lifecycle_spec(task)
         elif task.lifecycle == Lifecycle.DEPROVISION and row.approved_at is None:
-            row = self.store.update_tenant(row.id, approved_at=now)
-            self.store.audit("tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"})
+            row = self.store.update_tenant(row.id, fence=fence, approved_at=now)
+            self.store.audit(
+                "tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"}, fence=fence
+            )
         if row.landing_zone != tenant.landing_zone.id and tenant.status == TenantStatus.ACTIVE:
             self.store.audit(
                 "tenant.landing_zone_changed",
                 tenant.key,
                 {"from": row.landing_zone, "to": tenant.landing_zone.id},
+                fence=fence,
             )
-            row = self.store.update_tenant(row.id, landing_zone=tenant.landing_zone.id)
+            row = self.store.update_tenant(row.id, fence=fence, landing_zone=tenant.landing_zone.id)
         return row, tenant
 
     def _converge(
@@ -533,11 +712,13 @@ class Reconciler:
                 fields: dict[str, Any] = {"platform_tenant_id": new_id, "provisioning": "ready"}
                 if tenant.import_id:
                     fields["imported_at"] = utcnow()  # its earlier usage is not this project's
-                self.store.update_tenant(row.id, **fields)
+                self.store.update_tenant(row.id, fence=ctx.fence, **fields)
                 ctx.platform_tenant_id = new_id
                 bound["id"] = new_id
                 how = "tenant.imported" if tenant.import_id else "tenant.bound"
-                self.store.audit(how, tenant.key, {"platform_tenant_id": new_id, "action": action.key})
+                self.store.audit(
+                    how, tenant.key, {"platform_tenant_id": new_id, "action": action.key}, fence=ctx.fence
+                )
 
         actions, phases = _runnable(obs.actions, phases_for(tenant), reason)
         outcome = execute(
@@ -557,7 +738,7 @@ class Reconciler:
         if ctx.platform_tenant_id is None:
             fields["provisioning"] = "in_progress" if outcome.in_progress else "pending"
         if fields:
-            self.store.update_tenant(row.id, **fields)
+            self.store.update_tenant(row.id, fence=ctx.fence, **fields)
         if bound:
             item.events.append(f"bound to {bound['id']}")
         self._settle(tenant, row, ctx, outcome, item, observed, reason)
@@ -593,8 +774,8 @@ class Reconciler:
             and not any(v.status == "refused" for v in outcome.views)
         )
         if revoked and row.revoked_at is None:
-            self.store.update_tenant(row.id, revoked_at=utcnow())
-            self.store.audit("tenant.access_revoked", tenant.key, {})
+            self.store.update_tenant(row.id, fence=ctx.fence, revoked_at=utcnow())
+            self.store.audit("tenant.access_revoked", tenant.key, {}, fence=ctx.fence)
             item.events.append("access revoked")
         if reason:
             return
@@ -615,8 +796,12 @@ class Reconciler:
             item.status = "in_progress"
             item.message = "deletion continues: " + "; ".join(a.describe() for a in again.obs.actions[:3])
             return
-        self.store.update_tenant(row.id, status=TenantStatus.DELETED.value, deleted_at=utcnow())
-        self.store.audit("tenant.deleted", tenant.key, {"platform_tenant_id": ctx.platform_tenant_id})
+        self.store.update_tenant(
+            row.id, fence=ctx.fence, status=TenantStatus.DELETED.value, deleted_at=utcnow()
+        )
+        self.store.audit(
+            "tenant.deleted", tenant.key, {"platform_tenant_id": ctx.platform_tenant_id}, fence=ctx.fence
+        )
         item.events.append("deleted")
         item.status = "changed"
 
@@ -719,6 +904,8 @@ def _summary(report: Report) -> dict[str, int]:
         "in_progress": sum(1 for i in report.tenants if i.status == "in_progress"),
         "waiting": sum(1 for i in report.tenants if i.status == "waiting"),
         "not_run": sum(1 for i in report.tenants if i.status == NOT_RUN),
+        ELSEWHERE: sum(1 for i in report.tenants if i.status == ELSEWHERE),
+        FENCED: sum(1 for i in report.tenants if i.status == FENCED),
     }
 
 

@@ -92,7 +92,8 @@ class Item:
     ``lifecycle`` is the tenant's lifecycle step (provision, update, mark, ...);
     ``status`` its outcome: plan: ``converged``, ``changes`` or ``error``; apply:
     ``ok``, ``changed``, ``failed``, ``in_progress``, ``waiting``, ``skipped`` or ``not_run``
-    (not started: the run was asked to stop, see ``meshcore serve``).
+    (not started: the run was asked to stop, see ``meshcore serve``); with shared runners also
+    ``elsewhere`` (another runner has it) or ``fenced`` (its lease was lost mid-way).
     """
 
     key: str

@@ -7,7 +7,7 @@ Exit codes (also in docs/cli.md):
 1  the command ran but something failed (a tenant, a preflight check)
 2  invalid config or usage
 3  a plugin needed by the config is missing, broken or misbehaved
-4  another runner holds the state store's apply lease
+4  another runner holds the state store's apply lease (or one of the other ``settings.runners`` mode)
 5  the state store cannot be opened
 == ==========================================================================
 

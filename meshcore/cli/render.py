@@ -21,6 +21,8 @@ _STATUS_STYLE = {
     "waiting": "yellow",
     "skipped": "dim",
     "not_run": "dim",
+    "elsewhere": "dim",
+    "fenced": "yellow",
     "warning": "yellow",
     "blocked": "bold yellow",
     "refused": "bold red",
@@ -174,6 +176,8 @@ def summary_line(summary: dict[str, int]) -> str:
         ("waiting", "awaiting approval"),
         ("failed", "failed"),
         ("not_run", "not started (stopping)"),
+        ("elsewhere", "applied by other runners"),
+        ("fenced", "left to another runner (lease lost)"),
     ):
         if summary.get(key):
             parts.append(f"{summary[key]} {label}")

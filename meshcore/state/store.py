@@ -25,17 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, delete, event, make_url, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from meshcore.context import Resource
-from meshcore.errors import ConflictError, LockHeldError, MeshcoreError, StateStoreError
+from meshcore.errors import ConflictError, FencedError, LockHeldError, MeshcoreError, StateStoreError
+from meshcore.leases import Fence
 from meshcore.redaction import redact, redact_data, register_secret
 from meshcore.state.tables import (
     AuditRow,
     JournalRow,
     LeaseRow,
+    LimiterSlotRow,
     PlatformRow,
     QuotaLockRow,
     QuotaRow,
@@ -43,6 +46,7 @@ from meshcore.state.tables import (
     RunRow,
     StatementRow,
     StepRow,
+    TenantLeaseRow,
     TenantRow,
     UsageRow,
     utcnow,
@@ -224,6 +228,36 @@ class StateStore:
                 {"key": int.from_bytes(digest, "big", signed=True)},
             )
 
+    def _check_fence(self, s: Session, fence: Fence | None) -> None:
+        """Refuse the transaction's write unless ``fence``'s lease is still held by its holder and token.
+
+        Runs first in the transaction, which then holds the lease row (``FOR SHARE`` on
+        PostgreSQL, the write lock on SQLite) until commit: no runner takes the lease
+        over between the check and the write.
+        """
+        if fence is None:
+            return
+        held = s.execute(
+            select(TenantLeaseRow.token)
+            .where(
+                TenantLeaseRow.key == fence.key,
+                TenantLeaseRow.holder == fence.holder,
+                TenantLeaseRow.token == fence.token,
+                TenantLeaseRow.expires_at > utcnow(),
+            )
+            .with_for_update(read=True)
+        ).first()
+        if held is None:
+            raise FencedError(
+                f"lease of {fence.key} lost (fencing token {fence.token} of {fence.holder} expired or taken "
+                "over by another runner): nothing more is recorded for it by this runner"
+            )
+
+    def _insert_missing(self, s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` into ``table``, leaving any whose primary key exists (also one inserted concurrently)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        s.execute(dialect.insert(table).values(rows).on_conflict_do_nothing())
+
     # -- tenants ----------------------------------------------------------------
 
     def tenants(self, platform: str | None = None, include_deleted: bool = False) -> list[TenantRow]:
@@ -248,7 +282,9 @@ class StateStore:
                 )
             ).first()
 
-    def create_tenant(self, workspace: str, project: str, platform: str, landing_zone: str) -> TenantRow:
+    def create_tenant(
+        self, workspace: str, project: str, platform: str, landing_zone: str, *, fence: Fence | None = None
+    ) -> TenantRow:
         row = TenantRow(
             workspace=workspace,
             project=project,
@@ -260,12 +296,14 @@ class StateStore:
             last_error="",
         )
         with self.session() as s:
+            self._check_fence(s, fence)
             s.add(row)
         return row
 
-    def update_tenant(self, tenant_id: int, **fields: Any) -> TenantRow:
+    def update_tenant(self, tenant_id: int, *, fence: Fence | None = None, **fields: Any) -> TenantRow:
         """Update fields of a tenant. Binding a platform id owned by another tenant is refused."""
         with self.session() as s:
+            self._check_fence(s, fence)
             row = s.get(TenantRow, tenant_id)
             if row is None:
                 raise MeshcoreError(f"tenant #{tenant_id} not found in state store")
@@ -302,7 +340,14 @@ class StateStore:
     # -- journal ----------------------------------------------------------------
 
     def journal_begin(
-        self, platform: str, tenant_key: str, kind: str, key: str, intent: dict[str, Any]
+        self,
+        platform: str,
+        tenant_key: str,
+        kind: str,
+        key: str,
+        intent: dict[str, Any],
+        *,
+        fence: Fence | None = None,
     ) -> JournalRow:
         row = JournalRow(
             platform=platform,
@@ -315,6 +360,7 @@ class StateStore:
             message="",
         )
         with self.session() as s:
+            self._check_fence(s, fence)
             s.add(row)
         return row
 
@@ -331,9 +377,10 @@ class StateStore:
                 .order_by(JournalRow.id.desc())
             ).first()
 
-    def journal_update(self, entry_id: int, **fields: Any) -> None:
+    def journal_update(self, entry_id: int, *, fence: Fence | None = None, **fields: Any) -> None:
         fields = {k: redact_data(v) if k in _REDACTED else v for k, v in fields.items()}
         with self.session() as s:
+            self._check_fence(s, fence)
             s.execute(
                 update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
             )
@@ -360,11 +407,20 @@ class StateStore:
             return _resource(row) if row else None
 
     def resource_put(
-        self, platform: str, kind: str, key: str, cloud_id: str, owner: str, data: dict[str, Any]
+        self,
+        platform: str,
+        kind: str,
+        key: str,
+        cloud_id: str,
+        owner: str,
+        data: dict[str, Any],
+        *,
+        fence: Fence | None = None,
     ) -> Resource:
         """Insert or update a resource; refuse to change its owner (a resource never changes hands)."""
         key, cloud_id = redact(key), redact(cloud_id)
         with self.session() as s:
+            self._check_fence(s, fence)
             self._exclusive(s, "resource", platform, kind, key)
             row = s.scalars(
                 select(ResourceRow).where(
@@ -395,9 +451,10 @@ class StateStore:
             s.flush()
             return _resource(row)
 
-    def resource_remove(self, platform: str, kind: str, key: str) -> None:
+    def resource_remove(self, platform: str, kind: str, key: str, *, fence: Fence | None = None) -> None:
         key = redact(key)
         with self.session() as s:
+            self._check_fence(s, fence)
             s.execute(
                 delete(ResourceRow).where(
                     ResourceRow.platform == platform, ResourceRow.kind == kind, ResourceRow.key == key
@@ -418,7 +475,14 @@ class StateStore:
     # -- quotas -------------------------------------------------------------------
 
     def quota_reserve(
-        self, platform: str, name: str, key: str, limit: int, window: dt.timedelta
+        self,
+        platform: str,
+        name: str,
+        key: str,
+        limit: int,
+        window: dt.timedelta,
+        *,
+        fence: Fence | None = None,
     ) -> tuple[bool, int]:
         """Take a slot of a rolling-window quota atomically; returns (granted, slots used in the window).
 
@@ -436,6 +500,7 @@ class StateStore:
         now = utcnow()
         since = now - window
         with self.session() as s:
+            self._check_fence(s, fence)
             s.execute(
                 update(QuotaLockRow)
                 .where(QuotaLockRow.platform == platform, QuotaLockRow.name == name)
@@ -511,8 +576,12 @@ class StateStore:
         message: str,
         started_at: dt.datetime,
         duration_ms: int,
+        *,
+        fence: Fence | None = None,
     ) -> None:
+        """Record one step; under a lease (``fence``) also which runner and token recorded it."""
         with self.session() as s:
+            self._check_fence(s, fence)
             s.add(
                 StepRow(
                     run_id=run_id,
@@ -523,6 +592,8 @@ class StateStore:
                     message=redact(message),
                     started_at=started_at,
                     duration_ms=duration_ms,
+                    runner=fence.holder if fence else "",
+                    token=fence.token if fence else 0,
                 )
             )
 
@@ -536,9 +607,16 @@ class StateStore:
             return list(s.scalars(q))
 
     def audit(
-        self, action: str, subject: str, details: dict[str, Any] | None = None, actor: str = ""
+        self,
+        action: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+        actor: str = "",
+        *,
+        fence: Fence | None = None,
     ) -> None:
         with self.session() as s:
+            self._check_fence(s, fence)
             s.add(
                 AuditRow(
                     action=action,
@@ -677,6 +755,147 @@ class StateStore:
             row = s.get(LeaseRow, name)
             if row is not None and row.holder == holder:
                 s.delete(row)
+
+    # -- shared runners: tenant leases with fencing tokens, API budgets -------------------
+
+    def acquire_tenant_lease(
+        self, key: str, holder: str, ttl_seconds: float, done_since: dt.datetime | None = None
+    ) -> int | None:
+        """Take the lease ``key`` for ``holder``; its new fencing token, or ``None`` if another runner has it.
+
+        Free means expired (a released lease is expired). With ``done_since``, a lease
+        another holder released at or after that time is not taken either: that runner
+        did the tenant in this round. Atomic on both backends: the row exists (an insert
+        that skips an existing key), and one conditional UPDATE takes it and adds one to
+        its token.
+        """
+        now = utcnow()
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        free = (TenantLeaseRow.expires_at < now) | (TenantLeaseRow.holder == holder)
+        if done_since is not None:
+            free &= (
+                TenantLeaseRow.released_at.is_(None)
+                | (TenantLeaseRow.released_at < done_since)
+                | (TenantLeaseRow.holder == holder)
+            )
+        with self.session() as s:
+            self._insert_missing(
+                s, TenantLeaseRow, [{"key": key, "holder": "", "token": 0, "expires_at": epoch}]
+            )
+            res = s.execute(
+                update(TenantLeaseRow)
+                .where(TenantLeaseRow.key == key, free)
+                .values(
+                    holder=holder,
+                    token=TenantLeaseRow.token + 1,
+                    expires_at=now + dt.timedelta(seconds=ttl_seconds),
+                    released_at=None,
+                )
+            )
+            if getattr(res, "rowcount", 0) != 1:
+                return None
+            token: int = s.execute(select(TenantLeaseRow.token).where(TenantLeaseRow.key == key)).scalar_one()
+            return token
+
+    def renew_tenant_lease(self, fence: Fence, ttl_seconds: float) -> bool:
+        """Extend a lease still held under ``fence``; False if it expired or changed hands (it stays lost)."""
+        now = utcnow()
+        with self.session() as s:
+            res = s.execute(
+                update(TenantLeaseRow)
+                .where(
+                    TenantLeaseRow.key == fence.key,
+                    TenantLeaseRow.holder == fence.holder,
+                    TenantLeaseRow.token == fence.token,
+                    TenantLeaseRow.expires_at > now,
+                )
+                .values(expires_at=now + dt.timedelta(seconds=ttl_seconds))
+            )
+            return bool(getattr(res, "rowcount", 0) == 1)
+
+    def release_tenant_lease(self, fence: Fence) -> None:
+        """End a lease held under ``fence`` (it expires now; its token stays for the next holder to raise)."""
+        now = utcnow()
+        with self.session() as s:
+            s.execute(
+                update(TenantLeaseRow)
+                .where(
+                    TenantLeaseRow.key == fence.key,
+                    TenantLeaseRow.holder == fence.holder,
+                    TenantLeaseRow.token == fence.token,
+                )
+                .values(expires_at=now, released_at=now)
+            )
+
+    def check_fence(self, fence: Fence) -> None:
+        """Raise :class:`FencedError` unless the lease of ``fence`` is still held by its holder and token."""
+        with self.session() as s:
+            self._check_fence(s, fence)
+
+    def tenant_lease(self, key: str) -> TenantLeaseRow | None:
+        with self.session() as s:
+            return s.get(TenantLeaseRow, key)
+
+    def live_tenant_leases(self) -> list[TenantLeaseRow]:
+        """Tenant and platform leases held now (not expired, not released)."""
+        with self.session() as s:
+            return list(s.scalars(select(TenantLeaseRow).where(TenantLeaseRow.expires_at > utcnow())))
+
+    def limiter_acquire(self, name: str, limit: int, holder: str, ttl_seconds: float) -> int | None:
+        """Take a free slot (0 .. ``limit``-1) of the API budget ``name``; its number, or ``None`` if all are held."""
+        now = utcnow()
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        with self.session() as s:
+            slots = {
+                r.slot: r.expires_at
+                for r in s.scalars(select(LimiterSlotRow).where(LimiterSlotRow.name == name))
+            }
+            missing = [i for i in range(limit) if i not in slots]
+            if missing:
+                self._insert_missing(
+                    s,
+                    LimiterSlotRow,
+                    [{"name": name, "slot": i, "holder": "", "expires_at": epoch} for i in missing],
+                )
+            free = [i for i in range(limit) if slots.get(i, epoch) < now]
+            for slot in free:  # another runner may take a slot first: its UPDATE then matches no row
+                res = s.execute(
+                    update(LimiterSlotRow)
+                    .where(
+                        LimiterSlotRow.name == name,
+                        LimiterSlotRow.slot == slot,
+                        LimiterSlotRow.expires_at < now,
+                    )
+                    .values(holder=holder, expires_at=now + dt.timedelta(seconds=ttl_seconds))
+                )
+                if getattr(res, "rowcount", 0) == 1:
+                    return slot
+            return None
+
+    def limiter_renew(self, name: str, slot: int, holder: str, ttl_seconds: float) -> bool:
+        now = utcnow()
+        with self.session() as s:
+            res = s.execute(
+                update(LimiterSlotRow)
+                .where(
+                    LimiterSlotRow.name == name,
+                    LimiterSlotRow.slot == slot,
+                    LimiterSlotRow.holder == holder,
+                    LimiterSlotRow.expires_at > now,
+                )
+                .values(expires_at=now + dt.timedelta(seconds=ttl_seconds))
+            )
+            return bool(getattr(res, "rowcount", 0) == 1)
+
+    def limiter_release(self, name: str, slot: int, holder: str) -> None:
+        with self.session() as s:
+            s.execute(
+                update(LimiterSlotRow)
+                .where(
+                    LimiterSlotRow.name == name, LimiterSlotRow.slot == slot, LimiterSlotRow.holder == holder
+                )
+                .values(expires_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+            )
 
 
 def _resource(row: ResourceRow) -> Resource:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Text, TypeDecorator
@@ -213,6 +213,9 @@ class StepRow(Base):
     message: Mapped[str] = mapped_column(RedactedText, default="")
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    # shared runners: who recorded it, under which fencing token of the tenant's (or platform's) lease
+    runner: Mapped[str] = mapped_column(String(256), default="")
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AuditRow(Base):
@@ -235,6 +238,34 @@ class LeaseRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class TenantLeaseRow(Base):
+    """Shared runners: the lease of one tenant (its key) or platform (``platform:ID``).
+
+    ``token`` (the fencing token) grows by one on every acquisition and is never
+    reset: a released lease keeps its row, with ``expires_at`` in the past.
+    ``released_at`` is when its holder finished with it.
+    """
+
+    __tablename__ = "tenant_leases"
+
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256), default="")
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    released_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class LimiterSlotRow(Base):
+    """Shared runners: one slot of an API budget (``ctx.limiter``), free once ``expires_at`` is past."""
+
+    __tablename__ = "limiter_slots"
+
+    name: Mapped[str] = mapped_column(String(192), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256), default="")
     expires_at: Mapped[dt.datetime] = mapped_column()
 
 
