@@ -315,23 +315,14 @@ class Reconciler:
         """Hold the state store's apply lease (renewed in the background) for the block."""
         holder = runner_id()
         deadline = time.monotonic() + wait
-        while True:
-            try:
-                self.store.acquire_lease(LEASE_NAME, holder, LEASE_TTL)
-                break
-            except MeshcoreError:
-                current = self.store.lease_holder(LEASE_NAME)
-                # A runner on this host that was killed holds a void lease: take it over.
-                if (
-                    current
-                    and _holder_is_dead(current[0])
-                    and self.store.take_over_lease(LEASE_NAME, current[0], holder, LEASE_TTL)
-                ):
-                    self.store.audit("lease.taken_over", LEASE_NAME, {"from": current[0]})
-                    break
-                if time.monotonic() >= deadline:
-                    raise
-                self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
+        with _HELD_LOCK:  # before it is taken: no other thread of this process may think it left behind
+            _HELD.add(holder)
+        try:
+            self._take_lease(holder, deadline)
+        except BaseException:
+            with _HELD_LOCK:
+                _HELD.discard(holder)
+            raise
         stop = threading.Event()
 
         def renew() -> None:
@@ -343,8 +334,6 @@ class Reconciler:
 
         t = threading.Thread(target=renew, daemon=True, name="meshcore-lease")
         t.start()
-        with _HELD_LOCK:
-            _HELD.add(holder)
         try:
             yield holder
         finally:
@@ -355,6 +344,26 @@ class Reconciler:
                 self.store.release_lease(LEASE_NAME, holder)
             except MeshcoreError as exc:  # this process takes it back at once; others when it expires
                 log.warning("could not release the apply lease: %s", exc)
+
+    def _take_lease(self, holder: str, deadline: float) -> None:
+        """Take the apply lease for ``holder``, taking over a void one; wait until ``deadline``."""
+        while True:
+            try:
+                self.store.acquire_lease(LEASE_NAME, holder, LEASE_TTL)
+                return
+            except MeshcoreError:
+                current = self.store.lease_holder(LEASE_NAME)
+                # A runner on this host that was killed holds a void lease: take it over.
+                if (
+                    current
+                    and _holder_is_dead(current[0])
+                    and self.store.take_over_lease(LEASE_NAME, current[0], holder, LEASE_TTL)
+                ):
+                    self.store.audit("lease.taken_over", LEASE_NAME, {"from": current[0]})
+                    return
+                if time.monotonic() >= deadline:
+                    raise
+                self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
 
     def apply(self, *, wait: float = 0.0, allow_deletions: int = 0) -> Report:
         """Run every platform's and tenant's actions; refusals raise before any change.
