@@ -129,7 +129,9 @@ class CostService:
 
     def collect(self, wanted: list[str]) -> CollectResult:
         result = CollectResult(months=wanted)
-        run = self.store.start_run("costs", "cli")
+        from meshcore.reconciler import runner_id  # host, process and a random part, like apply's runs
+
+        run = self.store.start_run("costs", runner_id())
         for pid, platform in self.config.platforms.items():
             if not self.registry.has_capability(platform.type, Capability.COSTS):
                 continue
