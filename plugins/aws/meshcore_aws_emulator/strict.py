@@ -8,7 +8,9 @@ profile (on by default, see :data:`PROFILE`):
   ``State``. ``CreateAccount`` stays ``IN_PROGRESS`` for ``create_polls`` reads
   of its status, with no ``AccountId`` and the account invisible to
   ``ListAccounts``/``DescribeAccount`` meanwhile, and can end ``FAILED`` with
-  AWS's reason (``create_failures``). ``CloseAccount`` moves the account to
+  AWS's reason (``create_failures``), and ends ``FAILED`` with ``EMAIL_ALREADY_EXISTS``
+  for an e-mail address an account of the organization has (moto would create a second
+  account). ``CloseAccount`` moves the account to
   ``PENDING_CLOSURE`` for ``closure_polls`` reads, then ``SUSPENDED``; the
   closure quota (the greater of 250 or 20 % of the member accounts, at most
   1,000, or ``closure_quota``) is enforced, every attempt counting, with
@@ -173,9 +175,15 @@ def _organizations() -> None:
     list_for_parent, get_by_id = backend.list_accounts_for_parent, backend.get_account_by_id
 
     def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
-        out = create(self, **kwargs)
+        with _lock:  # the e-mail check and the creation as one step: the server answers on several threads
+            taken = any(a.email.lower() == kwargs["Email"].lower() for a in self.accounts)
+            out = create(self, **kwargs)
         st = out["CreateAccountStatus"]
-        reason = PROFILE.create_failures.get(kwargs["Email"]) or PROFILE.create_failures.get("*")
+        reason = (
+            "EMAIL_ALREADY_EXISTS"  # AWS: one account per e-mail address (moto would make a second)
+            if taken
+            else PROFILE.create_failures.get(kwargs["Email"]) or PROFILE.create_failures.get("*")
+        )
         with _lock:
             if reason:
                 self.accounts = [a for a in self.accounts if a.id != st["AccountId"]]

@@ -445,3 +445,14 @@ def test_every_aws_write_is_logged_with_its_request_id(world, caplog):
     created = [m for m in messages if m.startswith("AWS CreateAccount: HTTP 200, request id ")]
     assert len(created) == world.calls["CreateAccount"]
     assert not [m for m in messages if m.endswith("request id none")]
+
+
+def test_emulator_refuses_a_second_account_with_one_e_mail_like_aws(world):
+    """AWS creates one account per e-mail address: a second request ends FAILED with EMAIL_ALREADY_EXISTS."""
+    client = world.org.client
+    first = client.create_account(Email="twice@example.com", AccountName="one")["CreateAccountStatus"]
+    second = client.create_account(Email="TWICE@example.com", AccountName="two")["CreateAccountStatus"]
+    status = client.describe_create_account_status(CreateAccountRequestId=second["Id"])["CreateAccountStatus"]
+    assert status["State"] == "FAILED" and status["FailureReason"] == "EMAIL_ALREADY_EXISTS"
+    emails = [a["Email"].lower() for a in client.list_accounts()["Accounts"]]
+    assert emails.count("twice@example.com") <= 1 and first["Id"] != second["Id"]
