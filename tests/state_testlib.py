@@ -8,53 +8,17 @@ Without it they skip, unless ``MESHCORE_REQUIRE_POSTGRES`` is set (CI): then the
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
 
 import meshcore.state.store as store_module
 from meshcore.state import StateStore
+from meshcore.testing.postgres import postgres_database, postgres_server_url
 
-POSTGRES_URL_VAR = "MESHCORE_TEST_POSTGRES_URL"
-REQUIRE_POSTGRES_VAR = "MESHCORE_REQUIRE_POSTGRES"
-#: Test databases sort like a typical en_US production database (punctuation ignored), not bytewise.
-ICU_LOCALE = "en-US-u-ka-shifted"
-
-
-def postgres_server_url() -> str:
-    """The test server's URL; fails the test when CI requires PostgreSQL, skips it otherwise."""
-    url = os.environ.get(POSTGRES_URL_VAR)
-    if url:
-        return url
-    if os.environ.get(REQUIRE_POSTGRES_VAR):
-        pytest.fail(
-            f"{REQUIRE_POSTGRES_VAR} is set but {POSTGRES_URL_VAR} is not: no PostgreSQL server to test on"
-        )
-    pytest.skip(f"no PostgreSQL server: set {POSTGRES_URL_VAR} (or run the tests under .ci/postgres)")
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty database on the test server (dropped afterwards); yields its URL."""
-    server = make_url(postgres_server_url())
-    name = f"meshcore_test_{uuid.uuid4().hex}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        icu = conn.dialect.server_version_info >= (15,)
-        locale = f" LOCALE_PROVIDER icu ICU_LOCALE '{ICU_LOCALE}'" if icu else ""
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0{locale}')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+__all__ = ["postgres_database", "postgres_server_url"]
 
 
 def _counting_statements(on_statement: Callable[[], None]) -> Callable[..., Engine]:

@@ -338,3 +338,18 @@ def access_config(config):
         {"user": "carol", "role": "reader", "expires": "2026-06-30"},
     ]
     return config
+
+
+@pytest.fixture
+def sandbox():
+    """The emulator as a server on loopback (``meshcore aws sandbox``), bootstrapped; for tests that run
+    meshcore in processes of their own."""
+    from meshcore_aws.sandbox import Sandbox
+
+    box = Sandbox()
+    box.start()
+    try:
+        box.bootstrap()
+        yield box
+    finally:
+        box.stop()

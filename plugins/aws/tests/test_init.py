@@ -23,20 +23,8 @@ from typer.testing import CliRunner
 from aws_testlib import create_account
 from meshcore_aws import inventory
 from meshcore_aws.cli import app
-from meshcore_aws.sandbox import Sandbox
 
 CLI_DOC = Path(__file__).resolve().parents[3] / "docs" / "cli.md"
-
-
-@pytest.fixture
-def sandbox():
-    box = Sandbox()
-    box.start()
-    try:
-        box.bootstrap()
-        yield box
-    finally:
-        box.stop()
 
 
 def emulator_ous(org: Any) -> dict[str, str]:

@@ -19,19 +19,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.pool import NullPool
 
 from meshcore.state import StateStore
+from meshcore.testing.postgres import postgres_database
 from meshcore_aws.sandbox import Sandbox
 
 TENANTS = 60
@@ -45,48 +42,13 @@ CONVERGE_WITHIN = 90
 SERVE = ("--interval", "1", "--costs-interval", "0")
 
 
-@contextmanager
-def postgres_url() -> Iterator[str]:
-    """A new database on the test server (MESHCORE_TEST_POSTGRES_URL), dropped afterwards.
-
-    As the core's state tests: without a server the test skips, unless MESHCORE_REQUIRE_POSTGRES is set.
-    """
-    server = os.environ.get("MESHCORE_TEST_POSTGRES_URL")
-    if not server:
-        if os.environ.get("MESHCORE_REQUIRE_POSTGRES"):
-            pytest.fail("MESHCORE_REQUIRE_POSTGRES is set but MESHCORE_TEST_POSTGRES_URL is not")
-        pytest.skip("no PostgreSQL server: set MESHCORE_TEST_POSTGRES_URL (or run under .ci/postgres)")
-    url = make_url(server)
-    name = f"meshcore_test_{uuid.uuid4().hex}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
         return
-    with postgres_url() as url:
+    with postgres_database() as url:
         yield url
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox()
-    box.start()
-    try:
-        box.bootstrap()
-        yield box
-    finally:
-        box.stop()
 
 
 def _config(path: Path) -> Path:
