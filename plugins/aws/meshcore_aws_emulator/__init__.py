@@ -92,7 +92,26 @@ def patch() -> None:
     _patch_ssoadmin()
     _patch_account()
     _patch_cloudformation()
+    _serialise_route_compilation()
     strict.apply()
+
+
+def _serialise_route_compilation() -> None:
+    """Compile werkzeug's URL rules one at a time. The emulator builds them lazily with ``ast``, and
+    CPython before 3.11.8 fails two threads parsing at once ("AST constructor recursion depth
+    mismatch", gh-106905): seen as a failed Lambda invoke when tenants ran in parallel."""
+    import threading
+
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+    lock = threading.Lock()
+
+    def one_at_a_time(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return compile_builder(self, *args, **kwargs)
+
+    Rule._compile_builder = one_at_a_time  # type: ignore[method-assign]
 
 
 def _patch_ssoadmin() -> None:
