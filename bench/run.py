@@ -187,6 +187,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: Asynchronous operations per new tenant (account, assignment): each ends with one status read.
+ASYNC = 2
+
+
 def aws_latency(
     sizes: list[int],
     latency: float,
@@ -198,9 +202,10 @@ def aws_latency(
     """Vending against an emulator in its own process that answers like AWS: a round trip per call,
     accounts that take ``create_seconds``, assignments ``assignment_seconds``. Efficiency = ideal /
     actual, where ideal is the critical path: prelude + ceil(N / concurrency) x (create_seconds +
-    assignment_seconds + k x latency); prelude = the time until the first CreateAccount (reading the
-    organization, creating OUs and permission sets: once per run), k = calls per new tenant other than
-    polls and the prelude's."""
+    assignment_seconds + (k + 2) x latency); prelude = the time until the first CreateAccount (reading
+    the organization, creating OUs and permission sets: once per run), k = calls per new tenant other
+    than polls and the prelude's, and 2 = the one status read that tells each of the two asynchronous
+    operations (the account, the assignment) has ended."""
     print(
         f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
         f"assignment {assignment_seconds:.1f} s; polled every {create_seconds / 10:.2f} s.\n"
@@ -226,7 +231,7 @@ def aws_latency(
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
                 rec.apply()
                 noop_wall, noop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-            ideal = prelude + math.ceil(n / c) * (create_seconds + assignment_seconds + k * latency)
+            ideal = prelude + math.ceil(n / c) * (create_seconds + assignment_seconds + (k + ASYNC) * latency)
             failed = f" ({len(report.failed)} failed)" if report.failed else ""
             print(
                 f"| {n}{failed} | {c} | {wall:.1f} | {prelude:.1f} | {ideal:.1f} | {ideal / wall:.2f} | {k:.1f} ({polls / n:.1f}) | "

@@ -111,14 +111,25 @@ class IdentityCenter:
     def poll(self, status: dict[str, Any], describe: Callable[[str], dict[str, Any]], what: str) -> None:
         """Wait for an asynchronous Identity Center request; its FAILED status raises with AWS's reason."""
         interval = self.cfg.poll_interval_seconds
-        wait = interval / 8  # most requests finish within seconds: look early, then back off to the interval
+        waited = 0.0
         for _ in range(120):
             state = status.get("Status")
             if state == "SUCCEEDED":
                 return
             if state == "FAILED":
                 raise PlatformError(f"{what} FAILED: {status.get('FailureReason') or 'no reason given'}")
+            wait = poll_wait(waited, interval)
             self.sleep(wait)
-            wait = min(interval, wait * 2)
+            waited += wait
             status = describe(status["RequestId"])
         raise PlatformError(f"{what} did not finish in time; the next run checks it again")
+
+
+def poll_wait(waited: float, interval: float) -> float:
+    """How long to wait before the next look at a request that has been waited on for ``waited`` seconds.
+
+    Most Identity Center requests end within seconds: look every quarter of the interval at first,
+    then after a quarter of the time waited so far (an ending is seen at most about a quarter of
+    the wait late, where doubling waits saw it up to a whole wait late), at least once per interval.
+    """
+    return min(interval, max(interval / 4, waited / 4))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -472,8 +473,10 @@ def _await_creation(
     interval = run.cfg.poll_interval_seconds
     polls = poll_count(run.cfg.create_wait_seconds, interval)
     seen = 0
+    asked = time.monotonic()
     for attempt in range(polls):
         if status is None or attempt > 0:
+            asked = time.monotonic()
             try:
                 status, seen = run.creations.status(str(entry.operation_id), seen)
             except ClientError as exc:
@@ -486,8 +489,8 @@ def _await_creation(
             return _created(run, want, ctx, entry, status["AccountId"], sent_here)
         if state == "FAILED":
             return _failed(run, tenant, want, ctx, entry, status.get("FailureReason", "UNKNOWN"))
-        if attempt + 1 < polls:
-            run.sleep(interval)
+        if attempt + 1 < polls:  # one look per interval: the time the look took is part of it
+            run.sleep(max(0.0, interval - (time.monotonic() - asked)))
     return ActionResult(
         status=ActionStatus.IN_PROGRESS,
         message=f"CreateAccount request {entry.operation_id} is still in progress",
