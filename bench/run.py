@@ -198,6 +198,7 @@ def aws_latency(
     concurrency: int,
     serial: bool,
     assignment_seconds: float = 1.0,
+    poll: float | None = None,
 ) -> None:
     """Vending against an emulator in its own process that answers like AWS: a round trip per call,
     accounts that take ``create_seconds``, assignments ``assignment_seconds``. Efficiency = ideal /
@@ -206,9 +207,10 @@ def aws_latency(
     the organization, creating OUs and permission sets: once per run), k = calls per new tenant other
     than polls and the prelude's, and 2 = the one status read that tells each of the two asynchronous
     operations (the account, the assignment) has ended."""
+    poll = create_seconds / 10 if poll is None else poll
     print(
         f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
-        f"assignment {assignment_seconds:.1f} s; polled every {create_seconds / 10:.2f} s.\n"
+        f"assignment {assignment_seconds:.1f} s; poll interval {poll:.2f} s.\n"
     )
     print(
         "| N | concurrency | wall s | prelude s | ideal s | efficiency | calls/tenant (polls) | "
@@ -218,7 +220,7 @@ def aws_latency(
     for n in sizes:
         for c in [concurrency, 1] if serial else [concurrency]:
             with remote_emulator(latency, create_seconds, assignment_seconds) as counter:
-                rec = reconciler(config(n, poll=create_seconds / 10, concurrency=c))
+                rec = reconciler(config(n, poll=poll, concurrency=c))
                 rec.concurrency = c
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
                 counter.first.clear()
@@ -344,11 +346,28 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="aws-latency: seconds per call.")
     parser.add_argument("--serial", action="store_true", help="aws-latency: also run with concurrency 1.")
     parser.add_argument(
+        "--assignment", type=float, default=1.0, help="aws-latency: seconds an account assignment takes."
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=None,
+        help="aws-latency: poll interval (default: a tenth of --creation).",
+    )
+    parser.add_argument(
         "--stackset-seconds", type=float, default=10.0, help="stacksets: seconds per operation."
     )
     args = parser.parse_args()
     if args.what == "aws-latency":
-        aws_latency(args.sizes or [100], args.latency, args.creation, args.concurrency, args.serial)
+        aws_latency(
+            args.sizes or [100],
+            args.latency,
+            args.creation,
+            args.concurrency,
+            args.serial,
+            assignment_seconds=args.assignment,
+            poll=args.poll,
+        )
     if args.what == "stacksets":
         stacksets(args.sizes or [32], args.latency, args.creation, args.stackset_seconds, args.concurrency)
     if args.what in ("vending", "all"):

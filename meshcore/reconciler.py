@@ -647,9 +647,7 @@ class Reconciler:
                 tenant.platform_id,
                 tenant.landing_zone.id,
                 fence=fence,
-            )
-            self.store.audit(
-                "tenant.created", tenant.key, {"landing_zone": tenant.landing_zone.id}, fence=fence
+                audit=("tenant.created", {"landing_zone": tenant.landing_zone.id}),
             )
         if task.lifecycle == Lifecycle.RESTORE:
             row = self.store.update_tenant(
@@ -659,15 +657,16 @@ class Reconciler:
                 marked_at=None,
                 approved_at=None,
                 revoked_at=None,
+                audit=("tenant.deletion_cancelled", {}),
             )
-            self.store.audit("tenant.deletion_cancelled", task.key, {}, fence=fence)
             item.events.append("deletion cancelled: the tenant is back in the config")
         elif task.lifecycle == Lifecycle.MARK_FOR_DELETION:
             fields: dict[str, Any] = {"status": TenantStatus.MARKED_FOR_DELETION.value, "marked_at": now}
             if tenant.landing_zone.auto_approve_deletion:
                 fields["approved_at"] = now
-            row = self.store.update_tenant(row.id, fence=fence, **fields)
-            self.store.audit("tenant.marked_for_deletion", task.key, {}, fence=fence)
+            row = self.store.update_tenant(
+                row.id, fence=fence, audit=("tenant.marked_for_deletion", {}), **fields
+            )
             item.events.append("marked for deletion: removed from the config")
             if tenant.landing_zone.auto_approve_deletion:
                 self.store.audit(
@@ -676,18 +675,22 @@ class Reconciler:
                 item.events.append("deletion auto-approved by the landing zone")
             tenant = self._lifecycle_spec(task)
         elif task.lifecycle == Lifecycle.DEPROVISION and row.approved_at is None:
-            row = self.store.update_tenant(row.id, fence=fence, approved_at=now)
-            self.store.audit(
-                "tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"}, fence=fence
+            row = self.store.update_tenant(
+                row.id,
+                fence=fence,
+                audit=("tenant.deletion_approved", {"by": "landing zone auto-approval"}),
+                approved_at=now,
             )
         if row.landing_zone != tenant.landing_zone.id and tenant.status == TenantStatus.ACTIVE:
-            self.store.audit(
-                "tenant.landing_zone_changed",
-                tenant.key,
-                {"from": row.landing_zone, "to": tenant.landing_zone.id},
+            row = self.store.update_tenant(
+                row.id,
                 fence=fence,
+                audit=(
+                    "tenant.landing_zone_changed",
+                    {"from": row.landing_zone, "to": tenant.landing_zone.id},
+                ),
+                landing_zone=tenant.landing_zone.id,
             )
-            row = self.store.update_tenant(row.id, fence=fence, landing_zone=tenant.landing_zone.id)
         return row, tenant
 
     def _converge(
@@ -721,13 +724,15 @@ class Reconciler:
                 fields: dict[str, Any] = {"platform_tenant_id": new_id, "provisioning": "ready"}
                 if tenant.import_id:
                     fields["imported_at"] = utcnow()  # its earlier usage is not this project's
-                self.store.update_tenant(row.id, fence=ctx.fence, **fields)
+                how = "tenant.imported" if tenant.import_id else "tenant.bound"
+                self.store.update_tenant(
+                    row.id,
+                    fence=ctx.fence,
+                    audit=(how, {"platform_tenant_id": new_id, "action": action.key}),
+                    **fields,
+                )
                 ctx.platform_tenant_id = new_id
                 bound["id"] = new_id
-                how = "tenant.imported" if tenant.import_id else "tenant.bound"
-                self.store.audit(
-                    how, tenant.key, {"platform_tenant_id": new_id, "action": action.key}, fence=ctx.fence
-                )
 
         actions, phases = _runnable(obs.actions, phases_for(tenant), reason)
         outcome = execute(
@@ -783,8 +788,9 @@ class Reconciler:
             and not any(v.status == "refused" for v in outcome.views)
         )
         if revoked and row.revoked_at is None:
-            self.store.update_tenant(row.id, fence=ctx.fence, revoked_at=utcnow())
-            self.store.audit("tenant.access_revoked", tenant.key, {}, fence=ctx.fence)
+            self.store.update_tenant(
+                row.id, fence=ctx.fence, audit=("tenant.access_revoked", {}), revoked_at=utcnow()
+            )
             item.events.append("access revoked")
         if reason:
             return
@@ -806,10 +812,11 @@ class Reconciler:
             item.message = "deletion continues: " + "; ".join(a.describe() for a in again.obs.actions[:3])
             return
         self.store.update_tenant(
-            row.id, fence=ctx.fence, status=TenantStatus.DELETED.value, deleted_at=utcnow()
-        )
-        self.store.audit(
-            "tenant.deleted", tenant.key, {"platform_tenant_id": ctx.platform_tenant_id}, fence=ctx.fence
+            row.id,
+            fence=ctx.fence,
+            audit=("tenant.deleted", {"platform_tenant_id": ctx.platform_tenant_id}),
+            status=TenantStatus.DELETED.value,
+            deleted_at=utcnow(),
         )
         item.events.append("deleted")
         item.status = "changed"
@@ -926,7 +933,6 @@ def approve_deletion(store: StateStore, key: str) -> str:
                 raise MeshcoreError(f"tenant {key} is {row.status}, not marked for deletion")
             if row.approved_at is not None:
                 return f"deletion of {key} was already approved"
-            store.update_tenant(row.id, approved_at=utcnow())
-            store.audit("tenant.deletion_approved", key, {})
+            store.update_tenant(row.id, audit=("tenant.deletion_approved", {}), approved_at=utcnow())
             return f"deletion of {key} approved; the next 'meshcore apply' deletes it"
     raise MeshcoreError(f"no tenant {key!r} in the state store (see 'meshcore status')")

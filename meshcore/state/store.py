@@ -283,8 +283,16 @@ class StateStore:
             ).first()
 
     def create_tenant(
-        self, workspace: str, project: str, platform: str, landing_zone: str, *, fence: Fence | None = None
+        self,
+        workspace: str,
+        project: str,
+        platform: str,
+        landing_zone: str,
+        *,
+        fence: Fence | None = None,
+        audit: tuple[str, dict[str, Any]] | None = None,
     ) -> TenantRow:
+        """Insert a tenant; with ``audit`` (action, details), its audit entry in the same transaction."""
         row = TenantRow(
             workspace=workspace,
             project=project,
@@ -298,10 +306,22 @@ class StateStore:
         with self.session() as s:
             self._check_fence(s, fence)
             s.add(row)
+            if audit is not None:
+                s.add(_audit_row(audit[0], row.key, audit[1]))
         return row
 
-    def update_tenant(self, tenant_id: int, *, fence: Fence | None = None, **fields: Any) -> TenantRow:
-        """Update fields of a tenant. Binding a platform id owned by another tenant is refused."""
+    def update_tenant(
+        self,
+        tenant_id: int,
+        *,
+        fence: Fence | None = None,
+        audit: tuple[str, dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> TenantRow:
+        """Update fields of a tenant. Binding a platform id owned by another tenant is refused.
+
+        With ``audit`` (action, details), the audit entry is written in the same transaction:
+        the change and its record of who made it are never one without the other."""
         with self.session() as s:
             self._check_fence(s, fence)
             row = s.get(TenantRow, tenant_id)
@@ -325,6 +345,8 @@ class StateStore:
             for name, value in fields.items():
                 setattr(row, name, redact_data(value) if name in _REDACTED else value)
             row.updated_at = utcnow()
+            if audit is not None:
+                s.add(_audit_row(audit[0], row.key, audit[1]))
         return row
 
     def owner_of(self, platform: str, platform_tenant_id: str) -> str | None:
@@ -617,14 +639,7 @@ class StateStore:
     ) -> None:
         with self.session() as s:
             self._check_fence(s, fence)
-            s.add(
-                AuditRow(
-                    action=action,
-                    subject=redact(subject),
-                    details=redact_data(details or {}),
-                    actor=actor or _actor(),
-                )
-            )
+            s.add(_audit_row(action, subject, details, actor))
 
     def audit_trail(self, subject: str | None = None) -> list[AuditRow]:
         with self.session() as s:
@@ -1084,6 +1099,12 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # tenant: it made the state store the bottleneck of parallel vending.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _audit_row(action: str, subject: str, details: dict[str, Any] | None, actor: str = "") -> AuditRow:
+    return AuditRow(
+        action=action, subject=redact(subject), details=redact_data(details or {}), actor=actor or _actor()
+    )
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -165,3 +165,34 @@ def test_state_store_transactions_per_unchanged_tenant(world, sso, access_config
     marginal = (per_run[4] - per_run[0]) / 4
     print(f"{marginal} transactions per unchanged tenant {per_run}")
     assert marginal <= NOOP_TENANT_TRANSACTIONS, per_run
+
+
+#: State-store transactions a new AWS tenant costs (marginal): one per step recorded (6), the journal of its
+#: two non-idempotent calls (begin, the request id, the end: 2 x 3) and their lookups (3), its resources
+#: (account, group, assignment: 3, read once: 1), its row with its audit entry (created, bound: 2) and its
+#: attributes (1). Each is recorded as it happens, which crash safety needs; a change that adds one fails.
+NEW_TENANT_TRANSACTIONS = 22
+
+
+def test_state_store_transactions_per_new_tenant(world, sso, access_config, monkeypatch):
+    access_config["settings"] = {"concurrency": 1}
+    store_type = type(world.store)
+    session = store_type.session
+    count = {"n": 0}
+
+    def counted(self):
+        count["n"] += 1
+        return session(self)
+
+    assert not world.reconciler(access_config).apply().failed
+    per_run = {}
+    for n, cfg in (("no-op", access_config), ("4 new", more_projects(access_config, 4))):
+        monkeypatch.setattr(store_type, "session", counted)
+        count["n"] = 0
+        report = world.reconciler(cfg).apply()
+        monkeypatch.setattr(store_type, "session", session)
+        assert not report.failed, [t.message for t in report.failed]
+        per_run[n] = count["n"]
+    marginal = (per_run["4 new"] - per_run["no-op"]) / 4
+    print(f"{marginal} transactions per new tenant {per_run}")
+    assert marginal <= NEW_TENANT_TRANSACTIONS, per_run
