@@ -489,8 +489,9 @@ def _await_creation(
             return _created(run, want, ctx, entry, status["AccountId"], sent_here)
         if state == "FAILED":
             return _failed(run, tenant, want, ctx, entry, status.get("FailureReason", "UNKNOWN"))
-        if attempt + 1 < polls:  # one look per interval: the time the look took is part of it
-            run.sleep(max(0.0, interval - (time.monotonic() - asked)))
+        if attempt + 1 < polls:  # one look per interval: the time the look took is part of it (a slow,
+            # throttled look is still followed by a pause, not by the next look at once)
+            run.sleep(max(interval / 4, interval - (time.monotonic() - asked)))
     return ActionResult(
         status=ActionStatus.IN_PROGRESS,
         message=f"CreateAccount request {entry.operation_id} is still in progress",
