@@ -24,7 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from collections import Counter
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -199,6 +200,7 @@ def aws_latency(
     serial: bool,
     assignment_seconds: float = 1.0,
     poll: float | None = None,
+    breakdown: bool = False,
 ) -> None:
     """Vending against an emulator in its own process that answers like AWS: a round trip per call,
     accounts that take ``create_seconds``, assignments ``assignment_seconds``. Efficiency = ideal /
@@ -206,8 +208,13 @@ def aws_latency(
     assignment_seconds + (k + 2) x latency); prelude = the time until the first CreateAccount (reading
     the organization, creating OUs and permission sets: once per run), k = calls per new tenant other
     than polls and the prelude's, and 2 = the one status read that tells each of the two asynchronous
-    operations (the account, the assignment) has ended."""
+    operations (the account, the assignment) has ended. With ``breakdown``, also where meshcore's CPU
+    per new tenant goes (see ``cpu_breakdown.py``)."""
+    from cpu_breakdown import breakdown as cpu_breakdown
+
     poll = create_seconds / 10 if poll is None else poll
+    spent_rows: list[str] = []
+    categories: list[str] = []
     print(
         f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
         f"assignment {assignment_seconds:.1f} s; poll interval {poll:.2f} s.\n"
@@ -224,8 +231,20 @@ def aws_latency(
                 rec.concurrency = c
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
                 counter.first.clear()
-                report = rec.apply()
+                measured = cpu_breakdown() if breakdown else nullcontext((Counter(), Counter()))
+                with measured as (spent, calls):
+                    report = rec.apply()
                 wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+                if breakdown:
+                    parts = [
+                        f"{spent[x] / n * 1000:.1f} ({calls[x] / n:.1f} x {spent[x] / max(calls[x], 1) * 1000:.2f})"
+                        for x in sorted(spent)
+                    ]
+                    rest = (cpu - sum(spent.values())) / n * 1000
+                    spent_rows.append(
+                        f"| {n} | {cpu / n * 1000:.0f} | " + " | ".join(parts) + f" | {rest:.1f} |"
+                    )
+                    categories = sorted(spent)
                 prelude = counter.first.get("CreateAccount", t0) - t0
                 polls = sum(v for k, v in counter.items() if k in POLLS)
                 k = (counter.total() - polls - prelude / latency) / n
@@ -239,6 +258,11 @@ def aws_latency(
                 f"| {n}{failed} | {c} | {wall:.1f} | {prelude:.1f} | {ideal:.1f} | {ideal / wall:.2f} | {k:.1f} ({polls / n:.1f}) | "
                 f"{cpu / n * 1000:.0f} | {noop_wall:.1f} | {noop_cpu / n * 1000:.0f} |"
             )
+    if spent_rows:
+        print("\nmeshcore CPU ms per new tenant, by where it is spent (per tenant: count x ms each):\n")
+        print("| N | total | " + " | ".join(categories) + " | the rest |")
+        print("|---|---|" + "---|" * len(categories) + "---|")
+        print("\n".join(spent_rows))
 
 
 SHARED_BASELINE = """AWSTemplateFormatVersion: "2010-09-09"
@@ -367,6 +391,7 @@ def main() -> None:
             args.serial,
             assignment_seconds=args.assignment,
             poll=args.poll,
+            breakdown=args.breakdown,
         )
     if args.what == "stacksets":
         stacksets(args.sizes or [32], args.latency, args.creation, args.stackset_seconds, args.concurrency)
