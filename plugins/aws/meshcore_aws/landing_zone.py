@@ -21,7 +21,7 @@ def landing_zone_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> O
         return Observation(actions=tuple(baselines.teardown_actions(run, tenant, ctx)))
     want = desired_state(run.cfg, tenant)
     aid = tenant.platform_tenant_id
-    existing = run.org.account(aid) if aid else None
+    existing = run.org.account(aid, expected=run.org.find_ou(want.ou_ref)) if aid else None
     email = (
         str(existing["Email"]) if existing else unused_email(run, ctx, tenant, want.email)
     )  # as AWS has it

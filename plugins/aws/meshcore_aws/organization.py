@@ -1,9 +1,11 @@
 """A per-run view of the AWS organization, read in bulk and shared by all tenants.
 
-One ``ListAccounts`` walk gives every account's id, e-mail and state; one
-``ListAccountsForParent`` walk per landing-zone OU tells which accounts already
-sit where they belong, so ``ListParents`` is only needed for accounts that are
-elsewhere (new or drifted). Writes made in this run update the view, so that
+One ``ListAccountsForParent`` walk per landing-zone OU tells which accounts already
+sit where they belong, with their e-mail and state, so ``ListParents`` is only needed
+for accounts that are elsewhere (new or drifted). The whole organization's
+``ListAccounts`` walk (its size is the organization's, not meshcore's) is made only
+when something needs it: an account not where it belongs, an e-mail to check for a
+new account, a closure's quota, import candidates. Writes made in this run update the view, so that
 what a later observation reads is what AWS now holds.
 """
 
@@ -33,6 +35,7 @@ class OrgView:
         self._accounts_error: ClientError | None = None
         self._children: dict[str, list[dict[str, Any]]] = {}
         self._in_ou: dict[str, set[str]] = {}
+        self._listed_in_ou: dict[str, dict[str, Any]] = {}  # account id -> account, from the OU listings
         self._parents: dict[str, str] = {}
         self._tags: dict[str, dict[str, str]] = {}
         self._ou_ids: dict[str, bool] = {}  # OU or root id -> exists
@@ -96,7 +99,23 @@ class OrgView:
                     raise
             return self._accounts
 
-    def account(self, account_id: str, refresh: bool = False) -> dict[str, Any] | None:
+    def account(
+        self, account_id: str, refresh: bool = False, expected: str | None = None
+    ) -> dict[str, Any] | None:
+        """The account as this run knows it (``None``: not in the organization). With ``expected``, the
+        OU it belongs in: an account listed there is answered from that OU's listing, without the
+        whole organization's."""
+        in_expected = (
+            expected is not None
+            and not refresh
+            and self._accounts is None
+            and account_id in self.accounts_in(expected)
+        )
+        if in_expected:
+            with self._lock:
+                listed = self._listed_in_ou.get(account_id)
+            if listed is not None:
+                return listed
         found = self.accounts().get(account_id)
         if found is None or refresh:
             try:
@@ -194,9 +213,10 @@ class OrgView:
     def accounts_in(self, ou_id: str) -> set[str]:
         with self._lock:
             if ou_id not in self._in_ou:
-                self._in_ou[ou_id] = {
-                    a["Id"] for a in self._list("list_accounts_for_parent", "Accounts", ParentId=ou_id)
-                }
+                listed = self._list("list_accounts_for_parent", "Accounts", ParentId=ou_id)
+                self._in_ou[ou_id] = {a["Id"] for a in listed}
+                for a in listed:
+                    self._listed_in_ou.setdefault(a["Id"], a)
             return self._in_ou[ou_id]
 
     def parent_of(self, account_id: str, expected: str | None) -> str:

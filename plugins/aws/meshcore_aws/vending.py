@@ -147,6 +147,7 @@ def tenant_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observa
     needs = target_keys(run.cfg, lz)
     actions: list[Action] = []
     found: str | None = None
+    ou_id = run.org.find_ou(want.ou_ref)
     if tenant.platform_tenant_id is None:
         if not tenant.import_id:
             want = replace(want, email=unused_email(run, ctx, tenant, want.email))
@@ -154,7 +155,7 @@ def tenant_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observa
         actions.append(acquire)
         account = run.org.account(found) if found else None
     else:
-        account = run.org.account(tenant.platform_tenant_id)
+        account = run.org.account(tenant.platform_tenant_id, expected=ou_id)
         if account is None:
             raise PlatformError(f"account {tenant.platform_tenant_id} is no longer in this organization")
         state = accounts.state(account)
@@ -167,7 +168,6 @@ def tenant_actions(run: AwsRun, tenant: TenantSpec, ctx: HookContext) -> Observa
             actions.append(_await_activation(run, tenant.platform_tenant_id))
     aid = found or tenant.platform_tenant_id
     in_place: set[str] = set()
-    ou_id = run.org.find_ou(want.ou_ref)
     parent = run.org.parent_of(aid, ou_id) if aid else run.org.root_id()
     if ou_id is None or parent != ou_id:
         actions.append(

@@ -54,6 +54,7 @@ def test_calls_per_new_and_per_unchanged_tenant(world, sso, access_config):
     world.calls.clear()
     world.reconciler(access_config).apply()
     noop_before = without_polls(world.calls)
+    noop_accounts_walk = world.calls["ListAccounts"]
     before = dict(world.calls)
     assert world.calls.writes == {}, world.calls.writes
 
@@ -61,7 +62,11 @@ def test_calls_per_new_and_per_unchanged_tenant(world, sso, access_config):
     world.calls.clear()
     report = by_key(world.reconciler(grown).apply())
     assert all(report[f"ws9/n{i}@aws"].status == "changed" for i in range(4)), report
-    per_new = (without_polls(world.calls) - noop_before) / 4
+    # the organization's ListAccounts walk: once per run that has new tenants (their e-mails are checked
+    # against every account), and only then: a run of placed, unchanged tenants reads their OUs' listings
+    assert noop_accounts_walk == 0, before
+    assert world.calls["ListAccounts"] == 1, dict(world.calls)
+    per_new = (without_polls(world.calls) - noop_before - world.calls["ListAccounts"]) / 4
 
     world.calls.clear()
     world.reconciler(grown).apply()

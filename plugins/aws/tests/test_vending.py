@@ -40,10 +40,12 @@ def test_second_apply_makes_zero_write_calls_and_plan_is_empty(world):
     report = rec.apply()
     assert {r.status for r in report.tenants} == {"ok"}
     assert world.calls.writes == {}, world.calls
-    # bulk reads: list accounts once, one ListAccountsForParent per landing-zone OU, one tag read per account
+    # bulk reads: one ListAccountsForParent per landing-zone OU (placement, e-mail and state of the accounts
+    # in it), one tag read per account; the whole organization's ListAccounts is not needed
     assert world.calls["ListTagsForResource"] == 3
     assert world.calls["ListParents"] == 0
-    assert world.calls["ListAccounts"] == 1
+    assert world.calls["ListAccountsForParent"] == 2
+    assert world.calls["ListAccounts"] == 0
     assert all(item.actions == [] for item in rec.plan().tenants)
 
 
