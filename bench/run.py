@@ -136,7 +136,12 @@ def latency(sizes: list[int], creation: float, concurrency: int) -> None:
         )
 
 
-POLLS = ("DescribeCreateAccountStatus", "ListCreateAccountStatus", "DescribeAccountAssignmentCreationStatus")
+POLLS = (
+    "DescribeCreateAccountStatus",
+    "ListCreateAccountStatus",
+    "DescribeAccountAssignmentCreationStatus",
+    "ListAccountAssignmentCreationStatus",
+)
 
 
 @contextmanager

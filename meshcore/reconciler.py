@@ -647,7 +647,7 @@ class Reconciler:
                 tenant.platform_id,
                 tenant.landing_zone.id,
                 fence=fence,
-                audit=("tenant.created", {"landing_zone": tenant.landing_zone.id}),
+                audit=[("tenant.created", {"landing_zone": tenant.landing_zone.id})],
             )
         if task.lifecycle == Lifecycle.RESTORE:
             row = self.store.update_tenant(
@@ -657,38 +657,38 @@ class Reconciler:
                 marked_at=None,
                 approved_at=None,
                 revoked_at=None,
-                audit=("tenant.deletion_cancelled", {}),
+                audit=[("tenant.deletion_cancelled", {})],
             )
             item.events.append("deletion cancelled: the tenant is back in the config")
         elif task.lifecycle == Lifecycle.MARK_FOR_DELETION:
             fields: dict[str, Any] = {"status": TenantStatus.MARKED_FOR_DELETION.value, "marked_at": now}
             if tenant.landing_zone.auto_approve_deletion:
                 fields["approved_at"] = now
-            row = self.store.update_tenant(
-                row.id, fence=fence, audit=("tenant.marked_for_deletion", {}), **fields
-            )
+            entries: list[tuple[str, dict[str, Any]]] = [("tenant.marked_for_deletion", {})]
+            if tenant.landing_zone.auto_approve_deletion:
+                entries.append(("tenant.deletion_approved", {"by": "landing zone auto-approval"}))
+            row = self.store.update_tenant(row.id, fence=fence, audit=entries, **fields)
             item.events.append("marked for deletion: removed from the config")
             if tenant.landing_zone.auto_approve_deletion:
-                self.store.audit(
-                    "tenant.deletion_approved", task.key, {"by": "landing zone auto-approval"}, fence=fence
-                )
                 item.events.append("deletion auto-approved by the landing zone")
             tenant = self._lifecycle_spec(task)
         elif task.lifecycle == Lifecycle.DEPROVISION and row.approved_at is None:
             row = self.store.update_tenant(
                 row.id,
                 fence=fence,
-                audit=("tenant.deletion_approved", {"by": "landing zone auto-approval"}),
+                audit=[("tenant.deletion_approved", {"by": "landing zone auto-approval"})],
                 approved_at=now,
             )
         if row.landing_zone != tenant.landing_zone.id and tenant.status == TenantStatus.ACTIVE:
             row = self.store.update_tenant(
                 row.id,
                 fence=fence,
-                audit=(
-                    "tenant.landing_zone_changed",
-                    {"from": row.landing_zone, "to": tenant.landing_zone.id},
-                ),
+                audit=[
+                    (
+                        "tenant.landing_zone_changed",
+                        {"from": row.landing_zone, "to": tenant.landing_zone.id},
+                    )
+                ],
                 landing_zone=tenant.landing_zone.id,
             )
         return row, tenant
@@ -728,7 +728,7 @@ class Reconciler:
                 self.store.update_tenant(
                     row.id,
                     fence=ctx.fence,
-                    audit=(how, {"platform_tenant_id": new_id, "action": action.key}),
+                    audit=[(how, {"platform_tenant_id": new_id, "action": action.key})],
                     **fields,
                 )
                 ctx.platform_tenant_id = new_id
@@ -789,7 +789,7 @@ class Reconciler:
         )
         if revoked and row.revoked_at is None:
             self.store.update_tenant(
-                row.id, fence=ctx.fence, audit=("tenant.access_revoked", {}), revoked_at=utcnow()
+                row.id, fence=ctx.fence, audit=[("tenant.access_revoked", {})], revoked_at=utcnow()
             )
             item.events.append("access revoked")
         if reason:
@@ -814,7 +814,7 @@ class Reconciler:
         self.store.update_tenant(
             row.id,
             fence=ctx.fence,
-            audit=("tenant.deleted", {"platform_tenant_id": ctx.platform_tenant_id}),
+            audit=[("tenant.deleted", {"platform_tenant_id": ctx.platform_tenant_id})],
             status=TenantStatus.DELETED.value,
             deleted_at=utcnow(),
         )
@@ -933,6 +933,6 @@ def approve_deletion(store: StateStore, key: str) -> str:
                 raise MeshcoreError(f"tenant {key} is {row.status}, not marked for deletion")
             if row.approved_at is not None:
                 return f"deletion of {key} was already approved"
-            store.update_tenant(row.id, audit=("tenant.deletion_approved", {}), approved_at=utcnow())
+            store.update_tenant(row.id, audit=[("tenant.deletion_approved", {})], approved_at=utcnow())
             return f"deletion of {key} approved; the next 'meshcore apply' deletes it"
     raise MeshcoreError(f"no tenant {key!r} in the state store (see 'meshcore status')")

@@ -218,18 +218,25 @@ def test_a_tenant_change_and_its_audit_entry_are_one_transaction(state_store):
     """The audit entry of a change is written with it: a refused change leaves no entry, an accepted one
     always has its entry (they were two transactions, and a crash between them lost the entry)."""
     first = state_store.create_tenant(
-        "ws", "a", "aws", "dev", audit=("tenant.created", {"landing_zone": "dev"})
+        "ws", "a", "aws", "dev", audit=[("tenant.created", {"landing_zone": "dev"})]
     )
     second = state_store.create_tenant("ws", "b", "aws", "dev")
     state_store.update_tenant(
-        first.id, platform_tenant_id="111", audit=("tenant.bound", {"platform_tenant_id": "111"})
+        first.id, platform_tenant_id="111", audit=[("tenant.bound", {"platform_tenant_id": "111"})]
     )
     with pytest.raises(MeshcoreError, match="already belongs"):
         state_store.update_tenant(
-            second.id, platform_tenant_id="111", audit=("tenant.bound", {"platform_tenant_id": "111"})
+            second.id, platform_tenant_id="111", audit=[("tenant.bound", {"platform_tenant_id": "111"})]
         )
+    state_store.update_tenant(
+        first.id,
+        status="MARKED_FOR_DELETION",
+        audit=[("tenant.marked_for_deletion", {}), ("tenant.deletion_approved", {"by": "auto"})],
+    )
     trail = [(a.action, a.subject, a.details) for a in state_store.audit_trail()]
     assert trail == [
         ("tenant.created", "ws/a@aws", {"landing_zone": "dev"}),
         ("tenant.bound", "ws/a@aws", {"platform_tenant_id": "111"}),
+        ("tenant.marked_for_deletion", "ws/a@aws", {}),
+        ("tenant.deletion_approved", "ws/a@aws", {"by": "auto"}),
     ], trail

@@ -19,7 +19,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -290,9 +290,9 @@ class StateStore:
         landing_zone: str,
         *,
         fence: Fence | None = None,
-        audit: tuple[str, dict[str, Any]] | None = None,
+        audit: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> TenantRow:
-        """Insert a tenant; with ``audit`` (action, details), its audit entry in the same transaction."""
+        """Insert a tenant; with ``audit`` ((action, details), ...), its audit entries in the same transaction."""
         row = TenantRow(
             workspace=workspace,
             project=project,
@@ -306,8 +306,7 @@ class StateStore:
         with self.session() as s:
             self._check_fence(s, fence)
             s.add(row)
-            if audit is not None:
-                s.add(_audit_row(audit[0], row.key, audit[1]))
+            s.add_all(_audit_row(action, row.key, details) for action, details in audit)
         return row
 
     def update_tenant(
@@ -315,13 +314,13 @@ class StateStore:
         tenant_id: int,
         *,
         fence: Fence | None = None,
-        audit: tuple[str, dict[str, Any]] | None = None,
+        audit: Sequence[tuple[str, dict[str, Any]]] = (),
         **fields: Any,
     ) -> TenantRow:
         """Update fields of a tenant. Binding a platform id owned by another tenant is refused.
 
-        With ``audit`` (action, details), the audit entry is written in the same transaction:
-        the change and its record of who made it are never one without the other."""
+        With ``audit`` ((action, details), ...), the audit entries are written in the same
+        transaction: a change and its record of who made it are never one without the other."""
         with self.session() as s:
             self._check_fence(s, fence)
             row = s.get(TenantRow, tenant_id)
@@ -345,8 +344,7 @@ class StateStore:
             for name, value in fields.items():
                 setattr(row, name, redact_data(value) if name in _REDACTED else value)
             row.updated_at = utcnow()
-            if audit is not None:
-                s.add(_audit_row(audit[0], row.key, audit[1]))
+            s.add_all(_audit_row(action, row.key, details) for action, details in audit)
         return row
 
     def owner_of(self, platform: str, platform_tenant_id: str) -> str | None:

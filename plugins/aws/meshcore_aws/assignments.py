@@ -2,15 +2,20 @@
 
 Creating and deleting an assignment is asynchronous and can fail only in its
 status: each request is polled until it ends, and ``FAILED`` raises with AWS's
-reason. Reads are per group and account, cached for the run.
+reason. The requests in flight are looked at together (one
+``ListAccountAssignmentCreationStatus(Filter={Status: IN_PROGRESS})`` per look for
+all of them, see :class:`~meshcore_aws.identity_center.RequestWatch`). Reads are per
+group and account, cached for the run.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from meshcore_aws import retries
-from meshcore_aws.identity_center import IdentityCenter
+from meshcore_aws.identity_center import IdentityCenter, RequestWatch
 
 
 class Assignments:
@@ -18,6 +23,33 @@ class Assignments:
         self.center = center
         self._lock = threading.RLock()
         self._assigned: dict[tuple[str, str], set[str]] = {}
+        self._created = self._watch(
+            "list_account_assignment_creation_status",
+            "AccountAssignmentsCreationStatus",
+            lambda rid: center.sso.describe_account_assignment_creation_status(
+                InstanceArn=center.instance_arn, AccountAssignmentCreationRequestId=rid
+            )["AccountAssignmentCreationStatus"],
+        )
+        self._deleted = self._watch(
+            "list_account_assignment_deletion_status",
+            "AccountAssignmentsDeletionStatus",
+            lambda rid: center.sso.describe_account_assignment_deletion_status(
+                InstanceArn=center.instance_arn, AccountAssignmentDeletionRequestId=rid
+            )["AccountAssignmentDeletionStatus"],
+        )
+
+    def _watch(self, operation: str, key: str, describe: Callable[[str], dict[str, Any]]) -> RequestWatch:
+        def in_progress() -> set[str]:
+            listed = retries.listed(
+                self.center.sso,
+                operation,
+                key,
+                InstanceArn=self.center.instance_arn,
+                Filter={"Status": "IN_PROGRESS"},
+            )
+            return {str(s["RequestId"]) for s in listed}
+
+        return RequestWatch(in_progress, describe)
 
     def of(self, gid: str, account: str) -> set[str]:
         """Permission set ARNs assigned to a group on an account."""
@@ -59,24 +91,12 @@ class Assignments:
             status = self.center.write(sso, "create_account_assignment", **kwargs)[
                 "AccountAssignmentCreationStatus"
             ]
-            self.center.poll(
-                status,
-                lambda rid: sso.describe_account_assignment_creation_status(
-                    InstanceArn=inst, AccountAssignmentCreationRequestId=rid
-                )["AccountAssignmentCreationStatus"],
-                f"assigning {label} on {account}",
-            )
+            self.center.poll(status, self._created.looker(), f"assigning {label} on {account}")
         else:
             status = self.center.write(sso, "delete_account_assignment", **kwargs)[
                 "AccountAssignmentDeletionStatus"
             ]
-            self.center.poll(
-                status,
-                lambda rid: sso.describe_account_assignment_deletion_status(
-                    InstanceArn=inst, AccountAssignmentDeletionRequestId=rid
-                )["AccountAssignmentDeletionStatus"],
-                f"removing {label} from {account}",
-            )
+            self.center.poll(status, self._deleted.looker(), f"removing {label} from {account}")
         with self._lock:
             current = self._assigned.setdefault((gid, account), set())
             (current.add if create else current.discard)(arn)

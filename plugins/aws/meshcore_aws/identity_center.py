@@ -20,6 +20,11 @@ from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig
 from meshcore_aws.once import Once
 
+#: How long a request is waited on before the run reports it still in progress (in poll intervals, as
+#: long as 120 looks at the interval), and a bound on the looks (an interval of 0 looks 120 times).
+MAX_WAIT_INTERVALS = 118
+MAX_LOOKS = 1000
+
 
 class IdentityCenter:
     """The Identity Center instance of one platform in one run (shared by all tenants)."""
@@ -111,16 +116,18 @@ class IdentityCenter:
     def poll(self, status: dict[str, Any], describe: Callable[[str], dict[str, Any]], what: str) -> None:
         """Wait for an asynchronous Identity Center request; its FAILED status raises with AWS's reason."""
         interval = self.cfg.poll_interval_seconds
-        waited = 0.0
-        for _ in range(120):
+        waited, looks = 0.0, 0
+        while True:
             state = status.get("Status")
             if state == "SUCCEEDED":
                 return
             if state == "FAILED":
                 raise PlatformError(f"{what} FAILED: {status.get('FailureReason') or 'no reason given'}")
+            if looks >= (MAX_LOOKS if interval > 0 else 120) or waited >= MAX_WAIT_INTERVALS * interval > 0:
+                break
             wait = poll_wait(waited, interval)
             self.sleep(wait)
-            waited += wait
+            waited, looks = waited + wait, looks + 1
             status = describe(status["RequestId"])
         raise PlatformError(f"{what} did not finish in time; the next run checks it again")
 
@@ -129,7 +136,49 @@ def poll_wait(waited: float, interval: float) -> float:
     """How long to wait before the next look at a request that has been waited on for ``waited`` seconds.
 
     Most Identity Center requests end within seconds: look every quarter of the interval at first,
-    then after a quarter of the time waited so far (an ending is seen at most about a quarter of
-    the wait late, where doubling waits saw it up to a whole wait late), at least once per interval.
+    then after a quarter of the time waited so far (a waiter sees an ending at most about a quarter
+    of its wait late, where doubling waits saw it up to a whole wait late; a listing shared with
+    other waiters can add up to one more look), at least once per interval.
     """
     return min(interval, max(interval / 4, waited / 4))
+
+
+class RequestWatch:
+    """Identity Center requests of one kind in flight, looked at together.
+
+    One listing of the requests still ``IN_PROGRESS`` answers every waiting tenant; a
+    request no longer listed is described once to learn how it ended (and why, if it
+    failed). A waiter passes the listing generation it last saw and gets a newer one, so
+    tenants that wake up together share one listing and none reads one older than its
+    sleep. With 32 tenants waiting, that is one request per look instead of 32, which
+    keeps a large vending run below Identity Center's request rates.
+    """
+
+    def __init__(self, list_in_progress: Callable[[], set[str]], describe: Callable[[str], dict[str, Any]]):
+        self._list = list_in_progress
+        self._describe = describe
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._in_progress: set[str] = set()
+
+    def status(self, request_id: str, seen: int) -> tuple[dict[str, Any], int]:
+        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from."""
+        with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
+            if self._generation <= seen:
+                self._in_progress = self._list()
+                self._generation += 1
+            generation, running = self._generation, request_id in self._in_progress
+        if running:
+            return {"RequestId": request_id, "Status": "IN_PROGRESS"}, generation
+        return self._describe(request_id), generation
+
+    def looker(self) -> Callable[[str], dict[str, Any]]:
+        """A status function for one waiter (it remembers the generation that waiter last saw)."""
+        seen = 0
+
+        def look(request_id: str) -> dict[str, Any]:
+            nonlocal seen
+            status, seen = self.status(request_id, seen)
+            return status
+
+        return look

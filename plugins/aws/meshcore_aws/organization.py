@@ -127,6 +127,13 @@ class OrgView:
             self._add(found)
         return found
 
+    def renamed(self, account_id: str, name: str) -> None:
+        """Record a rename this run made, in whatever this run has read (nothing is read for it)."""
+        with self._lock:
+            for known in (self._accounts or {}, self._listed_in_ou):
+                if account_id in known:
+                    known[account_id]["Name"] = name
+
     def by_email(self, email: str, refresh: bool = False) -> dict[str, Any] | None:
         with self._lock:
             self.accounts(refresh)

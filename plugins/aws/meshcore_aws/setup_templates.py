@@ -86,6 +86,8 @@ ACTIONS: dict[str, list[str]] = {
         "sso:ListAccountAssignmentsForPrincipal",
         "sso:DescribeAccountAssignmentCreationStatus",
         "sso:DescribeAccountAssignmentDeletionStatus",
+        "sso:ListAccountAssignmentCreationStatus",
+        "sso:ListAccountAssignmentDeletionStatus",
         "identitystore:GetUserId",
         "identitystore:ListUsers",
         "identitystore:GetGroupId",

@@ -431,20 +431,38 @@ class CreationWatch:
     One ``ListCreateAccountStatus(States=[IN_PROGRESS])`` answers every waiting
     tenant; only a request that no longer shows as in progress is described
     (``DescribeCreateAccountStatus``) to learn how it ended. A waiter passes the
-    listing generation it last saw and gets a newer one: tenants that wake up
-    together share one listing, and no waiter reads a listing older than its sleep.
+    listing generation it last saw and gets a newer one, no older than a quarter
+    interval: tenants that wake up together share one listing. Every waiter looks at
+    the same instants (:meth:`until_next_look`), so one listing per interval serves
+    them all and an ending is seen at most an interval (and a quarter, after a slow
+    look) late: waiters on schedules of their own could reuse a listing almost an
+    interval old and see an ending two intervals late.
     """
 
     def __init__(self, org: Any):
         self.org = org
+        self._epoch = time.monotonic()
+        self._listed_at = self._epoch
         self._lock = threading.Lock()
         self._generation = 0
         self._in_progress: set[str] = set()
 
-    def status(self, request_id: str, seen: int) -> tuple[dict[str, Any], int]:
-        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from."""
+    def until_next_look(self, interval: float) -> float:
+        """Seconds until the watch's next look, one every ``interval`` for every waiter; a look due within
+        a quarter interval is skipped for the one after (no look right after another)."""
+        if interval <= 0:
+            return 0.0
+        wait = interval - (time.monotonic() - self._epoch) % interval
+        return wait if wait >= interval / 4 else wait + interval
+
+    def status(self, request_id: str, seen: int, max_age: float = float("inf")) -> tuple[dict[str, Any], int]:
+        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from.
+
+        The current listing answers if it is newer than generation ``seen`` and ended at most
+        ``max_age`` seconds ago (waiters of one look share it; a waiter at a later look gets a new one).
+        """
         with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._generation <= seen:
+            if self._generation <= seen or time.monotonic() - self._listed_at > max_age:
                 listed = retries.listed(
                     self.org.client,
                     "list_create_account_status",
@@ -453,6 +471,7 @@ class CreationWatch:
                 )
                 self._in_progress = {str(s["Id"]) for s in listed}
                 self._generation += 1
+                self._listed_at = time.monotonic()
             generation, running = self._generation, request_id in self._in_progress
         if running:
             return {"Id": request_id, "State": "IN_PROGRESS"}, generation
@@ -473,12 +492,10 @@ def _await_creation(
     interval = run.cfg.poll_interval_seconds
     polls = poll_count(run.cfg.create_wait_seconds, interval)
     seen = 0
-    asked = time.monotonic()
     for attempt in range(polls):
         if status is None or attempt > 0:
-            asked = time.monotonic()
             try:
-                status, seen = run.creations.status(str(entry.operation_id), seen)
+                status, seen = run.creations.status(str(entry.operation_id), seen, max_age=interval / 4)
             except ClientError as exc:
                 if retries.code(exc) != "CreateAccountStatusNotFoundException":
                     raise
@@ -489,9 +506,8 @@ def _await_creation(
             return _created(run, want, ctx, entry, status["AccountId"], sent_here)
         if state == "FAILED":
             return _failed(run, tenant, want, ctx, entry, status.get("FailureReason", "UNKNOWN"))
-        if attempt + 1 < polls:  # one look per interval: the time the look took is part of it (a slow,
-            # throttled look is still followed by a pause, not by the next look at once)
-            run.sleep(max(interval / 4, interval - (time.monotonic() - asked)))
+        if attempt + 1 < polls:  # at the watch's next look, with every other waiting tenant
+            run.sleep(run.creations.until_next_look(interval))
     return ActionResult(
         status=ActionStatus.IN_PROGRESS,
         message=f"CreateAccount request {entry.operation_id} is still in progress",
@@ -765,7 +781,5 @@ def _rename(run: AwsRun, aid: str, name: str) -> ActionResult:
                 "aws organizations enable-aws-service-access --service-principal account.amazonaws.com)"
             )
         raise PlatformError(f"cannot rename account {aid}: {retries.describe(exc)}{hint}") from None
-    account = run.org.account(aid)
-    if account is not None:
-        account["Name"] = name
+    run.org.renamed(aid, name)
     return ActionResult(message=f"renamed {aid} to {name}")

@@ -401,6 +401,7 @@ def _group_memberships() -> None:
 
 
 def _assignments() -> None:
+    from moto.core.exceptions import JsonRESTError
     from moto.ssoadmin.responses import SSOAdminResponse
 
     def started(name: str, key: str) -> None:
@@ -439,6 +440,45 @@ def _assignments() -> None:
 
         setattr(SSOAdminResponse, name, handler)
 
+    def listed(name: str, key: str, assignments: str) -> None:
+        """``List...Status``, which moto lacks: every request of the kind, newest last, filtered by status
+        and paged as AWS does (``MaxResults`` 1..100); a listing is a status read of each request it shows."""
+
+        def handler(self: Any) -> str:
+            limit = int(self._get_param("MaxResults") or 100)
+            if not 1 <= limit <= 100:
+                raise JsonRESTError("ValidationException", "MaxResults must be between 1 and 100")
+            wanted = (self._get_param("Filter") or {}).get("Status")
+            now = time.monotonic()
+            rows = []
+            with _lock:
+                for assignment in getattr(self.ssoadmin_backend, assignments):
+                    rid = assignment.request_id
+                    running = (
+                        STATE.assignment_requests.get(rid, 0) > 0 or STATE.assignment_until.get(rid, 0) > now
+                    )
+                    status = "IN_PROGRESS" if running else "SUCCEEDED"
+                    if wanted and status != wanted:
+                        continue
+                    if STATE.assignment_requests.get(rid, 0) > 0:
+                        STATE.assignment_requests[rid] -= 1
+                    rows.append({"Status": status, "RequestId": rid, "CreatedDate": assignment.created_date})
+            start = int(self._get_param("NextToken") or 0)
+            out: dict[str, Any] = {key: rows[start : start + limit]}
+            if start + limit < len(rows):
+                out["NextToken"] = str(start + limit)
+            return json.dumps(out)
+
+        setattr(SSOAdminResponse, name, handler)
+
+    listed(
+        "list_account_assignment_creation_status", "AccountAssignmentsCreationStatus", "account_assignments"
+    )
+    listed(
+        "list_account_assignment_deletion_status",
+        "AccountAssignmentsDeletionStatus",
+        "deleted_account_assignments",
+    )
     started("create_account_assignment", "AccountAssignmentCreationStatus")
     started("delete_account_assignment", "AccountAssignmentDeletionStatus")
     described(

@@ -11,7 +11,12 @@ import copy
 from aws_testlib import by_key
 
 #: Status polls, which depend on how long AWS takes, are not part of the budget.
-POLLS = ("DescribeCreateAccountStatus", "DescribeAccountAssignmentCreationStatus", "ListCreateAccountStatus")
+POLLS = (
+    "DescribeCreateAccountStatus",
+    "ListCreateAccountStatus",
+    "DescribeAccountAssignmentCreationStatus",
+    "ListAccountAssignmentCreationStatus",
+)
 #: Calls a new tenant costs, polls excluded: CreateAccount, MoveAccount, AssumeRole, CreateAccountAlias,
 #: GetGroupId, CreateGroup, CreateGroupMembership, CreateAccountAssignment (nothing read back).
 NEW_TENANT_BUDGET = 8
@@ -201,3 +206,22 @@ def test_state_store_transactions_per_new_tenant(world, sso, access_config, monk
     marginal = (per_run["4 new"] - per_run["no-op"]) / 4
     print(f"{marginal} transactions per new tenant {per_run}")
     assert marginal <= NEW_TENANT_TRANSACTIONS, per_run
+
+
+def test_assignments_in_flight_are_polled_together(world, sso, access_config):
+    """24 assignments in flight at once: each look lists the ones in progress for every waiting tenant, and a
+    request is described only when it has left that listing (to learn how it ended), never once per look."""
+    from meshcore_aws_emulator import strict
+
+    strict.PROFILE.assignment_polls = 3  # every request stays in progress for three status reads
+    access_config["settings"] = {"concurrency": 24}
+    grown = more_projects(access_config, 24)
+    report = world.reconciler(grown).apply()
+    assert not report.failed, [t.message for t in report.failed]
+    assert all(sso.members(f"meshcore-ws9-n{i}-admin") == ["alice"] for i in range(24))
+    assigned = world.calls["CreateAccountAssignment"]
+    assert assigned >= 24, dict(world.calls)
+    assert world.calls["ListAccountAssignmentCreationStatus"] >= 1, dict(world.calls)
+    # one description per request when it leaves the listing, and one more for a request sent after the
+    # listing its first look shares; one per look per request would be 4 each
+    assert world.calls["DescribeAccountAssignmentCreationStatus"] <= 2 * assigned, dict(world.calls)

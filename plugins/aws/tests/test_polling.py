@@ -5,6 +5,7 @@ Not timed: the sleeps go to a fake clock, so lateness and looks are exact.
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import SimpleNamespace
 
@@ -80,30 +81,85 @@ def test_a_failed_identity_center_request_raises_with_aws_reason():
         )
 
 
-@pytest.mark.parametrize(("look", "pause"), [(0.3, 0.7), (2.5, 0.25)])
-def test_account_creation_is_looked_at_once_per_interval_however_long_a_look_takes(monkeypatch, look, pause):
-    """A look that takes 0.3 s of a 1 s interval is followed by 0.7 s of sleep: one look per interval, so
-    an account's end is seen at most one interval late (sleeping the whole interval after each look made it
-    interval + look). A look slower than the interval (throttled) is still followed by a quarter of it."""
+class FakeOrg:
+    """ListCreateAccountStatus and DescribeCreateAccountStatus over requests that end at given times."""
+
+    def __init__(self, clock: Clock, ends: dict[str, float], look: float):
+        self.clock, self.ends, self.look = clock, ends, look
+        self.listings: list[float] = []
+        self.client = self
+
+    def get_paginator(self, operation: str):
+        assert operation == "list_create_account_status"
+        return self
+
+    def paginate(self, States, PaginationConfig):
+        assert States == ["IN_PROGRESS"]
+        self.listings.append(self.clock.now)
+        self.clock.now += self.look  # the listing's round trip
+        running = [{"Id": r, "State": "IN_PROGRESS"} for r, end in self.ends.items() if self.clock.now < end]
+        return [{"CreateAccountStatuses": running}]
+
+    def describe_create_account_status(self, CreateAccountRequestId):
+        assert self.clock.now >= self.ends[CreateAccountRequestId]
+        return {
+            "CreateAccountStatus": {"Id": CreateAccountRequestId, "State": "SUCCEEDED", "AccountId": "1" * 12}
+        }
+
+
+@pytest.mark.parametrize("look", [0.05, 0.6])
+@given(phase=st.floats(min_value=0, max_value=0.99), ends=st.lists(st.floats(0, 20), min_size=2, max_size=2))
+def test_account_creations_are_looked_at_together_once_per_interval(look, phase, ends):
+    """Two tenants waiting out of phase (one started ``phase`` s after the other) look at the same instants:
+    one listing per interval serves both, and each sees its account's end at most 1.25 intervals plus a
+    look late (each on a schedule of its own, a tenant could reuse a listing almost an interval old and
+    see the end two intervals late)."""
+    interval = 1.0
+    clock = Clock()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vending.time, "monotonic", clock.monotonic)
+        _two_waiters(clock, interval, look, phase, ends)
+
+
+def _two_waiters(clock: Clock, interval: float, look: float, phase: float, ends: list[float]) -> None:
+    org = FakeOrg(clock, {"car-a": ends[0], "car-b": phase + ends[1]}, look)
+    watch = vending.CreationWatch(org)
+    seen = {"car-a": 0, "car-b": 0}
+    next_look = {"car-a": watch.until_next_look(interval)}
+    clock.now = phase  # the second tenant's request is sent now; it waits for the watch's next look
+    next_look["car-b"] = phase + watch.until_next_look(interval)
+    clock.now = 0.0
+    ended: dict[str, float] = {}
+    while len(ended) < 2:  # the waiter due first looks (a fake, single-threaded interleaving)
+        rid = min((r for r in next_look if r not in ended), key=next_look.get)
+        clock.now = max(clock.now, next_look[rid])
+        status, seen[rid] = watch.status(rid, seen[rid], max_age=interval / 4)
+        if status["State"] == "SUCCEEDED":
+            ended[rid] = clock.now
+        else:
+            next_look[rid] = clock.now + watch.until_next_look(interval)
+    for rid, end in org.ends.items():
+        assert ended[rid] - end <= 1.25 * interval + 2 * look + 1e-9, (rid, ended, org.ends, org.listings)
+    assert all(b - a >= interval / 4 - 1e-9 for a, b in itertools.pairwise(org.listings)), org.listings
+
+
+def test_the_next_look_is_at_the_watch_instants_and_never_right_after_one(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(vending.time, "monotonic", clock.monotonic)
-    created_at = 4.2
+    watch = vending.CreationWatch(org=None)
+    for now, wait in [(0.3, 0.7), (1.0, 1.0), (2.8, 1.2), (5.74, 0.26)]:
+        clock.now = now
+        assert watch.until_next_look(1.0) == pytest.approx(wait)
+    assert watch.until_next_look(0) == 0
 
-    class Watch:
-        def status(self, request_id: str, seen: int):
-            clock.now += look  # the listing's round trips
-            state = "SUCCEEDED" if clock.now >= created_at else "IN_PROGRESS"
-            return {"Id": request_id, "State": state, "AccountId": "111122223333"}, seen + 1
 
-    looked: list[float] = []
-    run = SimpleNamespace(
-        cfg=SimpleNamespace(poll_interval_seconds=1.0, create_wait_seconds=60),
-        creations=Watch(),
-        sleep=lambda s: (looked.append(clock.now), clock.sleep(s)),
-    )
-    monkeypatch.setattr(vending, "_created", lambda run, want, ctx, entry, aid, sent_here: ("created", aid))
-    entry = SimpleNamespace(operation_id="car-1")
-    result = vending._await_creation(run, None, None, None, entry, status=None)  # type: ignore[arg-type]
-    assert result == ("created", "111122223333")
-    assert clock.sleeps and all(s == pytest.approx(pause) for s in clock.sleeps), clock.sleeps
-    assert clock.now - created_at <= max(1.0, look + pause) + 1e-9
+@pytest.mark.parametrize("interval", [0.5, 5.0])
+def test_an_identity_center_request_is_waited_on_for_118_intervals_before_the_run_reports_it(interval):
+    clock = Clock()
+
+    def never(request_id: str) -> dict[str, str]:
+        return {"RequestId": request_id, "Status": "IN_PROGRESS"}
+
+    with pytest.raises(Exception, match="did not finish in time; the next run checks it again"):
+        _center(interval, clock).poll({"RequestId": "r-1", "Status": "IN_PROGRESS"}, never, "an assignment")
+    assert 118 * interval <= clock.now <= 119 * interval
