@@ -375,6 +375,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="aws-latency: seconds per call.")
     parser.add_argument("--serial", action="store_true", help="aws-latency: also run with concurrency 1.")
     parser.add_argument(
+        "--breakdown", action="store_true", help="aws-latency: where meshcore's CPU per new tenant goes."
+    )
+    parser.add_argument(
         "--assignment", type=float, default=1.0, help="aws-latency: seconds an account assignment takes."
     )
     parser.add_argument(

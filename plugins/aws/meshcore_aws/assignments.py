@@ -38,6 +38,10 @@ class Assignments:
             )["AccountAssignmentDeletionStatus"],
         )
 
+    def _fresh(self) -> float:
+        """How old a shared listing may be: an eighth of the poll interval."""
+        return float(self.center.cfg.poll_interval_seconds) / 8
+
     def _watch(self, operation: str, key: str, describe: Callable[[str], dict[str, Any]]) -> RequestWatch:
         def in_progress() -> set[str]:
             listed = retries.listed(
@@ -91,12 +95,12 @@ class Assignments:
             status = self.center.write(sso, "create_account_assignment", **kwargs)[
                 "AccountAssignmentCreationStatus"
             ]
-            self.center.poll(status, self._created.looker(), f"assigning {label} on {account}")
+            self.center.poll(status, self._created.looker(self._fresh()), f"assigning {label} on {account}")
         else:
             status = self.center.write(sso, "delete_account_assignment", **kwargs)[
                 "AccountAssignmentDeletionStatus"
             ]
-            self.center.poll(status, self._deleted.looker(), f"removing {label} from {account}")
+            self.center.poll(status, self._deleted.looker(self._fresh()), f"removing {label} from {account}")
         with self._lock:
             current = self._assigned.setdefault((gid, account), set())
             (current.add if create else current.discard)(arn)

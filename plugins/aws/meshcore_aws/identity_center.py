@@ -10,6 +10,7 @@ and account assignments (:mod:`meshcore_aws.assignments`) build on this.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -159,26 +160,30 @@ class RequestWatch:
         self._describe = describe
         self._lock = threading.Lock()
         self._generation = 0
+        self._listed_at = time.monotonic()
         self._in_progress: set[str] = set()
 
-    def status(self, request_id: str, seen: int) -> tuple[dict[str, Any], int]:
-        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from."""
+    def status(self, request_id: str, seen: int, max_age: float = float("inf")) -> tuple[dict[str, Any], int]:
+        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from:
+        the current listing if it is newer than generation ``seen`` and ended at most ``max_age`` ago."""
         with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._generation <= seen:
+            if self._generation <= seen or time.monotonic() - self._listed_at > max_age:
                 self._in_progress = self._list()
                 self._generation += 1
+                self._listed_at = time.monotonic()
             generation, running = self._generation, request_id in self._in_progress
         if running:
             return {"RequestId": request_id, "Status": "IN_PROGRESS"}, generation
         return self._describe(request_id), generation
 
-    def looker(self) -> Callable[[str], dict[str, Any]]:
-        """A status function for one waiter (it remembers the generation that waiter last saw)."""
+    def looker(self, max_age: float) -> Callable[[str], dict[str, Any]]:
+        """A status function for one waiter (it remembers the generation that waiter last saw); a listing
+        older than ``max_age`` is not shared (a waiter would see an ending that much later)."""
         seen = 0
 
         def look(request_id: str) -> dict[str, Any]:
             nonlocal seen
-            status, seen = self.status(request_id, seen)
+            status, seen = self.status(request_id, seen, max_age)
             return status
 
         return look

@@ -163,3 +163,26 @@ def test_an_identity_center_request_is_waited_on_for_118_intervals_before_the_ru
     with pytest.raises(Exception, match="did not finish in time; the next run checks it again"):
         _center(interval, clock).poll({"RequestId": "r-1", "Status": "IN_PROGRESS"}, never, "an assignment")
     assert 118 * interval <= clock.now <= 119 * interval
+
+
+def test_a_shared_identity_center_listing_is_reused_only_while_fresh(monkeypatch):
+    """Waiters at one look share a listing; a listing older than max_age is made again, not reused."""
+    from meshcore_aws import identity_center
+
+    clock = Clock()
+    monkeypatch.setattr(identity_center.time, "monotonic", clock.monotonic)
+    listings: list[float] = []
+
+    def in_progress() -> set[str]:
+        listings.append(clock.now)
+        return {"r-1", "r-2"} if clock.now < 1.0 else set()
+
+    watch = identity_center.RequestWatch(in_progress, lambda rid: {"RequestId": rid, "Status": "SUCCEEDED"})
+    first, second = watch.looker(max_age=0.1), watch.looker(max_age=0.1)
+    assert first("r-1")["Status"] == "IN_PROGRESS" and second("r-2")["Status"] == "IN_PROGRESS"
+    assert listings == [0.0]  # one listing for both
+    clock.now = 0.95
+    assert second("r-2")["Status"] == "IN_PROGRESS"  # too old to share: listed again
+    clock.now = 1.2
+    assert first("r-1")["Status"] == "SUCCEEDED"
+    assert listings == [0.0, 0.95, 1.2]
