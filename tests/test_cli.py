@@ -207,3 +207,48 @@ def test_plan_detailed_exitcode_markdown_and_json_schema(run, write_config, base
     write_config(base_config, "c.yaml")
     refused = run("plan", "-c", cfg, "--detailed-exitcode")  # a refusal is an error here, never "changes"
     assert refused.exit_code == 1 and "declares no workspaces" in refused.output
+
+
+def test_sigterm_stops_apply_gracefully_and_the_next_apply_goes_on(
+    run, write_config, base_config, tmp_path, monkeypatch
+):
+    """SIGTERM mid-run: the action in flight finishes and is recorded, nothing else starts, exit 143, the run is
+    recorded as stopped, the signal handlers are put back; the next apply converges the rest."""
+    import os
+    import signal
+
+    from meshcore.state import StateStore
+    from meshcore.testing.fake_platform import FakePlatformPlugin
+
+    base_config["settings"] = {"concurrency": 1}
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+    create = FakePlatformPlugin._create
+    calls = []
+
+    def create_then_terminated(self, cloud, ctx, tenant, name):
+        calls.append(name)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while this action runs
+        return create(self, cloud, ctx, tenant, name)
+
+    monkeypatch.setattr(FakePlatformPlugin, "_create", create_then_terminated)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    result = run("apply", "-c", cfg, "-o", "json")
+    assert result.exit_code == 143, result.output
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert "stopped by SIGTERM" in result.stderr
+    items = [i for i in json.loads(result.stdout)["items"] if i["scope"] == "tenant"]
+    assert len(calls) == 1, "no tenant started after the signal"
+    first, *rest = items
+    created = next(a for a in first["actions"] if a["phase"] == "tenant")
+    assert created["status"] == "changed", first  # the action in flight finished
+    assert all(i["status"] == "not_run" for i in rest), rest
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    assert store.runs(limit=1)[0].status == "stopped"
+    assert len(cloud_of(tmp_path).tenants) == 1
+
+    monkeypatch.setattr(FakePlatformPlugin, "_create", create)
+    again = run("apply", "-c", cfg, "-o", "json")
+    assert again.exit_code == 0, again.output
+    assert len(cloud_of(tmp_path).tenants) == 3
+    assert all(i["status"] == "ok" for i in json.loads(run("apply", "-c", cfg, "-o", "json").stdout)["items"])

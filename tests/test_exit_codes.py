@@ -101,6 +101,8 @@ SCENARIOS: dict[tuple[str, int], Callable[[Env], int]] = {
     ("apply", 3): lambda e: e.run("apply", config=e.missing_plugin()),
     ("apply", 4): lambda e: _with_lease_held(e, lambda: e.run("apply", config=e.cfg)),
     ("apply", 5): lambda e: e.run("apply", config=e.cfg, state=_read_only_store(e)),
+    ("apply", 130): lambda e: _signalled_apply(e, "SIGINT"),
+    ("apply", 143): lambda e: _signalled_apply(e, "SIGTERM"),
     ("status", 0): lambda e: (e.applied(), e.run("status"))[1],
     ("status", 5): lambda e: e.run("status", state=e.missing_state),
     ("history", 0): lambda e: (e.applied(), e.run("history"))[1],
@@ -156,6 +158,23 @@ def _with_lease_held(env: Env, then: Callable[[], int]) -> int:
         return then()
     finally:
         store.close()
+
+
+def _signalled_apply(env: Env, name: str) -> int:
+    """``meshcore apply`` that receives ``name`` while its first tenant is being created."""
+    import os
+    import signal
+
+    from meshcore.testing.fake_platform import FakePlatformPlugin
+
+    create = FakePlatformPlugin._create
+
+    def signalled(self, *args: Any) -> Any:
+        os.kill(os.getpid(), getattr(signal, name))
+        return create(self, *args)
+
+    env.monkeypatch.setattr(FakePlatformPlugin, "_create", signalled)
+    return env.run("apply", config=env.cfg)
 
 
 def _read_only_store(env: Env) -> str:

@@ -18,9 +18,14 @@ Heavy modules are imported inside the commands that need them, so that
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -339,22 +344,31 @@ def apply(
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another runner's lease."),
     allow_deletions: int = AllowDeletionsOpt,
 ) -> None:
-    """Converge every tenant: run the planned actions in order. Tenants fail independently."""
+    """Converge every tenant: run the planned actions in order. Tenants fail independently.
+
+    SIGTERM or SIGINT stops the run gracefully: the actions in flight finish and are
+    recorded, nothing else starts, and meshcore exits with 128 + the signal's number
+    (143, 130); a second signal ends it at once."""
     from meshcore.errors import LockHeldError, MeshcoreError, RefusedError
     from meshcore.reconciler import Reconciler
 
     loaded, registry = _load(config)
     store = _store(state)
+    stop = threading.Event()
+    received: list[int] = []
     try:
-        if output == Output.json:
-            report = Reconciler(loaded, store, registry).apply(wait=wait, allow_deletions=allow_deletions)
-        else:
-            from meshcore.cli.render import apply_progress
-
-            with apply_progress(console) as on_progress:
-                report = Reconciler(loaded, store, registry, on_progress=on_progress).apply(
+        with _graceful(stop, received):
+            if output == Output.json:
+                report = Reconciler(loaded, store, registry, stop=stop).apply(
                     wait=wait, allow_deletions=allow_deletions
                 )
+            else:
+                from meshcore.cli.render import apply_progress
+
+                with apply_progress(console) as on_progress:
+                    report = Reconciler(loaded, store, registry, on_progress=on_progress, stop=stop).apply(
+                        wait=wait, allow_deletions=allow_deletions
+                    )
     except LockHeldError as exc:
         raise _fail_on(exc, EXIT_LOCKED) from None
     except RefusedError as exc:
@@ -367,8 +381,39 @@ def apply(
         from meshcore.cli.render import apply_view
 
         console.print(apply_view(report))
+    if received:
+        err.print(
+            f"stopped by {signal.Signals(received[0]).name}: the actions in flight finished and were recorded, "
+            "the rest did not start; the next apply goes on from there"
+        )
+        raise typer.Exit(128 + received[0])
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+@contextmanager
+def _graceful(stop: threading.Event, received: list[int]) -> Iterator[None]:
+    """While a run is applied: SIGTERM or SIGINT sets ``stop`` (the run winds down) and puts the signal
+    back to its previous handler, so that a second one ends meshcore at once."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread can handle signals
+        yield
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    for sig in signals:
+        signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()
