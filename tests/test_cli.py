@@ -252,3 +252,23 @@ def test_sigterm_stops_apply_gracefully_and_the_next_apply_goes_on(
     assert again.exit_code == 0, again.output
     assert len(cloud_of(tmp_path).tenants) == 3
     assert all(i["status"] == "ok" for i in json.loads(run("apply", "-c", cfg, "-o", "json").stdout)["items"])
+
+
+def test_history_shows_which_shared_runner_recorded_a_step_under_which_token(
+    run, write_config, base_config, tmp_path
+):
+    base_config["settings"] = {"runners": "shared"}
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+    assert run("apply", "-c", cfg).exit_code == 0
+    steps = json.loads(run("history", "--tenant", "ws1/p1@demo", "-o", "json").output)["steps"]
+    assert steps and all(s["runner"] and s["token"] >= 1 for s in steps), steps
+    table = run("history", "--tenant", "ws1/p1@demo").output
+    assert "runner" in table and "token" in table and steps[0]["runner"].split(":")[0] in table
+    single = tmp_path / "single"
+    single.mkdir()
+    base_config["settings"] = {"runners": "single"}
+    base_config["platforms"][0]["config"] = {"state_file": str(single / "cloud.db")}
+    one = str(write_config(base_config, "single.yaml"))
+    assert run("apply", "-c", one, "--state", f"sqlite:///{single / 'state.db'}").exit_code == 0
+    alone = run("history", "--tenant", "ws1/p1@demo", "--state", f"sqlite:///{single / 'state.db'}").output
+    assert "token" not in alone  # single mode: no lease columns

@@ -461,6 +461,8 @@ def history(
                             "message": s.message,
                             "at": s.started_at,
                             "ms": s.duration_ms,
+                            "runner": s.runner,  # shared runners: who recorded it, under which fencing token
+                            "token": s.token,
                         }
                         for s in steps
                     ],

@@ -247,10 +247,12 @@ def runs_view(runs: list[Any]) -> Table:
 
 def tenant_history_view(key: str, steps: list[Any], trail: list[Any]) -> Group:
     table = Table(title=f"Steps of {key}")
-    for col in ("run", "step", "status", "ms", "message"):
+    shared = any(s.runner for s in steps)  # recorded by shared runners: show who, under which lease token
+    for col in ("run", "step", "status", "ms", *(("runner", "token") if shared else ()), "message"):
         table.add_column(col)
     for s in steps:
-        table.add_row(str(s.run_id), s.name, _status(s.status), str(s.duration_ms), s.message)
+        lease = (s.runner or "-", str(s.token or "-")) if shared else ()
+        table.add_row(str(s.run_id), s.name, _status(s.status), str(s.duration_ms), *lease, s.message)
     audit = Table(title="Audit trail")
     for col in ("at", "action", "actor", "details"):
         audit.add_column(col)
