@@ -53,6 +53,13 @@ class ServiceMetrics:
             ["platform", "kind", "outcome"],
             registry=reg,
         )
+        self.run_tenants = Counter(
+            "meshcore_run_tenants",
+            "Tenants of reconcile runs by platform and outcome (elsewhere: another shared runner had it; "
+            "fenced: this runner lost its lease mid-way).",
+            ["platform", "outcome"],
+            registry=reg,
+        )
         self.cloud_calls = Counter(
             "meshcore_cloud_calls",
             "Requests plugins sent to their cloud, retries included.",
@@ -107,6 +114,8 @@ class ServiceMetrics:
             for item in report.items:
                 for view in item.actions:
                     self.steps.labels(platform_of(item), view.resource, view.status).inc()
+                if item.scope == "tenant":
+                    self.run_tenants.labels(platform_of(item), item.status).inc()
         if outcome == "ok":
             with self._lock:
                 self._last_success = self.clock()

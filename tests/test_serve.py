@@ -134,6 +134,8 @@ def test_the_service_applies_answers_rereads_its_config_and_stops_on_sigterm(ser
         ("meshcore_steps_total", (("kind", "tenant"), ("outcome", "changed"), ("platform", "demo")))
     ]
     assert created == n_tenants, "converged runs add no steps"
+    assert found[("meshcore_run_tenants_total", (("outcome", "changed"), ("platform", "demo")))] == n_tenants
+    assert found[("meshcore_run_tenants_total", (("outcome", "ok"), ("platform", "demo")))] >= n_tenants
     calls = ("operation", "fake.create"), ("outcome", "ok"), ("platform", "demo")
     assert found[("meshcore_cloud_calls_total", calls)] == n_tenants, "the plugin's calls reach the metrics"
     assert {name for name, _labels in found} <= {
@@ -142,6 +144,7 @@ def test_the_service_applies_answers_rereads_its_config_and_stops_on_sigterm(ser
         "meshcore_run_duration_seconds_count",
         "meshcore_run_duration_seconds_sum",
         "meshcore_steps_total",
+        "meshcore_run_tenants_total",
         "meshcore_cloud_calls_total",
         "meshcore_cost_collections_total",
         "meshcore_tenants",
@@ -582,3 +585,27 @@ def test_metric_labels_are_redacted():
         assert "prodsecretplat" not in text and 'platform="***"' in text
     finally:
         clear_secrets()
+
+
+def test_tenants_another_runner_had_or_whose_lease_was_lost_are_counted_by_outcome():
+    from meshcore.reconciler import ELSEWHERE, FENCED
+    from meshcore.report import Item, Report
+
+    metrics = ServiceMetrics()
+    report = Report(1, "apply")
+    report.items = [
+        Item("ws/a@aws", status="changed"),
+        Item("ws/b@aws", status=ELSEWHERE),
+        Item("ws/c@aws", status=FENCED, message="lease lost"),
+        Item("ws/d@gcp", status=ELSEWHERE),
+        Item("platform:aws", scope="platform", status="ok"),
+    ]
+    metrics.run_finished("ok", 1.0, report)
+    found = samples(metrics.exposition().decode())
+    tenants = {labels: v for (name, labels), v in found.items() if name == "meshcore_run_tenants_total"}
+    assert tenants == {
+        (("outcome", "changed"), ("platform", "aws")): 1,
+        (("outcome", "elsewhere"), ("platform", "aws")): 1,
+        (("outcome", "fenced"), ("platform", "aws")): 1,
+        (("outcome", "elsewhere"), ("platform", "gcp")): 1,
+    }, tenants
