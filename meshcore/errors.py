@@ -88,3 +88,7 @@ class FencedError(MeshcoreError):
     Raised by the state store instead of recording anything for that tenant (or
     platform); the runner stops working on it, the lease's new holder goes on.
     """
+
+
+class StoppedError(MeshcoreError):
+    """The run was asked to stop (SIGTERM, SIGINT) before it started: nothing was done."""

@@ -53,7 +53,7 @@ from meshcore.actions import (
 from meshcore.config import LoadedConfig
 from meshcore.context import HookContext, RunCache
 from meshcore.desired import desired_tenants
-from meshcore.errors import FencedError, LockHeldError, MeshcoreError, PluginError, RefusedError
+from meshcore.errors import FencedError, LockHeldError, MeshcoreError, PluginError, RefusedError, StoppedError
 from meshcore.execution import STOPPING, Confirmed, Outcome, execute, predict, step_name
 from meshcore.leases import Fence, Sharing, working_under
 from meshcore.lifecycle import Lifecycle, Task, tasks
@@ -363,7 +363,17 @@ class Reconciler:
                     return
                 if time.monotonic() >= deadline:
                     raise
-                self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
+                self._pause(min(2.0, max(0.05, deadline - time.monotonic())))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait while another runner holds the state, unless asked to stop (then nothing has started)."""
+        if self._stopping():
+            raise StoppedError("stopped while waiting for another runner: nothing was done")
+        if self.stop is not None and self.sleep is time.sleep:
+            if self.stop.wait(seconds):
+                raise StoppedError("stopped while waiting for another runner: nothing was done")
+            return
+        self.sleep(seconds)
 
     def apply(self, *, wait: float = 0.0, allow_deletions: int = 0) -> Report:
         """Run every platform's and tenant's actions; refusals raise before any change.
@@ -474,7 +484,7 @@ class Reconciler:
                     f"a runner in single mode ({held[0]}) is applying this state until "
                     f"{held[1].isoformat(timespec='seconds')}; wait for it to finish or retry with --wait"
                 )
-            self.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
+            self._pause(min(2.0, max(0.05, deadline - time.monotonic())))
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()

@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from meshcore import telemetry
 from meshcore.config import LoadedConfig, load_config
 from meshcore.costs import CostService, is_final
-from meshcore.errors import ConfigError, LockHeldError, MeshcoreError, RefusedError, UsageError
+from meshcore.errors import ConfigError, LockHeldError, MeshcoreError, RefusedError, StoppedError, UsageError
 from meshcore.metrics import ServiceMetrics
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
@@ -191,6 +191,9 @@ class Service:
             report = Reconciler(loaded, self.store, self.registry, stop=self.stop).apply()
             outcome = "failed" if report.failed else "stopped" if report.summary.get("not_run") else "ok"
             log.info("apply run %d: %s: %s", report.run_id, outcome, report.summary)
+        except StoppedError as exc:
+            outcome = "stopped"
+            log.warning("apply not started: %s", exc)
         except LockHeldError as exc:
             outcome = "locked"
             log.warning("apply skipped: %s", exc)

@@ -272,3 +272,47 @@ def test_history_shows_which_shared_runner_recorded_a_step_under_which_token(
     assert run("apply", "-c", one, "--state", f"sqlite:///{single / 'state.db'}").exit_code == 0
     alone = run("history", "--tenant", "ws1/p1@demo", "--state", f"sqlite:///{single / 'state.db'}").output
     assert "token" not in alone  # single mode: no lease columns
+
+
+def test_sigterm_while_waiting_for_another_runner_stops_at_once_with_nothing_done(
+    run, write_config, base_config, tmp_path
+):
+    import os
+    import signal
+    import threading
+    import time
+
+    from meshcore.state import StateStore
+
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    store.acquire_lease("apply", "another-host:1:runner", 300)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    t0 = time.monotonic()
+    result = run("apply", "-c", cfg, "--wait", "60")
+    assert result.exit_code == 143, result.output
+    assert time.monotonic() - t0 < 10, "the wait ends with the signal"
+    assert "stopped by SIGTERM" in result.stderr and "nothing was done" in result.stderr
+    assert store.runs() == [] and len(cloud_of(tmp_path).tenants) == 0
+
+
+def test_a_run_stopped_with_a_failed_tenant_exits_1(run, write_config, base_config, tmp_path, monkeypatch):
+    """A failure wins over a stop: the exit code says someone must look."""
+    import os
+    import signal
+
+    from meshcore.errors import PlatformError
+    from meshcore.testing.fake_platform import FakePlatformPlugin
+
+    base_config["settings"] = {"concurrency": 1}
+    cfg = str(write_config(with_state_file(base_config, tmp_path)))
+
+    def failing(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise PlatformError("the cloud said no")
+
+    monkeypatch.setattr(FakePlatformPlugin, "_create", failing)
+    result = run("apply", "-c", cfg, "-o", "json")
+    assert result.exit_code == 1, result.output
+    items = [i for i in json.loads(result.stdout)["items"] if i["scope"] == "tenant"]
+    assert items[0]["status"] == "failed" and all(i["status"] == "not_run" for i in items[1:]), items

@@ -174,7 +174,8 @@ def _signalled_apply(env: Env, name: str) -> int:
         return create(self, *args)
 
     env.monkeypatch.setattr(FakePlatformPlugin, "_create", signalled)
-    return env.run("apply", config=env.cfg)
+    one_at_a_time = {**env.base, "settings": {"concurrency": 1}}  # the other tenants have not started
+    return env.run("apply", config=str(env.write_config(one_at_a_time, "one.yaml")))
 
 
 def _read_only_store(env: Env) -> str:

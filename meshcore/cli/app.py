@@ -18,6 +18,7 @@ Heavy modules are imported inside the commands that need them, so that
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -349,7 +350,7 @@ def apply(
     SIGTERM or SIGINT stops the run gracefully: the actions in flight finish and are
     recorded, nothing else starts, and meshcore exits with 128 + the signal's number
     (143, 130); a second signal ends it at once."""
-    from meshcore.errors import LockHeldError, MeshcoreError, RefusedError
+    from meshcore.errors import LockHeldError, MeshcoreError, RefusedError, StoppedError
     from meshcore.reconciler import Reconciler
 
     loaded, registry = _load(config)
@@ -369,6 +370,9 @@ def apply(
                     report = Reconciler(loaded, store, registry, on_progress=on_progress, stop=stop).apply(
                         wait=wait, allow_deletions=allow_deletions
                     )
+    except StoppedError as exc:
+        err.print(f"stopped by {signal.Signals(received[0]).name if received else 'a signal'}: {exc}")
+        raise typer.Exit(128 + (received[0] if received else signal.SIGTERM)) from None
     except LockHeldError as exc:
         raise _fail_on(exc, EXIT_LOCKED) from None
     except RefusedError as exc:
@@ -381,20 +385,20 @@ def apply(
         from meshcore.cli.render import apply_view
 
         console.print(apply_view(report))
-    if received:
+    if report.failed:  # a failure wins over a stop: it needs someone to look
+        raise typer.Exit(EXIT_FAILED)
+    if received and report.summary.get("not_run"):
         err.print(
             f"stopped by {signal.Signals(received[0]).name}: the actions in flight finished and were recorded, "
             "the rest did not start; the next apply goes on from there"
         )
         raise typer.Exit(128 + received[0])
-    if report.failed:
-        raise typer.Exit(EXIT_FAILED)
 
 
 @contextmanager
 def _graceful(stop: threading.Event, received: list[int]) -> Iterator[None]:
-    """While a run is applied: SIGTERM or SIGINT sets ``stop`` (the run winds down) and puts the signal
-    back to its previous handler, so that a second one ends meshcore at once."""
+    """While a run is applied: SIGTERM or SIGINT sets ``stop`` (the run winds down); a second one ends
+    meshcore at once (``os._exit``: also as PID 1 in a container, where a default SIGTERM is ignored)."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread can handle signals
         yield
         return
@@ -402,10 +406,10 @@ def _graceful(stop: threading.Event, received: list[int]) -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in signals}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if received:  # the second signal: at once (the actions in flight are not waited for)
+            os._exit(128 + signum)
         received.append(signum)
         stop.set()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
     for sig in signals:
         signal.signal(sig, on_signal)

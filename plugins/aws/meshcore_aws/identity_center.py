@@ -9,6 +9,7 @@ and account assignments (:mod:`meshcore_aws.assignments`) build on this.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig
 from meshcore_aws.once import Once
+
+log = logging.getLogger(__name__)
 
 #: How long a request is waited on before the run reports it still in progress (in poll intervals, as
 #: long as 120 looks at the interval), and a bound on the looks (an interval of 0 looks 120 times).
@@ -162,15 +165,25 @@ class RequestWatch:
         self._generation = 0
         self._listed_at = time.monotonic()
         self._in_progress: set[str] = set()
+        self._unlisted: ClientError | None = None  # the listing failed: describe each request instead
 
     def status(self, request_id: str, seen: int, max_age: float = float("inf")) -> tuple[dict[str, Any], int]:
         """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from:
         the current listing if it is newer than generation ``seen`` and ended at most ``max_age`` ago."""
         with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._generation <= seen or time.monotonic() - self._listed_at > max_age:
-                self._in_progress = self._list()
-                self._generation += 1
-                self._listed_at = time.monotonic()
+            if self._unlisted is None and (
+                self._generation <= seen or time.monotonic() - self._listed_at > max_age
+            ):
+                try:
+                    self._in_progress = self._list()
+                except ClientError as exc:  # e.g. a role without the List permission, or throttled for good:
+                    self._unlisted = exc  # every waiter describes its own request from now on
+                    log.warning("listing requests in progress failed, each is described instead: %s", exc)
+                else:
+                    self._generation += 1
+                    self._listed_at = time.monotonic()
+            if self._unlisted is not None:
+                return self._describe(request_id), seen
             generation, running = self._generation, request_id in self._in_progress
         if running:
             return {"RequestId": request_id, "Status": "IN_PROGRESS"}, generation

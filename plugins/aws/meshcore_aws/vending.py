@@ -21,6 +21,7 @@ will make) and each difference is one action.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -45,6 +46,8 @@ from meshcore_aws import accounts, naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone
 from meshcore_aws.guardrails import target_keys
 from meshcore_aws.run import AwsRun, poll_count
+
+log = logging.getLogger(__name__)
 
 #: Errors a freshly created account answers for a while before its access role works.
 NEW_ACCOUNT_CODES = frozenset(
@@ -443,6 +446,7 @@ class CreationWatch:
         self.org = org
         self._epoch = time.monotonic()
         self._listed_at = self._epoch
+        self._unlisted: ClientError | None = None  # the listing failed: describe each request instead
         self._lock = threading.Lock()
         self._generation = 0
         self._in_progress: set[str] = set()
@@ -462,16 +466,26 @@ class CreationWatch:
         ``max_age`` seconds ago (waiters of one look share it; a waiter at a later look gets a new one).
         """
         with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._generation <= seen or time.monotonic() - self._listed_at > max_age:
-                listed = retries.listed(
-                    self.org.client,
-                    "list_create_account_status",
-                    "CreateAccountStatuses",
-                    States=["IN_PROGRESS"],
-                )
-                self._in_progress = {str(s["Id"]) for s in listed}
-                self._generation += 1
-                self._listed_at = time.monotonic()
+            if self._unlisted is None and (
+                self._generation <= seen or time.monotonic() - self._listed_at > max_age
+            ):
+                try:
+                    listed = retries.listed(
+                        self.org.client,
+                        "list_create_account_status",
+                        "CreateAccountStatuses",
+                        States=["IN_PROGRESS"],
+                    )
+                except ClientError as exc:  # e.g. a role without the List permission, or throttled for good:
+                    self._unlisted = exc  # every waiter describes its own request from now on
+                    log.warning("listing account creations failed, each is described instead: %s", exc)
+                else:
+                    self._in_progress = {str(s["Id"]) for s in listed}
+                    self._generation += 1
+                    self._listed_at = time.monotonic()
+            if self._unlisted is not None:
+                described = self.org.client.describe_create_account_status(CreateAccountRequestId=request_id)
+                return described["CreateAccountStatus"], seen
             generation, running = self._generation, request_id in self._in_progress
         if running:
             return {"Id": request_id, "State": "IN_PROGRESS"}, generation

@@ -442,17 +442,23 @@ def _assignments() -> None:
 
     def listed(name: str, key: str, assignments: str) -> None:
         """``List...Status``, which moto lacks: every request of the kind, newest last, filtered by status
-        and paged as AWS does (``MaxResults`` 1..100); a listing is a status read of each request it shows."""
+        and paged as AWS does (``MaxResults`` 1..100; a page goes on after the request the last one ended
+        with); a listing is a status read of each request it shows."""
 
         def handler(self: Any) -> str:
             limit = int(self._get_param("MaxResults") or 100)
             if not 1 <= limit <= 100:
                 raise JsonRESTError("ValidationException", "MaxResults must be between 1 and 100")
             wanted = (self._get_param("Filter") or {}).get("Status")
+            after = self._get_param("NextToken")  # the request id the previous page ended with
             now = time.monotonic()
-            rows = []
+            page: list[dict[str, Any]] = []
+            more = False
             with _lock:
-                for assignment in getattr(self.ssoadmin_backend, assignments):
+                requests = list(getattr(self.ssoadmin_backend, assignments))
+                ids = [a.request_id for a in requests]
+                first = ids.index(after) + 1 if after in ids else 0
+                for assignment in requests[first:]:
                     rid = assignment.request_id
                     running = (
                         STATE.assignment_requests.get(rid, 0) > 0 or STATE.assignment_until.get(rid, 0) > now
@@ -460,13 +466,15 @@ def _assignments() -> None:
                     status = "IN_PROGRESS" if running else "SUCCEEDED"
                     if wanted and status != wanted:
                         continue
-                    if STATE.assignment_requests.get(rid, 0) > 0:
+                    if len(page) == limit:
+                        more = True
+                        break
+                    if STATE.assignment_requests.get(rid, 0) > 0:  # this page is a status read of it
                         STATE.assignment_requests[rid] -= 1
-                    rows.append({"Status": status, "RequestId": rid, "CreatedDate": assignment.created_date})
-            start = int(self._get_param("NextToken") or 0)
-            out: dict[str, Any] = {key: rows[start : start + limit]}
-            if start + limit < len(rows):
-                out["NextToken"] = str(start + limit)
+                    page.append({"Status": status, "RequestId": rid, "CreatedDate": assignment.created_date})
+            out: dict[str, Any] = {key: page}
+            if more:
+                out["NextToken"] = page[-1]["RequestId"]
             return json.dumps(out)
 
         setattr(SSOAdminResponse, name, handler)

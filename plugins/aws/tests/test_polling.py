@@ -6,6 +6,7 @@ Not timed: the sleeps go to a fake clock, so lateness and looks are exact.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from types import SimpleNamespace
 
@@ -186,3 +187,65 @@ def test_a_shared_identity_center_listing_is_reused_only_while_fresh(monkeypatch
     clock.now = 1.2
     assert first("r-1")["Status"] == "SUCCEEDED"
     assert listings == [0.0, 0.95, 1.2]
+
+
+def test_the_emulator_pages_assignment_listings_as_aws_and_counts_one_read_per_request_shown():
+    """A listing of 5 requests in progress, 2 per page: 3 pages in creation order, none skipped or repeated,
+    and each request's status reads (how long it stays in progress) used once, by the page that shows it."""
+    import meshcore_aws_emulator
+    from meshcore_aws_emulator import strict
+    from moto.ssoadmin.responses import SSOAdminResponse
+
+    meshcore_aws_emulator.patch()  # the emulator's additions to moto (once per process)
+    requests = [SimpleNamespace(request_id=f"r-{i}", created_date=1.0 + i) for i in range(5)]
+    for r in requests:
+        strict.STATE.assignment_requests[r.request_id] = 2
+    try:
+        pages, token = [], None
+        while True:
+            params = {"MaxResults": 2, "Filter": {"Status": "IN_PROGRESS"}, "NextToken": token}
+            fake = SimpleNamespace(
+                _get_param=lambda k, p=params: p.get(k),
+                ssoadmin_backend=SimpleNamespace(account_assignments=requests),
+            )
+            out = json.loads(SSOAdminResponse.list_account_assignment_creation_status(fake))
+            pages.append([s["RequestId"] for s in out["AccountAssignmentsCreationStatus"]])
+            token = out.get("NextToken")
+            if token is None:
+                break
+        assert pages == [["r-0", "r-1"], ["r-2", "r-3"], ["r-4"]]
+        assert all(strict.STATE.assignment_requests[r.request_id] == 1 for r in requests)
+    finally:
+        for r in requests:
+            strict.STATE.assignment_requests.pop(r.request_id, None)
+
+
+def test_a_listing_that_fails_is_not_asked_again_and_each_request_is_described():
+    """A role without the List permission (or a listing throttled past its retries) must not fail requests
+    that succeeded: the watch describes each request instead, and does not ask for the listing again."""
+    from botocore.exceptions import ClientError
+
+    from meshcore_aws import identity_center
+
+    tried = []
+
+    def denied() -> set[str]:
+        tried.append(1)
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListX")
+
+    watch = identity_center.RequestWatch(denied, lambda rid: {"RequestId": rid, "Status": "SUCCEEDED"})
+    looks = [watch.looker(max_age=1.0) for _ in range(8)]
+    assert all(look(f"r-{i}")["Status"] == "SUCCEEDED" for i, look in enumerate(looks))
+    assert len(tried) == 1
+
+    class DeniedOrg:
+        def get_paginator(self, operation):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, operation)
+
+        def describe_create_account_status(self, CreateAccountRequestId):
+            return {"CreateAccountStatus": {"Id": CreateAccountRequestId, "State": "SUCCEEDED"}}
+
+    org = SimpleNamespace(client=DeniedOrg())
+    creations = vending.CreationWatch(org)
+    assert creations.status("car-1", 0)[0]["State"] == "SUCCEEDED"
+    assert creations.status("car-2", 0)[0]["State"] == "SUCCEEDED"
