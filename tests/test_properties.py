@@ -277,9 +277,12 @@ class FakeWorld(RuleBasedStateMachine):
                     f"{row.key} is {row.status} but still grants {tenant['access']}"
                 )
         clean = not report.failed and not any(i.status == "in_progress" for i in report.items)
+        # a project back in the config after its deletion was approved is deleted first (that cannot be
+        # undone) and created anew by the next run: its creation is what the next plan rightly shows
+        reborn = {i.key for i in report.items if i.lifecycle == "deprovision" and i.status == "changed"}
         if clean:
             again = self._reconciler().plan(allow_deletions=10)
-            pending = [(i.key, a.describe()) for i in again.items for a in i.actions]
+            pending = [(i.key, a.describe()) for i in again.items for a in i.actions if i.key not in reborn]
             assert not pending, f"plan after a clean apply is not empty: {pending}"
 
     # -- invariants -------------------------------------------------------------------------
