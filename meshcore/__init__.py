@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load on 
     from meshcore.results import (
         Capability,
         ChangeAction,
+        ChangedTenants,
         CostCollection,
         CostRecord,
         DiscoveredTenant,
@@ -72,6 +73,7 @@ _PUBLIC: dict[str, str] = {
     "JournalEntry": "meshcore.context",
     "Phase": "meshcore.actions",
     "ChangeAction": "meshcore.results",
+    "ChangedTenants": "meshcore.results",
     "Capability": "meshcore.results",
     "PlatformType": "meshcore.results",
     "ValidationProblem": "meshcore.results",
@@ -105,6 +107,7 @@ __all__ = [
     "BindingSpec",
     "Capability",
     "ChangeAction",
+    "ChangedTenants",
     "ConflictError",
     "CostCollection",
     "CostRecord",

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from meshcore import hookspecs
 from meshcore.actions import ACTIVE_PHASES, DELETION_PHASES, PHASE_DOCS, Action, ActionResult, Observation
 from meshcore.results import (
+    ChangedTenants,
     CostCollection,
     CostRecord,
     DiscoveredTenant,
@@ -54,6 +55,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Access", ["meshplatform_access_actions"]),
     ("Costs", ["meshplatform_collect_costs"]),
     ("Discovery", ["meshplatform_discover_tenants"]),
+    ("Change feed", ["meshplatform_changed_tenants"]),
     ("Command-line extensions", ["meshplatform_cli_commands"]),
 ]
 RECEIVED: list[type[BaseModel]] = [
@@ -77,6 +79,7 @@ RETURNED: list[type[BaseModel]] = [
     CostCollection,
     CostRecord,
     DiscoveredTenant,
+    ChangedTenants,
 ]
 
 PREAMBLE = """\

@@ -35,6 +35,7 @@ of intents, the resources table, quotas, the per-run cache and limiters.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from meshcore.actions import Observation
     from meshcore.context import HookContext
     from meshcore.results import (
+        ChangedTenants,
         CostCollection,
         DiscoveredTenant,
         PlatformType,
@@ -278,6 +280,44 @@ def meshplatform_tenant_actions(platform: PlatformSpec, tenant: TenantSpec, ctx:
                     target=name(tenant), requires=(f"folder:{tenant.landing_zone.config.folder}",),
                     run=lambda: create_project(ctx, tenant)),))
             return Observation(actions=tuple(tag_actions(ctx, tenant)))
+    """
+
+
+@hookspec(firstresult=True)
+def meshplatform_changed_tenants(
+    platform: PlatformSpec, ctx: HookContext, since: dt.datetime
+) -> ChangedTenants | None:
+    """Say which tenants may have changed on the platform since ``since``: the change feed that lets an
+    ``apply`` with ``settings.drift_check.mode: incremental`` skip reading the others.
+
+    Read the platform's own record of changes (e.g. an audit log of management events), not the
+    tenants. Name every tenant a change may concern: a tenant left out is not read in this run, so
+    drift on it stays until the next full check. Changes the feed cannot see (e.g. made inside a
+    tenant) must be documented by the plugin; the periodic full check
+    (``drift_check.full_every_hours``) finds them. Allow for the feed's own delay: ask it from
+    somewhat before ``since``.
+
+    :param platform: the platform.
+    :param ctx: the hook context (platform scope).
+    :param since: an aware UTC time: the ``until`` this hook returned last time.
+    :returns: :class:`~meshcore.results.ChangedTenants` (``platform_tenant_ids``, ``everything``,
+        ``until``), or ``None`` if the plugin cannot tell this time (the run reads every tenant).
+    :raises PlatformError: the feed cannot be read; the run reads every tenant.
+
+    ``firstresult``: the owning plugin answers. Needs the ``change_feed`` capability.
+
+    .. versionadded:: 2
+
+    Example::
+
+        @hookimpl
+        def meshplatform_changed_tenants(platform, ctx, since):
+            events = audit_log(platform).events(start=since - DELAY)
+            return ChangedTenants(
+                platform_tenant_ids=frozenset(e.project_id for e in events if e.project_id),
+                everything=any(e.project_id is None for e in events),
+                until=utcnow(),
+            )
     """
 
 

@@ -179,6 +179,24 @@ class CostSettings(Frozen):
     )
 
 
+class DriftCheck(Frozen):
+    """How ``apply`` looks for drift in the tenants it does not change (see docs/concepts.md)."""
+
+    mode: Literal["full", "incremental"] = Field(
+        default="full",
+        description="full: every tenant is read in every run. incremental: a tenant whose desired state "
+        "did not change, that the last run found converged and that the platform's change feed does not "
+        "name is not read again (platforms without a change feed are always read in full).",
+    )
+    full_every_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="incremental: a full drift check at least this often (what a change feed cannot see, "
+        "e.g. changes made inside a tenant, is found by it).",
+    )
+
+
 class Settings(Frozen):
     """Run-wide settings."""
 
@@ -192,6 +210,7 @@ class Settings(Frozen):
         "change, unless 'meshcore apply --allow-deletions N' allows at least that many.",
     )
     costs: CostSettings = CostSettings()
+    drift_check: DriftCheck = DriftCheck()
     runners: Literal["single", "shared"] = Field(
         default="single",
         description="single: one runner applies the state at a time (the apply lease). shared: several "
@@ -204,6 +223,14 @@ class Settings(Frozen):
         description="shared runners: how long a tenant's, the platform's or an API-budget slot's lease lasts "
         "unless renewed (renewed every third of it); a dead runner's tenants are taken over after it.",
     )
+
+    @model_validator(mode="after")
+    def _incremental_needs_one_runner(self) -> Settings:
+        if self.drift_check.mode == "incremental" and self.runners == "shared":
+            raise ValueError(
+                "drift_check.mode: incremental needs runners: single (shared runners always check in full)"
+            )
+        return self
 
 
 class ConfigDocument(Frozen):

@@ -30,6 +30,7 @@ from meshcore.actions import Observation
 from meshcore.errors import MeshcoreError, PluginError
 from meshcore.results import (
     Capability,
+    ChangedTenants,
     CostCollection,
     DiscoveredTenant,
     PlatformType,
@@ -52,9 +53,10 @@ RESULT_TYPES: dict[str, tuple[type[BaseModel] | type[str], bool]] = {
     "meshplatform_access_actions": (Observation, False),
     "meshplatform_collect_costs": (CostCollection, False),
     "meshplatform_discover_tenants": (DiscoveredTenant, True),
+    "meshplatform_changed_tenants": (ChangedTenants, False),
 }
 #: Hooks that may answer ``None`` (the plugin cannot tell).
-OPTIONAL_ANSWER = frozenset({"meshplatform_identity"})
+OPTIONAL_ANSWER = frozenset({"meshplatform_identity", "meshplatform_changed_tenants"})
 #: capability -> the hook a plugin declaring it must implement (and may implement only then).
 CAPABILITY_HOOKS: dict[Capability, str] = {
     Capability.TENANTS: "meshplatform_tenant_actions",
@@ -64,6 +66,7 @@ CAPABILITY_HOOKS: dict[Capability, str] = {
     Capability.COSTS: "meshplatform_collect_costs",
     Capability.DISCOVERY: "meshplatform_discover_tenants",
     Capability.PREFLIGHT: "meshplatform_preflight",
+    Capability.CHANGE_FEED: "meshplatform_changed_tenants",
 }
 
 

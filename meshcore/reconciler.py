@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshcore import guards, logs
+from meshcore import drift, guards, logs
 from meshcore.actions import (
     ACTIVE_PHASES,
     DELETION_PHASES,
@@ -145,6 +145,7 @@ class Reconciler:
         self.stop = stop
         self.concurrency = config.document.settings.concurrency
         self._identities: dict[str, str] = {}  # platform id -> identity, for this run
+        self._run_started = utcnow()  # the start of the current apply
 
     # -- shared ---------------------------------------------------------------------
 
@@ -421,9 +422,19 @@ class Reconciler:
                 ):
                     report.items.append(item)
 
+            self._run_started = started
+            feeds = self._feeds(contexts, broken, started)
+
             def one(task: Task) -> Item:
                 if self._stopping():  # never started: nothing of it is applied, nothing failed
                     return Item(task.key, lifecycle=task.lifecycle.value, status=NOT_RUN, message=STOPPING)
+                unread = drift.unread(task, feeds.get(task.tenant.platform_id) if task.tenant else None)
+                if unread is not None:  # incremental drift check: nothing says this tenant changed
+                    item = Item(task.key, lifecycle=task.lifecycle.value, status="ok", message=unread)
+                    item.platform_tenant_id = task.tenant.platform_tenant_id if task.tenant else None
+                    if self.on_progress is not None:
+                        self.on_progress(item)
+                    return item
                 with logs.scope(run_id=run.id, tenant=task.key):
                     if sharing is None or task.tenant is None:
                         item = self._apply_one(task, contexts, confirmed, broken)
@@ -444,6 +455,7 @@ class Reconciler:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 done = {item.key: item for item in pool.map(one, order)}
             report.items.extend(done[task.key] for task in work)
+            self._record_feeds(feeds, broken, started)
             report.summary = _summary(report)
             status = "failed" if report.failed else "stopped" if report.summary["not_run"] else "ok"
             self.store.finish_run(run.id, status, report.summary)
@@ -488,6 +500,49 @@ class Reconciler:
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    def _feeds(
+        self, contexts: dict[str, HookContext], broken: dict[str, str], started: dt.datetime
+    ) -> dict[str, drift.Feed]:
+        """Incremental drift checks: per platform, read in full or the tenants its change feed names."""
+        settings = self.config.document.settings.drift_check
+        if settings.mode != "incremental":
+            return {}
+        feeds: dict[str, drift.Feed] = {}
+        for pid, platform in self.config.platforms.items():
+            row = self.store.platform_identity(pid)
+            if pid in broken:
+                continue  # its tenants are degraded anyway; the feed is not read, nothing is recorded
+            if not self._can(platform, Capability.CHANGE_FEED):
+                feeds[pid] = drift.full("the platform has no change feed")
+            elif row is None or row.full_check_at is None or row.changes_read_to is None:
+                feeds[pid] = drift.full("no full drift check recorded yet")
+            elif started - row.full_check_at >= dt.timedelta(hours=settings.full_every_hours):
+                feeds[pid] = drift.full(f"the last full drift check is {settings.full_every_hours:g} h old")
+            else:
+                try:
+                    answer = self.registry.call(
+                        "meshplatform_changed_tenants", platform, ctx=contexts[pid], since=row.changes_read_to
+                    )
+                except Exception as exc:  # the feed is an optimisation: without it, read everything
+                    feeds[pid] = drift.feed_error(exc)
+                else:
+                    feeds[pid] = drift.from_answer(answer, started)
+                feeds[pid].full_check_at = row.full_check_at
+            log.info("platform %s: %s", pid, feeds[pid].describe())
+        return feeds
+
+    def _record_feeds(
+        self, feeds: dict[str, drift.Feed], broken: dict[str, str], started: dt.datetime
+    ) -> None:
+        """Where each platform's change feed goes on next time; after a full read, when it began."""
+        for pid, feed in feeds.items():
+            if pid in broken:
+                continue
+            if feed.full:
+                self.store.record_drift_check(pid, changes_read_to=started, full_check_at=started)
+            elif feed.until is not None:
+                self.store.record_drift_check(pid, changes_read_to=feed.until)
 
     def _record(self, ctx: HookContext) -> Callable[[ActionView, Any, float], None]:
         def record(view: ActionView, started: Any, t0: float) -> None:
@@ -639,8 +694,17 @@ class Reconciler:
                 task.tenant.workspace.id, task.tenant.project.id, task.tenant.platform_id
             )
         error = item.message if item.status == "failed" else ""
+        fields: dict[str, Any] = {}
         if row is not None and (row.last_error or "") != error:  # nothing written for a tenant that stays ok
-            self.store.update_tenant(row.id, fence=fence, last_error=error)
+            fields["last_error"] = error
+        if row is not None and self.config.document.settings.drift_check.mode == "incremental":
+            found_nothing = item.status == "ok" and not item.actions and not item.events
+            if found_nothing and task.lifecycle == Lifecycle.UPDATE:
+                fields.update(drift.verified_fields(task.tenant, self._run_started))
+            elif row.verified_at is not None:
+                fields["verified_at"] = None  # read again next run, whatever the change feed says
+        if row is not None and fields:
+            self.store.update_tenant(row.id, fence=fence, **fields)
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
         return item
 

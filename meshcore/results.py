@@ -28,6 +28,7 @@ class Capability(StrEnum):
     COSTS = "costs"
     DISCOVERY = "discovery"
     PREFLIGHT = "preflight"
+    CHANGE_FEED = "change_feed"
 
 
 class PlatformType(Result):
@@ -121,3 +122,16 @@ class DiscoveredTenant(Result):
     name: str = ""
     status: str = ""
     attributes: dict[str, str] = {}
+
+
+class ChangedTenants(Result):
+    """What a platform's change feed says changed since a point in time (``meshplatform_changed_tenants``).
+
+    ``platform_tenant_ids``: the tenants (platform ids) something may have changed on;
+    ``everything``: a change that may concern any tenant (the run reads them all);
+    ``until``: the feed is complete up to here (the next run asks from here on).
+    """
+
+    platform_tenant_ids: frozenset[str] = frozenset()
+    everything: bool = False
+    until: dt.datetime

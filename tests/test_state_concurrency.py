@@ -163,7 +163,7 @@ def test_runners_opening_a_new_store_at_once_all_find_it_complete(store_url):
             store.close()
 
     with ThreadPoolExecutor(RACERS) as pool:
-        assert list(pool.map(open_it, range(RACERS))) == ["0004"] * RACERS
+        assert list(pool.map(open_it, range(RACERS))) == ["0005"] * RACERS
 
 
 _OPEN_WHEN_TOLD = """
@@ -201,7 +201,7 @@ def test_processes_opening_a_new_store_at_once_all_find_it_complete(store_url, t
     go.touch()
     outcomes = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outcomes
-    assert [out.strip() for out, _ in outcomes] == ["0004"] * 4
+    assert [out.strip() for out, _ in outcomes] == ["0005"] * 4
     store = StateStore.open(store_url)
     assert sorted(t.project for t in store.tenants()) == ["p0", "p1", "p2", "p3"]
     store.close()

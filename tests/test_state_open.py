@@ -13,7 +13,7 @@ from meshcore.errors import StateStoreError
 from meshcore.state import StateStore
 from state_testlib import open_killed_at, statements_of_opening
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def test_a_kill_at_every_point_of_first_creation_leaves_a_store_that_opens(tmp_path):

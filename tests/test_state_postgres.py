@@ -135,7 +135,7 @@ def test_a_kill_at_every_point_of_creation_leaves_nothing_half_made():
             open_killed_at(url, n)
             assert _tables(url) == [], n
         store = StateStore.open(url)
-        assert store.schema_revision() == "0004"
+        assert store.schema_revision() == "0005"
         store.create_tenant("ws", "p", "aws", "lz")
         assert [t.key for t in store.tenants()] == ["ws/p@aws"]
         store.close()
@@ -228,7 +228,7 @@ def test_a_pg_dump_backup_restores_into_a_store_that_opens(tmp_path):
             {"name": "Zoë"},
         )
         assert store.lease_holder("apply")[0] == "r1"
-        assert store.schema_revision() == "0004"
+        assert store.schema_revision() == "0005"
         store.close()
 
 

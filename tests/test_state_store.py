@@ -33,7 +33,7 @@ def _schema_differences(store: StateStore) -> list[object]:
 
 def test_new_store_is_migrated_to_head_and_reopening_keeps_data(store_url):
     store = StateStore.open(store_url)
-    assert store.schema_revision() == "0004"
+    assert store.schema_revision() == "0005"
     store.create_tenant("ws", "p", "aws", "lz")
     store.close()
     again = StateStore.open(store_url)
@@ -75,7 +75,7 @@ def test_a_store_of_the_first_schema_is_migrated_with_its_data(store_url):
         )
     store.close()
     again = StateStore.open(url)
-    assert again.schema_revision() == "0004"
+    assert again.schema_revision() == "0005"
     (row,) = again.tenants()
     assert (row.key, row.platform_tenant_id, row.revoked_at) == ("ws/p@aws", "123456789012", None)
     assert again.resource_list("aws", None, None) == []

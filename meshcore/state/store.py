@@ -568,6 +568,18 @@ class StateStore:
 
     # -- runs, steps, audit -----------------------------------------------------
 
+    def record_drift_check(
+        self, platform: str, *, changes_read_to: dt.datetime, full_check_at: dt.datetime | None = None
+    ) -> None:
+        """Record how far a platform's change feed was read, and (after a full check) when it began."""
+        with self.session() as s:
+            row = s.get(PlatformRow, platform)
+            if row is None:
+                return
+            row.changes_read_to = changes_read_to
+            if full_check_at is not None:
+                row.full_check_at = full_check_at
+
     def start_run(self, command: str, runner: str) -> RunRow:
         row = RunRow(command=command, runner=runner, status="running", summary={})
         with self.session() as s:

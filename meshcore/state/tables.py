@@ -102,6 +102,9 @@ class TenantRow(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     imported_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # bound to an existing tenant
+    # incremental drift checks: when a full observation last found nothing to do, for which desired state
+    verified_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    desired_digest: Mapped[str] = mapped_column(String(64), default="")
 
     @property
     def key(self) -> str:
@@ -162,6 +165,9 @@ class PlatformRow(Base):
     identity: Mapped[str] = mapped_column(String(512), default="")
     first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # incremental drift checks: the start of the last full check, and how far the change feed was read
+    full_check_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    changes_read_to: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class JournalRow(Base):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class FakeCloud:
         self.fail: dict[str, BaseException] = {}  # "op" or "op:subject" -> raised once
         self.crash_after: set[str] = set()  # ops after which a simulated crash happens, once each
         self.crash_after_write: int | None = None  # crash right after the k-th write from now
+        self.changes: list[tuple[float, str]] = []  # its change feed: (time, tenant id) of every tenant write
+        self.unfed: set[str] = set()  # tenant ids whose next write the change feed does not see
         self._db: sqlite3.Connection | None = None
         self._version = -1
         if path:
@@ -68,6 +71,7 @@ class FakeCloud:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS objects (kind TEXT, id TEXT, body TEXT, PRIMARY KEY (kind, id))"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS changes (at REAL, tenant TEXT)")
         self._load()
 
     def _load(self) -> None:
@@ -91,6 +95,8 @@ class FakeCloud:
                 self._load()
 
     def _save(self, kind: str, oid: str, body: Any) -> None:
+        if kind == "tenant":
+            self._changed(oid)
         if self._db is None:
             return
         if body is None:
@@ -100,6 +106,23 @@ class FakeCloud:
                 "INSERT OR REPLACE INTO objects (kind, id, body) VALUES (?, ?, ?)",
                 (kind, oid, json.dumps(body, sort_keys=True)),
             )
+
+    def _changed(self, tid: str) -> None:
+        if tid in self.unfed:  # a change the feed cannot see (like one made inside a tenant)
+            self.unfed.discard(tid)
+            return
+        at = time.time()
+        self.changes.append((at, tid))
+        if self._db is not None:
+            self._db.execute("INSERT INTO changes (at, tenant) VALUES (?, ?)", (at, tid))
+
+    def changed_since(self, since: float) -> set[str]:
+        """The change feed: tenants written at or after ``since`` (seconds since the epoch)."""
+        self.read("changes")
+        if self._db is not None:
+            rows = self._db.execute("SELECT tenant FROM changes WHERE at >= ?", (since,)).fetchall()
+            return {str(r[0]) for r in rows}
+        return {tid for at, tid in self.changes if at >= since}
 
     def _save_meta(self) -> None:
         self._save("meta", "next_id", {"value": self.next_id})

@@ -38,6 +38,7 @@ from meshcore.models import TenantStatus
 from meshcore.results import (
     Capability,
     ChangeAction,
+    ChangedTenants,
     CostCollection,
     CostRecord,
     DiscoveredTenant,
@@ -256,6 +257,17 @@ class FakePlatformPlugin:
         cfg: FakeConfig = platform.config
         return cfg.name_pattern.format(
             workspace=tenant.workspace.id, project=tenant.project.id, platform=platform.id
+        )
+
+    @hookimpl
+    def meshplatform_changed_tenants(
+        self, platform: PlatformSpec, ctx: HookContext, since: dt.datetime
+    ) -> ChangedTenants:
+        """Every tenant write is in the fake's change feed (except one marked ``unfed``), at once."""
+        cloud = self.cloud(platform)
+        until = dt.datetime.now(dt.UTC)
+        return ChangedTenants(
+            platform_tenant_ids=frozenset(cloud.changed_since(since.timestamp())), until=until
         )
 
     @hookimpl

@@ -347,6 +347,13 @@ class AwsConfig(Model):
     org_write_concurrency: int = Field(default=4, ge=1, le=20, description="Organizations writes in flight.")
     page_size: int = Field(default=20, ge=1, le=20, description="MaxResults for Organizations list calls.")
     poll_interval_seconds: float = Field(default=5.0, ge=0, le=300)
+    change_feed_delay_minutes: float = Field(
+        default=15,
+        ge=0,
+        le=24 * 60,
+        description="Incremental drift checks: CloudTrail's event history is read from this long before "
+        "where the last run left off (AWS delivers events within about 5 minutes, not guaranteed).",
+    )
     create_wait_seconds: float = Field(
         default=600.0,
         ge=0,

@@ -12,9 +12,11 @@ imports boto3 at import time.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 
 from meshcore import (
     Capability,
+    ChangedTenants,
     CostCollection,
     DiscoveredTenant,
     HookContext,
@@ -71,6 +73,16 @@ def meshplatform_identity(platform: PlatformSpec, ctx: HookContext) -> str:
     from meshcore_aws.run import aws_run
 
     return f"aws-organization:{aws_run(platform, ctx).org.organization()['Id']}"
+
+
+@hookimpl
+def meshplatform_changed_tenants(
+    platform: PlatformSpec, ctx: HookContext, since: dt.datetime
+) -> ChangedTenants:
+    from meshcore_aws.changes import changed_accounts
+    from meshcore_aws.run import aws_run
+
+    return changed_accounts(aws_run(platform, ctx), since)
 
 
 @hookimpl

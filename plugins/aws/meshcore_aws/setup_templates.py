@@ -88,6 +88,7 @@ ACTIONS: dict[str, list[str]] = {
         "sso:DescribeAccountAssignmentDeletionStatus",
         "sso:ListAccountAssignmentCreationStatus",
         "sso:ListAccountAssignmentDeletionStatus",
+        "cloudtrail:LookupEvents",
         "identitystore:GetUserId",
         "identitystore:ListUsers",
         "identitystore:GetGroupId",

@@ -68,6 +68,7 @@ class Profile:
     stackset_polls: int = 1
     require_execution_role: bool = True
     estimate_current_month: bool = True
+    cloudtrail_delay_seconds: float = 0.0  # how long an event takes to appear in LookupEvents
 
 
 PROFILE = Profile()
@@ -88,6 +89,7 @@ class _State:
     )  # request id -> monotonic time it is done
     operations: dict[str, int] = field(default_factory=dict)  # StackSet operation id -> reads left
     failed_operations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)  # CloudTrail event history (management events)
 
 
 STATE = _State()
@@ -118,6 +120,7 @@ def apply() -> None:
     _stacksets()
     _cost_explorer()
     _managed_policies()
+    _event_history()
 
 
 # -- Organizations -------------------------------------------------------------------------
@@ -669,3 +672,105 @@ def _managed_policies() -> None:
         ]
 
     IAMBackend._init_aws_policies = init  # type: ignore[method-assign]
+
+
+# -- CloudTrail event history ------------------------------------------------------------------
+
+#: Services whose writes the event history records (moto's service name -> CloudTrail event source).
+EVENT_SOURCES = {
+    "organizations": "organizations.amazonaws.com",
+    "sso-admin": "sso.amazonaws.com",
+    "identitystore": "identitystore.amazonaws.com",
+    "account": "account.amazonaws.com",
+}
+#: Global services: their events are recorded in us-east-1, whatever endpoint was called.
+GLOBAL_SOURCES = {"organizations.amazonaws.com", "account.amazonaws.com"}
+READ_PREFIXES = ("List", "Describe", "Get")
+
+
+def _event_history() -> None:
+    """``LookupEvents`` (moto has none): the management events of the services meshcore writes to,
+    as AWS records them (event source, name, region, ``requestParameters`` with camel-case names),
+    visible ``PROFILE.cloudtrail_delay_seconds`` after the call; one lookup attribute, time range,
+    ``MaxResults`` 1..50, newest first, paged."""
+    import uuid
+
+    from moto.cloudtrail.responses import CloudTrailResponse
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import BaseResponse
+
+    call_action = BaseResponse.call_action
+
+    def recorded(self: Any) -> Any:
+        status, headers, body = call_action(self)
+        source = EVENT_SOURCES.get(self.service_name or "")
+        if source is not None and int(status) < 400:
+            action = self._get_action()
+            if not action.startswith(READ_PREFIXES):
+                try:
+                    params = json.loads(self.body or "{}")
+                except ValueError:
+                    params = {}
+                event = {
+                    "eventVersion": "1.08",
+                    "eventID": str(uuid.uuid4()),
+                    "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "eventSource": source,
+                    "eventName": action,
+                    "awsRegion": "us-east-1" if source in GLOBAL_SOURCES else self.region,
+                    "readOnly": False,
+                    "requestParameters": {k[:1].lower() + k[1:]: v for k, v in params.items()},
+                }
+                with _lock:
+                    STATE.events.append({"at": time.time(), "event": event})
+        return status, headers, body
+
+    BaseResponse.call_action = recorded  # type: ignore[method-assign]
+
+    def lookup_events(self: Any) -> str:
+        limit = int(self._get_param("MaxResults") or 50)
+        if not 1 <= limit <= 50:
+            raise JsonRESTError("InvalidMaxResultsException", "MaxResults must be between 1 and 50")
+        attributes = self._get_param("LookupAttributes") or []
+        if len(attributes) > 1:
+            raise JsonRESTError("InvalidLookupAttributesException", "only one lookup attribute is allowed")
+        start, end = self._get_param("StartTime"), self._get_param("EndTime")
+        visible_before = time.time() - PROFILE.cloudtrail_delay_seconds
+        with _lock:
+            events = [e for e in STATE.events if e["at"] <= visible_before]
+        found = []
+        for entry in reversed(events):  # newest first
+            event = entry["event"]
+            when = dt.datetime.strptime(event["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+            if event["awsRegion"] != self.region:
+                continue
+            if start is not None and when.timestamp() < float(start):
+                continue
+            if end is not None and when.timestamp() > float(end):
+                continue
+            if attributes:
+                key, value = attributes[0]["AttributeKey"], attributes[0]["AttributeValue"]
+                field_of = {"EventName": "eventName", "EventSource": "eventSource", "EventId": "eventID"}
+                if key == "ReadOnly":
+                    if value != "false":
+                        continue
+                elif event.get(field_of.get(key, ""), None) != value:
+                    continue
+            found.append(
+                {
+                    "EventId": event["eventID"],
+                    "EventName": event["eventName"],
+                    "ReadOnly": "false",
+                    "EventTime": when.timestamp(),
+                    "EventSource": event["eventSource"],
+                    "Resources": [],
+                    "CloudTrailEvent": json.dumps(event),
+                }
+            )
+        first = int(self._get_param("NextToken") or 0)
+        out: dict[str, Any] = {"Events": found[first : first + limit]}
+        if first + limit < len(found):
+            out["NextToken"] = str(first + limit)
+        return json.dumps(out)
+
+    CloudTrailResponse.lookup_events = lookup_events  # type: ignore[attr-defined]
