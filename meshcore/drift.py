@@ -28,13 +28,14 @@ from meshcore.lifecycle import Lifecycle, Task
 from meshcore.models import TenantStatus
 from meshcore.redaction import redact
 from meshcore.results import ChangedTenants
-from meshcore.specs import TenantSpec
+from meshcore.specs import PlatformSpec, TenantSpec
 
 
-def digest(tenant: TenantSpec) -> str:
-    """A digest of the desired state of a tenant (what the config says, not what was recorded)."""
+def digest(tenant: TenantSpec, platform: PlatformSpec) -> str:
+    """A digest of the desired state of a tenant: what the config says of it and of its platform
+    (whose settings shape every tenant, e.g. role mappings), not what was recorded."""
     wanted = tenant.model_dump_json(exclude={"platform_tenant_id", "status", "deletion_approved"})
-    return hashlib.sha256(wanted.encode()).hexdigest()
+    return hashlib.sha256((wanted + platform.model_dump_json()).encode()).hexdigest()
 
 
 @dataclass
@@ -66,7 +67,7 @@ def from_answer(answer: ChangedTenants | None, started: dt.datetime) -> Feed:
     return Feed(full=False, changed=answer.platform_tenant_ids, until=min(answer.until, started))
 
 
-def unread(task: Task, feed: Feed | None) -> str | None:
+def unread(task: Task, feed: Feed | None, platform: PlatformSpec) -> str | None:
     """Why ``task``'s tenant need not be read in this run, or ``None`` if it must be."""
     row, tenant = task.row, task.tenant
     if feed is None or feed.full or row is None or tenant is None or task.lifecycle != Lifecycle.UPDATE:
@@ -77,7 +78,7 @@ def unread(task: Task, feed: Feed | None) -> str | None:
         return None  # not read by the last full check (e.g. that run was stopped): read it now
     if row.platform_tenant_id is None or row.platform_tenant_id in feed.changed:
         return None
-    if row.desired_digest != digest(tenant):
+    if row.desired_digest != digest(tenant, platform):
         return None
     return (
         f"unchanged since {row.verified_at:%Y-%m-%d %H:%M:%S} UTC: not read "
@@ -85,9 +86,9 @@ def unread(task: Task, feed: Feed | None) -> str | None:
     )
 
 
-def verified_fields(tenant: TenantSpec, started: dt.datetime) -> dict[str, object]:
+def verified_fields(tenant: TenantSpec, platform: PlatformSpec, started: dt.datetime) -> dict[str, object]:
     """The tenant row's fields that record a read that found nothing to do."""
-    return {"verified_at": started, "desired_digest": digest(tenant)}
+    return {"verified_at": started, "desired_digest": digest(tenant, platform)}
 
 
 def feed_error(exc: Exception) -> Feed:

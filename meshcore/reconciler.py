@@ -428,7 +428,15 @@ class Reconciler:
             def one(task: Task) -> Item:
                 if self._stopping():  # never started: nothing of it is applied, nothing failed
                     return Item(task.key, lifecycle=task.lifecycle.value, status=NOT_RUN, message=STOPPING)
-                unread = drift.unread(task, feeds.get(task.tenant.platform_id) if task.tenant else None)
+                unread = (
+                    drift.unread(
+                        task,
+                        feeds.get(task.tenant.platform_id),
+                        self.config.platforms[task.tenant.platform_id],
+                    )
+                    if task.tenant
+                    else None
+                )
                 if unread is not None:  # incremental drift check: nothing says this tenant changed
                     item = Item(task.key, lifecycle=task.lifecycle.value, status="ok", message=unread)
                     item.platform_tenant_id = task.tenant.platform_tenant_id if task.tenant else None
@@ -506,8 +514,8 @@ class Reconciler:
     ) -> dict[str, drift.Feed]:
         """Incremental drift checks: per platform, read in full or the tenants its change feed names."""
         settings = self.config.document.settings.drift_check
-        if settings.mode != "incremental":
-            return {}
+        if settings.mode != "incremental" or self._stopping():
+            return {}  # stopping before the tenants: nothing skipped, the cursor left where it is
         feeds: dict[str, drift.Feed] = {}
         for pid, platform in self.config.platforms.items():
             row = self.store.platform_identity(pid)
@@ -524,10 +532,9 @@ class Reconciler:
                     answer = self.registry.call(
                         "meshplatform_changed_tenants", platform, ctx=contexts[pid], since=row.changes_read_to
                     )
+                    feeds[pid] = drift.from_answer(answer, started)
                 except Exception as exc:  # the feed is an optimisation: without it, read everything
                     feeds[pid] = drift.feed_error(exc)
-                else:
-                    feeds[pid] = drift.from_answer(answer, started)
                 feeds[pid].full_check_at = row.full_check_at
             log.info("platform %s: %s", pid, feeds[pid].describe())
         return feeds
@@ -535,9 +542,14 @@ class Reconciler:
     def _record_feeds(
         self, feeds: dict[str, drift.Feed], broken: dict[str, str], started: dt.datetime
     ) -> None:
-        """Where each platform's change feed goes on next time; after a full read, when it began."""
+        """Where each platform's change feed goes on next time; after a full read, when it began.
+
+        A stopped run leaves an incremental feed where it was: the tenants it named but did not
+        start are named again next time. (After a full read, a tenant not read keeps a verification
+        older than the full check, so it is read next time anyway.)"""
+        stopped = self._stopping()
         for pid, feed in feeds.items():
-            if pid in broken:
+            if pid in broken or (stopped and not feed.full):
                 continue
             if feed.full:
                 self.store.record_drift_check(pid, changes_read_to=started, full_check_at=started)
@@ -700,7 +712,8 @@ class Reconciler:
         if row is not None and self.config.document.settings.drift_check.mode == "incremental":
             found_nothing = item.status == "ok" and not item.actions and not item.events
             if found_nothing and task.lifecycle == Lifecycle.UPDATE:
-                fields.update(drift.verified_fields(task.tenant, self._run_started))
+                platform = self.config.platforms[task.tenant.platform_id]
+                fields.update(drift.verified_fields(task.tenant, platform, self._run_started))
             elif row.verified_at is not None:
                 fields["verified_at"] = None  # read again next run, whatever the change feed says
         if row is not None and fields:

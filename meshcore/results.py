@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Result(BaseModel):
@@ -134,4 +134,4 @@ class ChangedTenants(Result):
 
     platform_tenant_ids: frozenset[str] = frozenset()
     everything: bool = False
-    until: dt.datetime
+    until: AwareDatetime

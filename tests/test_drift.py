@@ -124,6 +124,7 @@ def test_a_tenant_not_read_by_the_last_full_check_is_read(base_config, meshcore_
     from meshcore.desired import desired_tenants
 
     spec = desired_tenants(loaded)[0].model_copy(update={"platform_tenant_id": "t-1"})
+    platform = loaded.platforms["demo"]
     now = dt.datetime.now(dt.UTC)
     row = TenantRow(
         workspace=spec.workspace.id,
@@ -135,16 +136,20 @@ def test_a_tenant_not_read_by_the_last_full_check_is_read(base_config, meshcore_
         provisioning="ready",
         last_error="",
         verified_at=now - dt.timedelta(hours=2),
-        desired_digest=digest(spec),
+        desired_digest=digest(spec, platform),
     )
     task = Task(spec.key, Lifecycle.UPDATE, spec, row)
-    assert unread(task, Feed(full=False, full_check_at=now - dt.timedelta(hours=3))) is not None
-    assert unread(task, Feed(full=False, full_check_at=now - dt.timedelta(hours=1))) is None
+    assert unread(task, Feed(full=False, full_check_at=now - dt.timedelta(hours=3)), platform) is not None
+    assert unread(task, Feed(full=False, full_check_at=now - dt.timedelta(hours=1)), platform) is None
     assert (
-        unread(task, Feed(full=False, changed=frozenset({"t-1"}), full_check_at=now - dt.timedelta(hours=3)))
+        unread(
+            task,
+            Feed(full=False, changed=frozenset({"t-1"}), full_check_at=now - dt.timedelta(hours=3)),
+            platform,
+        )
         is None
     )
-    assert unread(task, Feed(full=True)) is None
+    assert unread(task, Feed(full=True), platform) is None
 
 
 def test_incremental_checks_need_a_single_runner(base_config, meshcore_registry, write_config):
@@ -155,3 +160,40 @@ def test_incremental_checks_need_a_single_runner(base_config, meshcore_registry,
         p.path == "settings" and "drift_check.mode: incremental needs runners: single" in p.message
         for p in raised.value.problems
     ), raised.value.problems
+
+
+def test_a_stopped_run_leaves_the_feed_where_it_was(make, incremental, state_store):
+    """A tenant the feed named but a stopped run never started is named again by the next run's feed."""
+    import threading
+
+    rec, cloud = settle(make, incremental)
+    tid = next(t for t, body in cloud.tenants.items() if body["name"].endswith("p3"))
+    cloud.update(tid, "drift", tags={"env": "hacked"})
+    incremental["settings"]["concurrency"] = 1
+    stop = threading.Event()
+    rec, cloud = make(incremental)
+    rec.stop, rec.on_progress = stop, lambda item: stop.set()  # stops after the first tenant
+    report = rec.apply()
+    assert statuses(report)["ws2/p3@demo"] == "not_run"
+    rec, cloud = make(incremental)
+    assert statuses(rec.apply())["ws2/p3@demo"] == "changed"
+    assert cloud.tenants[tid]["tags"].get("env") != "hacked"
+
+
+def test_a_change_of_the_platform_config_means_every_tenant_is_read(make, incremental):
+    rec, cloud = settle(make, incremental)
+    incremental["platforms"][0]["config"] = {"daily_cost": "2.00"}
+    rec, cloud = make(incremental)
+    cloud.reads.clear()
+    rec.apply()
+    assert observed(cloud) == 3, "the platform's settings shape every tenant"
+
+
+def test_a_feed_answer_without_a_time_zone_means_a_full_check_not_a_crash(make, incremental, fake_plugin):
+    rec, cloud = settle(make, incremental)
+    original = cloud.changed_since
+    cloud.changed_since = lambda since: (_ for _ in ()).throw(TypeError("naive"))  # type: ignore[method-assign]
+    cloud.reads.clear()
+    report = rec.apply()
+    cloud.changed_since = original  # type: ignore[method-assign]
+    assert set(statuses(report).values()) == {"ok"} and observed(cloud) == 3

@@ -12,8 +12,10 @@ may concern any tenant, and the run reads them all.
 
 What this does not name: StackSet instances changed through CloudFormation (their
 events are not read), events CloudTrail delivers later than
-``change_feed_delay_minutes``, and anything recorded only in a member account. The full
-drift check every ``drift_check.full_every_hours`` reads every tenant again.
+``change_feed_delay_minutes`` (less any amount meshcore's clock is ahead of AWS's),
+anything recorded only in another account (a member account, or a delegated
+administrator of Organizations or Identity Center). The full drift check every
+``drift_check.full_every_hours`` reads every tenant again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SOURCES = frozenset(
         "account.amazonaws.com",
         "sso.amazonaws.com",
         "identitystore.amazonaws.com",
+        "sso-directory.amazonaws.com",  # the Identity Center console's user and group edits
+        "identitystore-scim.amazonaws.com",  # users and groups provisioned from an external IdP
     }
 )
 #: Events about one account: event name -> the request parameter that names it.
@@ -72,11 +76,11 @@ SHARED = frozenset(
         "PutInlinePolicyToPermissionSet",
         "DeleteInlinePolicyFromPermissionSet",
         "ProvisionPermissionSet",
-        "CreateUser",
-        "UpdateUser",
     }
 )
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+#: Where a partition's global services (Organizations, Account Management) record their events.
+HOME_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-northwest-1"}
 
 
 def changed_accounts(run: AwsRun, since: dt.datetime) -> ChangedTenants:
@@ -84,7 +88,7 @@ def changed_accounts(run: AwsRun, since: dt.datetime) -> ChangedTenants:
     until = dt.datetime.now(dt.UTC)
     # events carry whole seconds: one more, so that an event in the second ``since`` falls in is not lost
     start = since - dt.timedelta(minutes=run.cfg.change_feed_delay_minutes, seconds=1)
-    regions = {"us-east-1" if run.cfg.partition == "aws" else run.cfg.region}
+    regions = {HOME_REGION.get(run.cfg.partition, run.cfg.region)}
     if run.cfg.identity_center is not None:
         regions.add(run.cfg.identity_center.region)
     accounts: set[str] = set()

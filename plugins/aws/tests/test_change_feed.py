@@ -94,3 +94,41 @@ def test_an_event_delivered_late_is_found_by_the_next_full_check(world, incremen
     report = by_key(world.reconciler(incremental).apply())
     assert report["ws1/p1@aws"].status == "changed"
     assert account_view(world.org.client, aid)["tags"]["meshcore:env"] == "dev"
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "parameters", "named"),
+    [
+        ("organizations.amazonaws.com", "TagResource", {"resourceId": "111122223333"}, {"111122223333"}),
+        ("organizations.amazonaws.com", "TagResource", {"resourceId": "ou-ab12-cdef3456"}, set()),
+        (
+            "organizations.amazonaws.com",
+            "DetachPolicy",
+            {"policyId": "p-1", "targetId": "111122223333"},
+            {"111122223333"},
+        ),
+        ("organizations.amazonaws.com", "UpdatePolicy", {"policyId": "p-1"}, set()),  # checked every run
+        ("organizations.amazonaws.com", "MoveAccount", {}, None),  # the account not said: any
+        ("sso.amazonaws.com", "DeleteAccountAssignment", {"targetId": "111122223333"}, {"111122223333"}),
+        (
+            "identitystore.amazonaws.com",
+            "UpdateUser",
+            {"userId": "u-1"},
+            None,
+        ),  # users are looked up per tenant
+        ("sso-directory.amazonaws.com", "AddMemberToGroup", {}, None),  # the Identity Center console
+        ("identitystore-scim.amazonaws.com", "PatchGroup", {}, None),  # provisioned from an external IdP
+        ("ec2.amazonaws.com", "RunInstances", {}, set()),  # not what meshcore manages
+    ],
+)
+def test_which_accounts_an_event_names(source, name, parameters, named):
+    import json
+
+    from meshcore_aws.changes import _account_of
+
+    event = {
+        "EventSource": source,
+        "EventName": name,
+        "CloudTrailEvent": json.dumps({"requestParameters": parameters}),
+    }
+    assert _account_of(event) == named
