@@ -399,6 +399,18 @@ def _group_memberships() -> None:
         with _lock:
             delete(self, identity_store_id, membership_id)
 
+    # moto walks a store's groups while another request adds one ("dictionary changed size during
+    # iteration" at 1,000 tenants): AWS answers concurrent requests, so these run one at a time here
+    for name in ("create_group", "get_group_id", "list_groups", "describe_group", "delete_group"):
+        original = getattr(IdentityStoreBackend, name, None)
+        if original is None:
+            continue
+
+        def serial(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(IdentityStoreBackend, name, serial)
     IdentityStoreBackend.create_group_membership = create_group_membership  # type: ignore[method-assign]
     IdentityStoreBackend.delete_group_membership = delete_group_membership  # type: ignore[method-assign]
 
