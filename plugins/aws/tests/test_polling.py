@@ -94,7 +94,7 @@ class FakeOrg:
         assert operation == "list_create_account_status"
         return self
 
-    def paginate(self, States, PaginationConfig):
+    def paginate(self, States, **_paging):
         assert States == ["IN_PROGRESS"]
         self.listings.append(self.clock.now)
         self.clock.now += self.look  # the listing's round trip
