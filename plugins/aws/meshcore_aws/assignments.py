@@ -4,7 +4,7 @@ Creating and deleting an assignment is asynchronous and can fail only in its
 status: each request is polled until it ends, and ``FAILED`` raises with AWS's
 reason. The requests in flight are looked at together (one
 ``ListAccountAssignmentCreationStatus(Filter={Status: IN_PROGRESS})`` per look for
-all of them, see :class:`~meshcore_aws.identity_center.RequestWatch`). Reads are per
+all of them, see :class:`~meshcore_aws.watch.RequestWatch`). Reads are per
 group and account, cached for the run.
 """
 
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from meshcore_aws import retries
-from meshcore_aws.identity_center import IdentityCenter, RequestWatch
+from meshcore_aws.identity_center import IdentityCenter
+from meshcore_aws.watch import RequestWatch
 
 
 class Assignments:
@@ -53,7 +54,7 @@ class Assignments:
             )
             return {str(s["RequestId"]) for s in listed}
 
-        return RequestWatch(in_progress, describe)
+        return RequestWatch(in_progress, describe, lambda rid: {"RequestId": rid, "Status": "IN_PROGRESS"})
 
     def of(self, gid: str, account: str) -> set[str]:
         """Permission set ARNs assigned to a group on an account."""

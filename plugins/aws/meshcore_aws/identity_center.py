@@ -9,9 +9,7 @@ and account assignments (:mod:`meshcore_aws.assignments`) build on this.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +19,6 @@ from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, IdentityCenterConfig
 from meshcore_aws.once import Once
-
-log = logging.getLogger(__name__)
 
 #: How long a request is waited on before the run reports it still in progress (in poll intervals, as
 #: long as 120 looks at the interval), and a bound on the looks (an interval of 0 looks 120 times).
@@ -145,58 +141,3 @@ def poll_wait(waited: float, interval: float) -> float:
     other waiters can add up to one more look), at least once per interval.
     """
     return min(interval, max(interval / 4, waited / 4))
-
-
-class RequestWatch:
-    """Identity Center requests of one kind in flight, looked at together.
-
-    One listing of the requests still ``IN_PROGRESS`` answers every waiting tenant; a
-    request no longer listed is described once to learn how it ended (and why, if it
-    failed). A waiter passes the listing generation it last saw and gets a newer one, so
-    tenants that wake up together share one listing and none reads one older than its
-    sleep. With 32 tenants waiting, that is one request per look instead of 32, which
-    keeps a large vending run below Identity Center's request rates.
-    """
-
-    def __init__(self, list_in_progress: Callable[[], set[str]], describe: Callable[[str], dict[str, Any]]):
-        self._list = list_in_progress
-        self._describe = describe
-        self._lock = threading.Lock()
-        self._generation = 0
-        self._listed_at = time.monotonic()
-        self._in_progress: set[str] = set()
-        self._unlisted: ClientError | None = None  # the listing failed: describe each request instead
-
-    def status(self, request_id: str, seen: int, max_age: float = float("inf")) -> tuple[dict[str, Any], int]:
-        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from:
-        the current listing if it is newer than generation ``seen`` and ended at most ``max_age`` ago."""
-        with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._unlisted is None and (
-                self._generation <= seen or time.monotonic() - self._listed_at > max_age
-            ):
-                try:
-                    self._in_progress = self._list()
-                except ClientError as exc:  # e.g. a role without the List permission, or throttled for good:
-                    self._unlisted = exc  # every waiter describes its own request from now on
-                    log.warning("listing requests in progress failed, each is described instead: %s", exc)
-                else:
-                    self._generation += 1
-                    self._listed_at = time.monotonic()
-            if self._unlisted is not None:
-                return self._describe(request_id), seen
-            generation, running = self._generation, request_id in self._in_progress
-        if running:
-            return {"RequestId": request_id, "Status": "IN_PROGRESS"}, generation
-        return self._describe(request_id), generation
-
-    def looker(self, max_age: float) -> Callable[[str], dict[str, Any]]:
-        """A status function for one waiter (it remembers the generation that waiter last saw); a listing
-        older than ``max_age`` is not shared (a waiter would see an ending that much later)."""
-        seen = 0
-
-        def look(request_id: str) -> dict[str, Any]:
-            nonlocal seen
-            status, seen = self.status(request_id, seen, max_age)
-            return status
-
-        return look

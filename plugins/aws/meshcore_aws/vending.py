@@ -21,9 +21,6 @@ will make) and each difference is one action.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import threading
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,8 +43,7 @@ from meshcore_aws import accounts, naming, retries
 from meshcore_aws.config import AwsConfig, AwsLandingZone
 from meshcore_aws.guardrails import target_keys
 from meshcore_aws.run import AwsRun, poll_count
-
-log = logging.getLogger(__name__)
+from meshcore_aws.watch import RequestWatch
 
 #: Errors a freshly created account answers for a while before its access role works.
 NEW_ACCOUNT_CODES = frozenset(
@@ -428,69 +424,32 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
     return _await_creation(run, tenant, want, ctx, entry, status, sent_here=True)
 
 
-class CreationWatch:
-    """Account creations in flight, polled for the whole run at once.
+class CreationWatch(RequestWatch):
+    """Account creations in flight, polled for the whole run at once (see :mod:`meshcore_aws.watch`).
 
-    One ``ListCreateAccountStatus(States=[IN_PROGRESS])`` answers every waiting
-    tenant; only a request that no longer shows as in progress is described
-    (``DescribeCreateAccountStatus``) to learn how it ended. A waiter passes the
-    listing generation it last saw and gets a newer one, no older than a quarter
-    interval: tenants that wake up together share one listing. Every waiter looks at
-    the same instants (:meth:`until_next_look`), so one listing per interval serves
-    them all and an ending is seen at most an interval (and a quarter, after a slow
+    One ``ListCreateAccountStatus(States=[IN_PROGRESS])`` answers every waiting tenant;
+    only a request that no longer shows as in progress is described
+    (``DescribeCreateAccountStatus``) to learn how it ended. Every waiter looks at the
+    same instants (``until_next_look``) and shares listings no older than a quarter
+    interval, so an ending is seen at most an interval (and a quarter, after a slow
     look) late: waiters on schedules of their own could reuse a listing almost an
     interval old and see an ending two intervals late.
     """
 
     def __init__(self, org: Any):
-        self.org = org
-        self._epoch = time.monotonic()
-        self._listed_at = self._epoch
-        self._unlisted: ClientError | None = None  # the listing failed: describe each request instead
-        self._lock = threading.Lock()
-        self._generation = 0
-        self._in_progress: set[str] = set()
+        def in_progress() -> set[str]:
+            listed = retries.listed(
+                org.client, "list_create_account_status", "CreateAccountStatuses", States=["IN_PROGRESS"]
+            )
+            return {str(s["Id"]) for s in listed}
 
-    def until_next_look(self, interval: float) -> float:
-        """Seconds until the watch's next look, one every ``interval`` for every waiter; a look due within
-        a quarter interval is skipped for the one after (no look right after another)."""
-        if interval <= 0:
-            return 0.0
-        wait = interval - (time.monotonic() - self._epoch) % interval
-        return wait if wait >= interval / 4 else wait + interval
+        def describe(request_id: str) -> dict[str, Any]:
+            status: dict[str, Any] = org.client.describe_create_account_status(
+                CreateAccountRequestId=request_id
+            )["CreateAccountStatus"]
+            return status
 
-    def status(self, request_id: str, seen: int, max_age: float = float("inf")) -> tuple[dict[str, Any], int]:
-        """The request's status (``IN_PROGRESS`` while listed so) and the listing generation it comes from.
-
-        The current listing answers if it is newer than generation ``seen`` and ended at most
-        ``max_age`` seconds ago (waiters of one look share it; a waiter at a later look gets a new one).
-        """
-        with self._lock:  # the listing every waiter needs: made once, under the lock, by the first to ask
-            if self._unlisted is None and (
-                self._generation <= seen or time.monotonic() - self._listed_at > max_age
-            ):
-                try:
-                    listed = retries.listed(
-                        self.org.client,
-                        "list_create_account_status",
-                        "CreateAccountStatuses",
-                        States=["IN_PROGRESS"],
-                    )
-                except ClientError as exc:  # e.g. a role without the List permission, or throttled for good:
-                    self._unlisted = exc  # every waiter describes its own request from now on
-                    log.warning("listing account creations failed, each is described instead: %s", exc)
-                else:
-                    self._in_progress = {str(s["Id"]) for s in listed}
-                    self._generation += 1
-                    self._listed_at = time.monotonic()
-            if self._unlisted is not None:
-                described = self.org.client.describe_create_account_status(CreateAccountRequestId=request_id)
-                return described["CreateAccountStatus"], seen
-            generation, running = self._generation, request_id in self._in_progress
-        if running:
-            return {"Id": request_id, "State": "IN_PROGRESS"}, generation
-        described = self.org.client.describe_create_account_status(CreateAccountRequestId=request_id)
-        return described["CreateAccountStatus"], generation
+        super().__init__(in_progress, describe, lambda request_id: {"Id": request_id, "State": "IN_PROGRESS"})
 
 
 def _await_creation(

@@ -153,8 +153,8 @@ def test_members_read_per_user_when_users_are_fewer_than_groups(world, sso, acce
 NOOP_TENANT_TRANSACTIONS = 2
 
 
-def test_state_store_transactions_per_unchanged_tenant(world, sso, access_config, monkeypatch):
-    access_config["settings"] = {"concurrency": 1}
+def transactions(world, monkeypatch, cfg) -> int:
+    """State-store transactions of one apply of ``cfg`` (every tenant must end without failure)."""
     store_type = type(world.store)
     session = store_type.session
     count = {"n": 0}
@@ -163,15 +163,20 @@ def test_state_store_transactions_per_unchanged_tenant(world, sso, access_config
         count["n"] += 1
         return session(self)
 
+    with monkeypatch.context() as patch:
+        patch.setattr(store_type, "session", counted)
+        report = world.reconciler(cfg).apply()
+    assert not report.failed, [t.message for t in report.failed]
+    return count["n"]
+
+
+def test_state_store_transactions_per_unchanged_tenant(world, sso, access_config, monkeypatch):
+    access_config["settings"] = {"concurrency": 1}
     per_run = {}
     for n in (0, 4):
         cfg = more_projects(access_config, n)
         assert not world.reconciler(cfg).apply().failed
-        monkeypatch.setattr(store_type, "session", counted)
-        count["n"] = 0
-        world.reconciler(cfg).apply()
-        monkeypatch.setattr(store_type, "session", session)
-        per_run[n] = count["n"]
+        per_run[n] = transactions(world, monkeypatch, cfg)
     marginal = (per_run[4] - per_run[0]) / 4
     print(f"{marginal} transactions per unchanged tenant {per_run}")
     assert marginal <= NOOP_TENANT_TRANSACTIONS, per_run
@@ -186,23 +191,11 @@ NEW_TENANT_TRANSACTIONS = 22
 
 def test_state_store_transactions_per_new_tenant(world, sso, access_config, monkeypatch):
     access_config["settings"] = {"concurrency": 1}
-    store_type = type(world.store)
-    session = store_type.session
-    count = {"n": 0}
-
-    def counted(self):
-        count["n"] += 1
-        return session(self)
-
     assert not world.reconciler(access_config).apply().failed
-    per_run = {}
-    for n, cfg in (("no-op", access_config), ("4 new", more_projects(access_config, 4))):
-        monkeypatch.setattr(store_type, "session", counted)
-        count["n"] = 0
-        report = world.reconciler(cfg).apply()
-        monkeypatch.setattr(store_type, "session", session)
-        assert not report.failed, [t.message for t in report.failed]
-        per_run[n] = count["n"]
+    per_run = {
+        "no-op": transactions(world, monkeypatch, access_config),
+        "4 new": transactions(world, monkeypatch, more_projects(access_config, 4)),
+    }
     marginal = (per_run["4 new"] - per_run["no-op"]) / 4
     print(f"{marginal} transactions per new tenant {per_run}")
     assert marginal <= NEW_TENANT_TRANSACTIONS, per_run

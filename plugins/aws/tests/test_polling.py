@@ -15,7 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshcore_aws import vending
+from meshcore_aws import watch as watch_module
 from meshcore_aws.identity_center import IdentityCenter, poll_wait
+from meshcore_aws.watch import RequestWatch
+
+
+def running(request_id: str) -> dict[str, str]:
+    """The status a watch answers for a request its listing shows in progress."""
+    return {"RequestId": request_id, "Status": "IN_PROGRESS"}
 
 
 class Clock:
@@ -118,7 +125,7 @@ def test_account_creations_are_looked_at_together_once_per_interval(look, phase,
     interval = 1.0
     clock = Clock()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vending.time, "monotonic", clock.monotonic)
+        patch.setattr(watch_module.time, "monotonic", clock.monotonic)
         _two_waiters(clock, interval, look, phase, ends)
 
 
@@ -146,7 +153,7 @@ def _two_waiters(clock: Clock, interval: float, look: float, phase: float, ends:
 
 def test_the_next_look_is_at_the_watch_instants_and_never_right_after_one(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(vending.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(watch_module.time, "monotonic", clock.monotonic)
     watch = vending.CreationWatch(org=None)
     for now, wait in [(0.3, 0.7), (1.0, 1.0), (2.8, 1.2), (5.74, 0.26)]:
         clock.now = now
@@ -168,17 +175,15 @@ def test_an_identity_center_request_is_waited_on_for_118_intervals_before_the_ru
 
 def test_a_shared_identity_center_listing_is_reused_only_while_fresh(monkeypatch):
     """Waiters at one look share a listing; a listing older than max_age is made again, not reused."""
-    from meshcore_aws import identity_center
-
     clock = Clock()
-    monkeypatch.setattr(identity_center.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(watch_module.time, "monotonic", clock.monotonic)
     listings: list[float] = []
 
     def in_progress() -> set[str]:
         listings.append(clock.now)
         return {"r-1", "r-2"} if clock.now < 1.0 else set()
 
-    watch = identity_center.RequestWatch(in_progress, lambda rid: {"RequestId": rid, "Status": "SUCCEEDED"})
+    watch = RequestWatch(in_progress, lambda rid: {"RequestId": rid, "Status": "SUCCEEDED"}, running)
     first, second = watch.looker(max_age=0.1), watch.looker(max_age=0.1)
     assert first("r-1")["Status"] == "IN_PROGRESS" and second("r-2")["Status"] == "IN_PROGRESS"
     assert listings == [0.0]  # one listing for both
@@ -225,15 +230,13 @@ def test_a_listing_that_fails_is_not_asked_again_and_each_request_is_described()
     that succeeded: the watch describes each request instead, and does not ask for the listing again."""
     from botocore.exceptions import ClientError
 
-    from meshcore_aws import identity_center
-
     tried = []
 
     def denied() -> set[str]:
         tried.append(1)
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListX")
 
-    watch = identity_center.RequestWatch(denied, lambda rid: {"RequestId": rid, "Status": "SUCCEEDED"})
+    watch = RequestWatch(denied, lambda rid: {"RequestId": rid, "Status": "SUCCEEDED"}, running)
     looks = [watch.looker(max_age=1.0) for _ in range(8)]
     assert all(look(f"r-{i}")["Status"] == "SUCCEEDED" for i, look in enumerate(looks))
     assert len(tried) == 1
