@@ -9,12 +9,15 @@ there unnoticed.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 POSTGRES_URL_VAR = "MESHCORE_TEST_POSTGRES_URL"
@@ -48,6 +51,26 @@ def postgres_database() -> Iterator[str]:
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        try:
+            _drop(admin, name)
+        finally:
+            admin.dispose()
+
+
+def _drop(admin: Engine, name: str, patience: float = 30.0) -> None:
+    """Drop a test database, waiting out backends of killed clients that are still going away.
+
+    ``WITH (FORCE)`` terminates the database's other sessions, but a backend still starting up (its
+    client killed while connecting) has no role yet and cannot be terminated by an ordinary role;
+    it ends by itself within moments.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except DBAPIError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
