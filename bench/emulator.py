@@ -8,7 +8,8 @@ prints one JSON line ``{"env": {...}}`` for the client to use, and serves until
 its standard input closes. Every request waits ``--latency`` seconds before it
 is answered (a network round trip; requests wait concurrently), and a new
 account stays ``IN_PROGRESS`` for ``--create-seconds`` and an Identity Center account
-assignment for ``--assignment-seconds``; a StackSet operation runs for ``--stackset-seconds``,
+assignment for ``--assignment-seconds``, and with ``--creation-slots K`` a ``CreateAccount``
+while K are in progress is refused (``ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED``); a StackSet operation runs for ``--stackset-seconds``,
 one after another on one StackSet (what ``ManagedExecution`` does once an operation is running
 or queued). Running it apart keeps
 its CPU out of the measured process and off its GIL.
@@ -32,6 +33,12 @@ def main() -> None:
     parser.add_argument(
         "--stackset-seconds", type=float, default=0.0, help="How long a StackSet operation runs."
     )
+    parser.add_argument(
+        "--creation-slots",
+        type=int,
+        default=None,
+        help="Account creations AWS lets be in progress at once (more are refused); default: no limit.",
+    )
     parser.add_argument("--users", type=int, default=3)
     args = parser.parse_args()
 
@@ -54,6 +61,7 @@ def main() -> None:
         )
     strict.PROFILE.create_seconds = args.create_seconds
     strict.PROFILE.assignment_seconds = args.assignment_seconds
+    strict.PROFILE.creations_in_progress = args.creation_slots
     if args.stackset_seconds > 0:
         queue_stackset_operations(args.stackset_seconds)
     if args.latency > 0:

@@ -5,6 +5,7 @@ python bench/run.py costs --sizes 10 100 1000        # cost collection requests 
 python bench/run.py latency --sizes 100 300 --creation 0.5 --concurrency 16
 python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --concurrency 32
                                                       # the emulator in its own process, AWS-like waits
+                                                      # (--creation-slots K: AWS's creations in progress)
 python bench/run.py stacksets --sizes 32 --stackset-seconds 10 --creation 5
                                                       # StackSet operations shared vs one per account
 python bench/run.py scale --sizes 1000 10000          # the fake platform: meshcore's own time and memory
@@ -158,7 +159,11 @@ POLLS = (
 
 @contextmanager
 def remote_emulator(
-    latency: float, create_seconds: float, assignment_seconds: float = 0.0, stackset_seconds: float = 0.0
+    latency: float,
+    create_seconds: float,
+    assignment_seconds: float = 0.0,
+    stackset_seconds: float = 0.0,
+    creation_slots: int | None = None,
 ):
     """The emulator in its own process (bench/emulator.py); yields a call counter for this process."""
     from meshcore_aws import sessions as aws_sessions
@@ -177,6 +182,7 @@ def remote_emulator(
             str(assignment_seconds),
             "--stackset-seconds",
             str(stackset_seconds),
+            *(["--creation-slots", str(creation_slots)] if creation_slots else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -218,6 +224,7 @@ def aws_latency(
     assignment_seconds: float = 1.0,
     poll: float | None = None,
     breakdown: bool = False,
+    creation_slots: int | None = None,
 ) -> None:
     """Vending against an emulator in its own process that answers like AWS: a round trip per call,
     accounts that take ``create_seconds``, assignments ``assignment_seconds``. Efficiency = ideal /
@@ -225,16 +232,20 @@ def aws_latency(
     assignment_seconds + (k + 2) x latency); prelude = the time until the first CreateAccount (reading
     the organization, creating OUs and permission sets: once per run), k = calls per new tenant other
     than polls and the prelude's, and 2 = the one status read that tells each of the two asynchronous
-    operations (the account, the assignment) has ended. With ``breakdown``, also where meshcore's CPU
-    per new tenant goes (see ``cpu_breakdown.py``)."""
+    operations (the account, the assignment) has ended. With ``creation_slots`` K (AWS refuses a
+    CreateAccount while K are in progress), creations are the bottleneck and the ideal is at least
+    prelude + ceil(N / K) x (create_seconds + 2 x latency) + the last tenant's steps after its account
+    (assignment_seconds + k x latency): each slot sends, waits, reads the end, sends the next. With
+    ``breakdown``, also where meshcore's CPU per new tenant goes (see ``cpu_breakdown.py``)."""
     from cpu_breakdown import breakdown as cpu_breakdown
 
     poll = create_seconds / 10 if poll is None else poll
     spent_rows: list[str] = []
     categories: list[str] = []
+    slots = f"; AWS lets {creation_slots} creations be in progress at a time" if creation_slots else ""
     print(
         f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
-        f"assignment {assignment_seconds:.1f} s; poll interval {poll:.2f} s.\n"
+        f"assignment {assignment_seconds:.1f} s; poll interval {poll:.2f} s{slots}.\n"
     )
     print(
         "| N | concurrency | wall s | prelude s | ideal s | efficiency | calls/tenant (polls) | "
@@ -243,7 +254,9 @@ def aws_latency(
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         for c in [concurrency, 1] if serial else [concurrency]:
-            with remote_emulator(latency, create_seconds, assignment_seconds) as counter:
+            with remote_emulator(
+                latency, create_seconds, assignment_seconds, creation_slots=creation_slots
+            ) as counter:
                 rec = reconciler(config(n, poll=poll, concurrency=c))
                 rec.concurrency = c
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
@@ -270,6 +283,14 @@ def aws_latency(
                 rec.apply()
                 noop_wall, noop_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
             ideal = prelude + math.ceil(n / c) * (create_seconds + assignment_seconds + (k + ASYNC) * latency)
+            if creation_slots:
+                through_slots = (
+                    prelude
+                    + math.ceil(n / creation_slots) * (create_seconds + 2 * latency)
+                    + assignment_seconds
+                    + k * latency
+                )
+                ideal = max(ideal, through_slots)
             failed = f" ({len(report.failed)} failed)" if report.failed else ""
             print(
                 f"| {n}{failed} | {c} | {wall:.1f} | {prelude:.1f} | {ideal:.1f} | {ideal / wall:.2f} | {k:.1f} ({polls / n:.1f}) | "
@@ -401,6 +422,12 @@ def main() -> None:
     parser.add_argument(
         "--stackset-seconds", type=float, default=10.0, help="stacksets: seconds per operation."
     )
+    parser.add_argument(
+        "--creation-slots",
+        type=int,
+        default=None,
+        help="aws-latency: account creations AWS lets be in progress at a time (default: no limit).",
+    )
     args = parser.parse_args()
     if args.what == "aws-latency":
         aws_latency(
@@ -412,6 +439,7 @@ def main() -> None:
             assignment_seconds=args.assignment,
             poll=args.poll,
             breakdown=args.breakdown,
+            creation_slots=args.creation_slots,
         )
     if args.what == "stacksets":
         stacksets(args.sizes or [32], args.latency, args.creation, args.stackset_seconds, args.concurrency)

@@ -354,6 +354,14 @@ class AwsConfig(Model):
         description="Incremental drift checks: CloudTrail's event history is read from this long before "
         "where the last run left off (AWS delivers events within about 5 minutes, not guaranteed).",
     )
+    max_account_creations_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Account creations in progress at once. AWS refuses more than an unpublished number "
+        "(ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED); unset, the limit is learnt from the first refusal and "
+        "tenants past it wait for a creation to end.",
+    )
     create_wait_seconds: float = Field(
         default=600.0,
         ge=0,

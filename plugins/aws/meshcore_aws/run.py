@@ -19,6 +19,7 @@ from meshcore_aws.sessions import Sessions
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshcore_aws.baselines import Baselines
+    from meshcore_aws.creation_slots import CreationSlots
     from meshcore_aws.guardrails import Guardrails
     from meshcore_aws.identity_center import IdentityCenter
     from meshcore_aws.vending import CreationWatch
@@ -70,6 +71,13 @@ class AwsRun:
         from meshcore_aws.vending import CreationWatch
 
         return self.once("creations", lambda: CreationWatch(self.org))
+
+    @property
+    def creation_slots(self) -> CreationSlots:
+        """How many account creations the run keeps in progress (see :mod:`meshcore_aws.creation_slots`)."""
+        from meshcore_aws.creation_slots import CreationSlots
+
+        return self.once("creation_slots", lambda: CreationSlots(self.cfg.max_account_creations_in_flight))
 
     @property
     def guardrails(self) -> Guardrails:

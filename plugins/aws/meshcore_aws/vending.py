@@ -21,6 +21,7 @@ will make) and each difference is one action.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,8 +71,10 @@ CREATE_FAILURE_HINTS = {
     "PENDING_BUSINESS_VALIDATION": "the management account's business validation is pending",
     "UPDATE_EXISTING_RESOURCE_POLICY_WITH_TAGS_NOT_SUPPORTED": "tags could not be applied at creation",
 }
-#: ConstraintViolation reasons of CreateAccount that mean "later", not "never".
-CREATE_LATER = frozenset({"ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED", "ACCOUNT_CREATION_NOT_COMPLETE"})
+#: ConstraintViolation reason of CreateAccount: too many creations in progress (sent again when one ends).
+TOO_MANY_IN_PROGRESS = "ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED"
+#: ConstraintViolation reasons of CreateAccount that mean "next run", not "never".
+CREATE_LATER = frozenset({"ACCOUNT_CREATION_NOT_COMPLETE"})
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,11 @@ def _wait_action(
     def go() -> ActionResult:
         if recovered is not None:
             entry.record_operation(recovered)
-        return _await_creation(run, tenant, want, ctx, entry)
+        run.creation_slots.occupy()  # it holds one of AWS's creations in progress while it lasts
+        try:
+            return _await_creation(run, tenant, want, ctx, entry)
+        finally:
+            run.creation_slots.release()
 
     return Action(
         phase=Phase.TENANT,
@@ -383,6 +390,53 @@ def _await_activation(run: AwsRun, aid: str) -> Action:
 
 
 def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) -> ActionResult:
+    """Send ``CreateAccount`` when the run has a creation slot (see :mod:`meshcore_aws.creation_slots`)
+    and wait for it. Refused because too many creations are in progress, it waits for one of them to
+    end and sends again, within ``create_wait_seconds``."""
+    slots = run.creation_slots
+    interval = run.cfg.poll_interval_seconds
+    budget = run.cfg.create_wait_seconds
+    deadline = time.monotonic() + budget
+    for _ in range(poll_count(budget, interval)):
+        if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        try:
+            sent = _send_create(run, tenant, want, ctx)
+        except _TooManyInProgress:
+            if not slots.refused():  # the creations in progress are not this run's: look again later
+                run.sleep(interval)
+            if time.monotonic() >= deadline:
+                break
+            continue
+        except BaseException:
+            slots.release()
+            raise
+        if isinstance(sent, ActionResult):  # no clear answer, or AWS asks to wait: the next run goes on
+            slots.release()
+            return sent
+        entry, status = sent
+        try:
+            return _await_creation(run, tenant, want, ctx, entry, status, sent_here=True)
+        finally:
+            slots.release()
+    limit = f"at most {slots.limit}" if slots.limit is not None else "an unpublished number"
+    return ActionResult(
+        status=ActionStatus.IN_PROGRESS,
+        message=f"no account creation could start within {budget:g} s: AWS allows {limit} in progress at a "
+        f"time ({TOO_MANY_IN_PROGRESS}), {slots.in_flight} of them this run's; retried next run",
+    )
+
+
+class _TooManyInProgress(Exception):
+    """``CreateAccount`` refused: too many creations in progress."""
+
+
+def _send_create(
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext
+) -> tuple[JournalEntry, dict[str, Any]] | ActionResult:
+    """One ``CreateAccount``, journaled: the entry and the request's status, or what to report when the
+    answer leaves it to the next run. Raises :class:`_TooManyInProgress` when AWS refused it because too
+    many creations are in progress."""
     entry = ctx.journal.find("create-account", want.email) or ctx.journal.begin(
         "create-account",
         want.email,
@@ -393,7 +447,7 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
     if guard is not None and guard.tag_created_accounts:
         tags[guard.key] = guard.value
     try:
-        status = run.org.write(
+        status: dict[str, Any] = run.org.write(
             "create_account",
             Email=want.email,
             AccountName=want.name,
@@ -408,6 +462,9 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
                 message=f"CreateAccount for {want.email} got no clear answer ({retries.describe(exc)}); "
                 "the next run finds out what happened instead of sending it again",
             )
+        if isinstance(exc, ClientError) and retries.reason(exc) == TOO_MANY_IN_PROGRESS:
+            entry.fail(retries.describe(exc))  # refused: nothing was created, sending again is safe
+            raise _TooManyInProgress from None
         if isinstance(exc, ClientError) and retries.reason(exc) in CREATE_LATER:
             entry.fail(retries.describe(exc))
             return ActionResult(
@@ -421,7 +478,7 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
             ) from None
         raise
     entry.record_operation(status["Id"])
-    return _await_creation(run, tenant, want, ctx, entry, status, sent_here=True)
+    return entry, status
 
 
 class CreationWatch(RequestWatch):

@@ -10,7 +10,10 @@ profile (on by default, see :data:`PROFILE`):
   ``ListAccounts``/``DescribeAccount`` meanwhile, and can end ``FAILED`` with
   AWS's reason (``create_failures``), and ends ``FAILED`` with ``EMAIL_ALREADY_EXISTS``
   for an e-mail address an account of the organization has (moto would create a second
-  account). ``CloseAccount`` moves the account to
+  account). With ``creations_in_progress`` set, a ``CreateAccount`` beyond that many in
+  progress is refused with ``ConstraintViolationException`` ``ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED``
+  (AWS limits the creations in progress at a time; it does not publish how many).
+  ``CloseAccount`` moves the account to
   ``PENDING_CLOSURE`` for ``closure_polls`` reads, then ``SUSPENDED``; the
   closure quota (the greater of 250 or 20 % of the member accounts, at most
   1,000, or ``closure_quota``) is enforced, every attempt counting, with
@@ -56,6 +59,10 @@ class Profile:
 
     create_polls: int = 1
     create_seconds: float = 0.0  # > 0: an account is IN_PROGRESS for this long (a latency benchmark's AWS)
+    # Creations that may be IN_PROGRESS at once; one more is refused with ConstraintViolationException
+    # ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED ("the number of accounts that can be in progress at a time";
+    # AWS does not publish the number). None: no limit.
+    creations_in_progress: int | None = None
     create_failures: dict[str, str] = field(default_factory=dict)  # e-mail or "*" -> FailureReason
     closure_polls: int = 1
     closure_quota: int | None = None  # None: AWS's formula
@@ -179,6 +186,13 @@ def _organizations() -> None:
 
     def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
         with _lock:  # the e-mail check and the creation as one step: the server answers on several threads
+            limit = PROFILE.creations_in_progress
+            if limit is not None and sum(1 for a in self.accounts if in_progress(a.id)) >= limit:
+                error = ConstraintViolationException(
+                    "You attempted to exceed the number of accounts that can be in progress at a time."
+                )
+                error.reason = "ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED"  # type: ignore[attr-defined]
+                raise error
             taken = any(a.email.lower() == kwargs["Email"].lower() for a in self.accounts)
             out = create(self, **kwargs)
         st = out["CreateAccountStatus"]
