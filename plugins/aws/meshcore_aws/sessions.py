@@ -4,8 +4,9 @@
 * ``management``, ``automation`` and ``cost_explorer`` assume their configured
   role with its own ExternalId; a scope without a role uses the base credentials
   only where the config says so explicitly (see ``AwsConfig``);
-* a member account's session assumes the account access role from the
-  management session.
+* a member account's credentials come from the account access role, assumed
+  from the management session; its clients are shared by every member account
+  and sign each call as its account (:mod:`meshcore_aws.member_clients`).
 
 Credentials are refreshable: a role is assumed when first used and again
 before its credentials expire, and at once when AWS answers that a token
@@ -26,6 +27,7 @@ from meshcore import PlatformError
 from meshcore_aws import retries
 from meshcore_aws.config import AwsConfig, RoleRef
 from meshcore_aws.counting import WRITE_PREFIXES
+from meshcore_aws.member_clients import ActingCredentials, MemberClient
 from meshcore_aws.once import Once
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class Sessions:
         self.base = boto3.session.Session(region_name=config.region)
         self._core_template: Any = None
         self._template_lock = threading.Lock()
+        self._acting = ActingCredentials()  # the member account each thread's call acts as
 
     def _template(self) -> Any:
         """The botocore session that assumed-role sessions are copied from (made on first use)."""
@@ -99,7 +102,7 @@ class Sessions:
         # one STS client per source session, shared by every role assumed from it (a client costs ms of CPU)
         sts = self._clients.get(
             (source_scope, "sts", f"{self.config.region}:60"),
-            lambda: self._new_client(source, "sts", self.config.region, scope=source_scope),
+            lambda: self._new_client(source, "sts", self.config.region, self._expirer(source_scope)),
         )
 
         def refresh() -> dict[str, str]:
@@ -147,17 +150,32 @@ class Sessions:
         return self._sessions.get(name, make)
 
     def member(self, account_id: str) -> Any:
-        """Session inside a member account, through its account access role."""
+        """Credentials inside a member account, through its account access role (assumed on first use)."""
         key = f"account:{account_id}"
 
         def make() -> Any:
             arn = f"arn:{self.partition}:iam::{account_id}:role/{self.config.account_access_role}"
-            return self._assumed(self.role("management"), "management", arn, None, "meshcore", key)
+            session = self._assumed(self.role("management"), "management", arn, None, "meshcore", key)
+            return session.get_credentials()
 
         return self._sessions.get(key, make)
 
-    def _new_client(self, session: Any, service: str, region: str, scope: str, read_timeout: int = 60) -> Any:
-        """A client of ``session`` (the base boto3 session, or an assumed-role botocore session)."""
+    def _shared_member_client(self, service: str, region: str, read_timeout: int) -> Any:
+        """The one client of ``service`` that every member account's calls go through."""
+
+        def make() -> Any:
+            core = copy.copy(self._template())
+            core._credentials = self._acting
+            # a token that expired is the acting account's: refreshed before the retry is signed
+            return self._new_client(core, service, region, self._acting.expire, read_timeout)
+
+        return self._clients.get(("members", service, f"{region}:{read_timeout}"), make)
+
+    def _new_client(
+        self, session: Any, service: str, region: str, on_expired: Callable[[], None], read_timeout: int = 60
+    ) -> Any:
+        """A client of ``session`` (the base boto3 session, or an assumed-role botocore session);
+        ``on_expired`` refreshes its credentials when AWS says they expired."""
         cfg = self.config
         make = session.create_client if hasattr(session, "create_client") else session.client
         client = make(
@@ -166,12 +184,7 @@ class Sessions:
             config=retries.client_config(cfg.max_attempts, read_timeout, cfg.retry_mode),
         )
 
-        def expire() -> None:
-            creds = self._credentials.get(scope)
-            if creds is not None:
-                creds.expire()
-
-        retries.install(client, cfg.max_attempts, on_expired=expire)
+        retries.install(client, cfg.max_attempts, on_expired=on_expired)
         client.meta.events.register("after-call", _log_write)
         client.meta.events.register("response-received", retries.report_attempts(self.platform_id))
         for name, handler in reversed(EVENT_HOOKS):
@@ -183,12 +196,21 @@ class Sessions:
         region = region or self.config.region
 
         def make() -> Any:
-            session = (
-                self.member(scope.split(":", 1)[1]) if scope.startswith("account:") else self.role(scope)
-            )
-            return self._new_client(session, service, region, scope, read_timeout)
+            if scope.startswith("account:"):
+                credentials = self.member(scope.split(":", 1)[1])
+                shared = self._shared_member_client(service, region, read_timeout)
+                return MemberClient(shared, self._acting, credentials)
+            return self._new_client(self.role(scope), service, region, self._expirer(scope), read_timeout)
 
         return self._clients.get((scope, service, f"{region}:{read_timeout}"), make)
+
+    def _expirer(self, scope: str) -> Callable[[], None]:
+        def expire() -> None:
+            creds = self._credentials.get(scope)
+            if creds is not None:
+                creds.expire()
+
+        return expire
 
     def forget(self, scope: str) -> None:
         """Drop a scope's session and clients (e.g. after its credentials were rejected)."""
