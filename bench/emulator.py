@@ -12,7 +12,9 @@ assignment for ``--assignment-seconds``, and with ``--creation-slots K`` a ``Cre
 while K are in progress is refused (``ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED``); a StackSet operation runs for ``--stackset-seconds``,
 one after another on one StackSet (what ``ManagedExecution`` does once an operation is running
 or queued). Running it apart keeps
-its CPU out of the measured process and off its GIL.
+its CPU out of the measured process and off its GIL. Connections are kept alive between
+requests, as AWS's endpoints do (waitress; ``--close-connections``: moto's own server, which
+closes each one).
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def main() -> None:
         type=int,
         default=None,
         help="Account creations AWS lets be in progress at once (more are refused); default: no limit.",
+    )
+    parser.add_argument(
+        "--close-connections",
+        action="store_true",
+        help="Serve with moto's own server, which closes the connection after every response "
+        "(default: waitress, which keeps connections alive as AWS's endpoints do).",
     )
     parser.add_argument("--users", type=int, default=3)
     args = parser.parse_args()
@@ -72,9 +80,33 @@ def main() -> None:
             return answer(self, environ, start_response)
 
         DomainDispatcherApplication.__call__ = slow  # type: ignore[method-assign]
-    print(json.dumps({"env": box.env(), "accounts": box.accounts}), flush=True)
+    env = box.env()
+    if not args.close_connections:
+        env["AWS_ENDPOINT_URL"] = keep_alive_endpoint()
+    print(json.dumps({"env": env, "accounts": box.accounts}), flush=True)
     sys.stdin.read()  # until the client closes our standard input
     box.stop()
+
+
+def keep_alive_endpoint() -> str:
+    """The emulator's backends behind waitress, an HTTP/1.1 server that keeps connections alive (werkzeug's
+    closes every one, so each request would cost the client a new connection, which AWS's endpoints do
+    not); enough threads that requests wait out their latency concurrently."""
+    import threading
+
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from waitress import create_server
+
+    server = create_server(
+        DomainDispatcherApplication(create_backend_app),
+        host="127.0.0.1",
+        port=0,
+        threads=128,
+        connection_limit=1000,
+        channel_timeout=600,
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    return f"http://127.0.0.1:{server.effective_port}"
 
 
 def queue_stackset_operations(seconds: float) -> None:

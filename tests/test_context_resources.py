@@ -63,3 +63,30 @@ def test_a_refused_write_leaves_the_view_as_the_table_is(state_store):
     with pytest.raises(ConflictError):
         mine.put("group", "shared-name", cloud_id="g-1")  # a resource never changes hands
     assert mine.owned() == []
+
+
+def test_a_resource_and_the_intent_that_made_it_are_recorded_together(state_store):
+    from meshcore.context import Journal
+
+    journal = Journal(state_store, "demo", "ws/p@demo")
+    mine = Resources(state_store, "demo", "ws/p@demo")
+    entry = journal.begin("create-group", "admins", {"role": "admin"})
+    mine.put("group", "admins", cloud_id="g-1", completes=entry, result={"group_id": "g-1"})
+
+    (row,) = state_store.journal_entries("demo")
+    assert (row.status, row.result) == ("done", {"group_id": "g-1"})
+    assert entry.status == "done" and journal.find("create-group", "admins") is None
+    assert mine.get("group", "admins").cloud_id == "g-1"
+
+
+def test_a_refused_resource_leaves_its_intent_open(state_store):
+    from meshcore.context import Journal
+
+    Resources(state_store, "demo", "ws/other@demo").put("group", "taken", cloud_id="g-9")
+    journal = Journal(state_store, "demo", "ws/p@demo")
+    entry = journal.begin("create-group", "taken", {})
+    with pytest.raises(ConflictError):
+        Resources(state_store, "demo", "ws/p@demo").put("group", "taken", cloud_id="g-1", completes=entry)
+    assert journal.find("create-group", "taken") is not None, "closed although nothing was recorded"
+    assert entry.status == "open"
+    assert state_store.resource_get("demo", "group", "taken").cloud_id == "g-9"

@@ -398,12 +398,14 @@ class StateStore:
             ).first()
 
     def journal_update(self, entry_id: int, *, fence: Fence | None = None, **fields: Any) -> None:
-        fields = {k: redact_data(v) if k in _REDACTED else v for k, v in fields.items()}
         with self.session() as s:
             self._check_fence(s, fence)
-            s.execute(
-                update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields)
-            )
+            self._journal_update(s, entry_id, fields)
+
+    @staticmethod
+    def _journal_update(s: Session, entry_id: int, fields: dict[str, Any]) -> None:
+        fields = {k: redact_data(v) if k in _REDACTED else v for k, v in fields.items()}
+        s.execute(update(JournalRow).where(JournalRow.id == entry_id).values(updated_at=utcnow(), **fields))
 
     def journal_entries(self, platform: str | None = None, status: str | None = None) -> list[JournalRow]:
         with self.session() as s:
@@ -436,11 +438,15 @@ class StateStore:
         data: dict[str, Any],
         *,
         fence: Fence | None = None,
+        journal: tuple[int, dict[str, Any]] | None = None,
     ) -> Resource:
-        """Insert or update a resource; refuse to change its owner (a resource never changes hands)."""
+        """Insert or update a resource; refuse to change its owner (a resource never changes hands).
+        ``journal``: (entry id, fields) of the journal entry to update in the same transaction."""
         key, cloud_id = redact(key), redact(cloud_id)
         with self.session() as s:
             self._check_fence(s, fence)
+            if journal is not None:
+                self._journal_update(s, *journal)
             self._exclusive(s, "resource", platform, kind, key)
             row = s.scalars(
                 select(ResourceRow).where(

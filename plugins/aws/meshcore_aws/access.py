@@ -296,9 +296,15 @@ class Access:
         gid = self.groups.group_id(ra.group)  # created by a run that died before recording it?
         if gid is None:
             gid = self.groups.create(ra.group, description(self.tenant.key, ra.role))
-        entry.record_operation(gid)
-        entry.complete({"group_id": gid})  # a crash from here on is recovered by the group's marker
-        self.ctx.resources.put("ic-group", ra.group, cloud_id=gid, data={"role": ra.role})
+        # recorded and closed at once; a crash before this is recovered by the group's name (GetGroupId)
+        self.ctx.resources.put(
+            "ic-group",
+            ra.group,
+            cloud_id=gid,
+            data={"role": ra.role},
+            completes=entry,
+            result={"group_id": gid},
+        )
         return ActionResult(message=f"created group {ra.group}")
 
     def _gid(self, ra: RoleAccess) -> str:

@@ -20,8 +20,6 @@ from typing import Any
 class ActingCredentials:
     """Credentials of whichever member account the calling thread acts as (see :class:`MemberClient`)."""
 
-    method = "meshcore-member-account"
-
     def __init__(self) -> None:
         self._local = threading.local()
 

@@ -73,14 +73,21 @@ def instant_backoff(enabled: bool = True) -> None:
 
 
 def client_config(max_attempts: int = 8, read_timeout: int = 60, mode: str = "standard") -> Any:
-    """botocore config for every client: ``standard`` (or ``adaptive``) retries, sane timeouts."""
+    """botocore config for every client: ``standard`` (or ``adaptive``) retries, sane timeouts, and a
+    connection pool as large as the run's parallel requests (botocore keeps 10: with 32 tenants at
+    once, every request past the tenth would open, and throw away, a TLS connection of its own)."""
     from botocore.config import Config
 
     return Config(
         retries={"mode": mode, "total_max_attempts": max_attempts},
         connect_timeout=10,
         read_timeout=read_timeout,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
     )
+
+
+#: Connections each client keeps open: above the default run concurrency (32), opened only when needed.
+MAX_POOL_CONNECTIONS = 64
 
 
 #: Codes (besides HTTP 429) that say AWS throttled a request: botocore's own list.

@@ -315,9 +315,14 @@ def _adopt(
     run: AwsRun, ctx: HookContext, want: Desired, aid: str, how: str, entry: JournalEntry | None
 ) -> Action:
     def go() -> ActionResult:
-        ctx.resources.put("account", want.email, cloud_id=aid, data={"adopted": how})
-        if entry is not None:
-            entry.complete({"account_id": aid, "recovered": "by e-mail"})
+        ctx.resources.put(
+            "account",
+            want.email,
+            cloud_id=aid,
+            data={"adopted": how},
+            completes=entry,
+            result={"account_id": aid, "recovered": "by e-mail"},
+        )
         account = run.org.account(aid)
         state = accounts.state(account) if account else "gone"
         return ActionResult(
@@ -573,8 +578,9 @@ def _created(
         want.email,
         cloud_id=aid,
         data={"created": dt.datetime.now(dt.UTC).isoformat(), "by": "meshcore"},
+        completes=entry,
+        result={"account_id": aid},
     )
-    entry.complete({"account_id": aid})
     return ActionResult(
         platform_tenant_id=aid,
         message=f"created account {aid}",
@@ -589,8 +595,14 @@ def _failed(
         existing = run.org.by_email(want.email, refresh=True)
         if existing is not None:  # an earlier request of ours got there first
             _claim(run, ctx, tenant, existing, "adopt")
-            entry.complete({"account_id": existing["Id"], "adopted": reason})
-            ctx.resources.put("account", want.email, cloud_id=existing["Id"], data={"adopted": reason})
+            ctx.resources.put(
+                "account",
+                want.email,
+                cloud_id=existing["Id"],
+                data={"adopted": reason},
+                completes=entry,
+                result={"account_id": existing["Id"], "adopted": reason},
+            )
             return ActionResult(
                 platform_tenant_id=existing["Id"], message=f"adopted {existing['Id']} ({reason})"
             )
@@ -612,8 +624,14 @@ def _request_expired(
     existing = run.org.by_email(want.email, refresh=True)
     if existing is not None:
         _claim(run, ctx, tenant, existing, "adopt")
-        entry.complete({"account_id": existing["Id"], "recovered": "request expired"})
-        ctx.resources.put("account", want.email, cloud_id=existing["Id"], data={"adopted": "request expired"})
+        ctx.resources.put(
+            "account",
+            want.email,
+            cloud_id=existing["Id"],
+            data={"adopted": "request expired"},
+            completes=entry,
+            result={"account_id": existing["Id"], "recovered": "request expired"},
+        )
         return ActionResult(platform_tenant_id=existing["Id"], message=f"recovered account {existing['Id']}")
     entry.fail(f"request {entry.operation_id} is unknown to AWS and no account has the e-mail")
     return ActionResult(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from aws_testlib import account_view
 
+from aws_testlib import account_view
 from meshcore_aws.member_clients import ActingCredentials
 from meshcore_aws.run import reset_sessions, sessions_for
 

@@ -79,6 +79,7 @@ def first_operation_waits_for_all(world, monkeypatch):
 def test_new_accounts_share_operations(world, many):
     report = world.reconciler(many).apply()
     assert not report.failed, [t.message for t in report.failed]
+    assert all(t.status == "changed" for t in report.tenants), [(t.status, t.message) for t in report.tenants]
     assert world.calls["CreateStackInstances"] == 2, dict(world.calls)  # the first alone, then the other 11
     deployed = stack_instances("meshcore-dev-base")
     accounts = {t.platform_tenant_id for t in world.store.tenants()}

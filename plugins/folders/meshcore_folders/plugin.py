@@ -309,8 +309,7 @@ def _create(ctx: HookContext, tenant: TenantSpec, folder: Path) -> ActionResult:
         }
         _write(folder, meta)
     entry.record_operation(folder.name)
-    ctx.resources.put("folder", folder.name, cloud_id=folder.name)
-    entry.complete({})
+    ctx.resources.put("folder", folder.name, cloud_id=folder.name, completes=entry)
     return ActionResult(platform_tenant_id=folder.name, message=f"created {folder}")
 
 

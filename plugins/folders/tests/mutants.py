@@ -39,7 +39,7 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     (
         "create-never-completes",
         "leaves the create intent open",
-        '    ctx.resources.put("folder", folder.name, cloud_id=folder.name)\n    entry.complete({})',
+        '    ctx.resources.put("folder", folder.name, cloud_id=folder.name, completes=entry)',
         '    ctx.resources.put("folder", folder.name, cloud_id=folder.name)',
     ),
     (
