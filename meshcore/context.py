@@ -402,9 +402,11 @@ class HookContext:
         sleep: Callable[[float], None] = time.sleep,
         sharing: Sharing | None = None,
         fence: Fence | None = None,
+        stop: threading.Event | None = None,
     ):
         """``sharing``: this runner's part in a shared apply (limiters held in the state store);
-        ``fence``: the lease every state write of this context must still hold."""
+        ``fence``: the lease every state write of this context must still hold; ``stop``: set when
+        the run is asked to stop (see :meth:`stopping`)."""
         self._store = backend
         self.sharing = sharing
         self.fence = fence
@@ -419,6 +421,7 @@ class HookContext:
         self._limiters = limiters if limiters is not None else {}
         self._limiters_lock = threading.Lock()
         self._sleep = sleep
+        self._stop = stop
         self.journal = Journal(backend, platform_id, tenant_key)
         self.resources = Resources(backend, platform_id, tenant_key)
         self.log = logging.LoggerAdapter(log, {"platform": platform_id, "tenant": tenant_key})
@@ -438,6 +441,7 @@ class HookContext:
             sleep=self._sleep,
             sharing=self.sharing,
             fence=fence,
+            stop=self._stop,
         )
         ctx._limiters_lock = self._limiters_lock
         return ctx
@@ -465,3 +469,13 @@ class HookContext:
     def sleep(self, seconds: float) -> None:
         """The core's sleep (instant in tests): use it while polling an asynchronous operation."""
         self._sleep(seconds)
+
+    def stopping(self) -> bool:
+        """Whether the run was asked to stop (SIGTERM, Ctrl-C, a service shutting down).
+
+        The action running is let finish, and no other starts. An action that would now wait
+        long (for a slot, for an operation it has journaled) should instead return
+        ``ActionResult(status=ActionStatus.IN_PROGRESS)``: the next run goes on from there.
+        Example: ``while not done(): if ctx.stopping(): return ActionResult(status=IN_PROGRESS)``.
+        """
+        return self._stop is not None and self._stop.is_set()

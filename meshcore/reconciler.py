@@ -162,6 +162,7 @@ class Reconciler:
                 cache=RunCache(),
                 sleep=self.sleep,
                 sharing=sharing,
+                stop=self.stop,
             )
             for pid in self.config.platforms
         }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class CreationSlots:
@@ -33,16 +34,20 @@ class CreationSlots:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def acquire(self, timeout: float) -> bool:
+    def acquire(self, timeout: float, stopping: Callable[[], bool] = lambda: False) -> bool:
         """Take a slot before sending ``CreateAccount``, waiting up to ``timeout`` seconds for one to
-        free up; ``False`` if none did."""
+        free up; ``False`` if none did, or the run is ``stopping`` (looked at every second)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._limit is not None and self._in_flight >= self._limit:
+            while True:
+                if stopping():
+                    return False
+                if self._limit is None or self._in_flight < self._limit:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._cond.wait(left)
+                self._cond.wait(min(left, 1.0))
             self._in_flight += 1
             return True
 

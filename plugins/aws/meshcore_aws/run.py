@@ -51,6 +51,7 @@ class AwsRun:
         self.cfg: AwsConfig = platform.config
         self.sessions = sessions_for(platform)
         self.sleep = ctx.sleep
+        self.stopping = ctx.stopping
         self._ctx = ctx
         self.org = OrgView(
             self.sessions, self.cfg, ctx.limiter("organizations-writes", self.cfg.org_write_concurrency)

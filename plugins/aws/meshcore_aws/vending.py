@@ -403,14 +403,14 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
     budget = run.cfg.create_wait_seconds
     deadline = time.monotonic() + budget
     for _ in range(poll_count(budget, interval)):
-        if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        if not slots.acquire(timeout=max(0.0, deadline - time.monotonic()), stopping=run.stopping):
             break
         try:
             sent = _send_create(run, tenant, want, ctx)
         except _TooManyInProgress:
             if not slots.refused():  # the creations in progress are not this run's: look again later
                 run.sleep(interval)
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or run.stopping():
                 break
             continue
         except BaseException:
@@ -424,6 +424,11 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
             return _await_creation(run, tenant, want, ctx, entry, status, sent_here=True)
         finally:
             slots.release()
+    if run.stopping():
+        return ActionResult(
+            status=ActionStatus.IN_PROGRESS,
+            message="CreateAccount not sent: meshcore is stopping; the next run goes on",
+        )
     limit = f"at most {slots.limit}" if slots.limit is not None else "an unpublished number"
     return ActionResult(
         status=ActionStatus.IN_PROGRESS,
@@ -541,6 +546,8 @@ def _await_creation(
             return _created(run, want, ctx, entry, status["AccountId"], sent_here)
         if state == "FAILED":
             return _failed(run, tenant, want, ctx, entry, status.get("FailureReason", "UNKNOWN"))
+        if run.stopping():  # the request id is journaled: the next run resumes the wait
+            break
         if attempt + 1 < polls:  # at the watch's next look, with every other waiting tenant
             run.sleep(run.creations.until_next_look(interval))
     return ActionResult(

@@ -146,3 +146,45 @@ def test_never_more_creations_in_flight_than_the_limit(limit, tenants):
     assert seen["done"] == tenants
     assert seen["max"] <= limit
     assert slots.in_flight == 0
+
+
+def test_a_stop_while_tenants_wait_for_a_slot_sends_nothing_more_and_the_next_run_goes_on(
+    world, config, monkeypatch
+):
+    """SIGTERM with creations queued: the waiting tenants give up at once (nothing sent), the one in flight
+    is left to the next run (its request id journaled), and the next run creates every account once."""
+    from meshcore_aws import sessions as aws_sessions
+    from meshcore_aws.run import reset_sessions
+
+    meshcore_aws_emulator.PROFILE.creations_in_progress = 1
+    world.slow.in_progress_polls = 10_000  # the first creation stays in progress until the test ends it
+    cfg = projects(config, 3, create_wait_seconds=600, max_account_creations_in_flight=1)
+    stop = threading.Event()
+
+    def stop_after_create(event_name="", **_kw):
+        if event_name.endswith("CreateAccount"):
+            stop.set()
+
+    monkeypatch.setattr(
+        aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("after-call", stop_after_create)]
+    )
+    reset_sessions()
+    rec = world.reconciler(cfg)
+    rec.stop = stop
+    first = rec.apply()
+
+    assert {t.status for t in first.tenants} == {"in_progress"}, [(t.key, t.message) for t in first.tenants]
+    assert sum("meshcore is stopping" in t.message for t in first.tenants) == 2, [
+        t.message for t in first.tenants
+    ]
+    assert world.calls["CreateAccount"] == 1, dict(world.calls)
+    open_entries = world.store.journal_entries("aws", status="open")
+    assert len(open_entries) == 1 and open_entries[0].operation_id, open_entries
+
+    strict.STATE.creating.clear()
+    world.slow.in_progress_polls = 1
+    world.calls.clear()
+    second = world.reconciler(cfg).apply()
+    assert {t.status for t in second.tenants} == {"changed"}, [(t.key, t.message) for t in second.tenants]
+    assert world.calls["CreateAccount"] == 2, dict(world.calls)
+    assert member_emails() >= {f"aws+ws-p{i}@example.com" for i in range(3)}
