@@ -244,7 +244,7 @@ def _acquire(
         after=f"{want.name} <{want.email}>",
         detail=f"in {want.ou_ref}" + (f", alias {want.alias}" if want.alias else ""),
         requires=needs,
-        run=lambda: _create(run, tenant, want, ctx),
+        run=lambda: _create(run, tenant, want, ctx, entry),
     )
 
 
@@ -394,10 +394,14 @@ def _await_activation(run: AwsRun, aid: str) -> Action:
 # -- create ------------------------------------------------------------------------------------
 
 
-def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) -> ActionResult:
+def _create(
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext, entry: JournalEntry | None
+) -> ActionResult:
     """Send ``CreateAccount`` when the run has a creation slot (see :mod:`meshcore_aws.creation_slots`)
     and wait for it. Refused because too many creations are in progress, it waits for one of them to
-    end and sends again, within ``create_wait_seconds``."""
+    end and sends again, within ``create_wait_seconds``. ``entry``: the open intent the observation
+    found (one without a request id, whose request AWS does not know), or ``None``: the tenant holds
+    its lease from observation to action, so no other intent can have appeared meanwhile."""
     slots = run.creation_slots
     interval = run.cfg.poll_interval_seconds
     budget = run.cfg.create_wait_seconds
@@ -406,7 +410,8 @@ def _create(run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext) ->
         if not slots.acquire(timeout=max(0.0, deadline - time.monotonic()), stopping=run.stopping):
             break
         try:
-            sent = _send_create(run, tenant, want, ctx)
+            given, entry = entry, None  # a refused intent is closed: a next attempt is a new one
+            sent = _send_create(run, tenant, want, ctx, given)
         except _TooManyInProgress:
             if not slots.refused():  # the creations in progress are not this run's: look again later
                 run.sleep(interval)
@@ -442,12 +447,12 @@ class _TooManyInProgress(Exception):
 
 
 def _send_create(
-    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext
+    run: AwsRun, tenant: TenantSpec, want: Desired, ctx: HookContext, entry: JournalEntry | None
 ) -> tuple[JournalEntry, dict[str, Any]] | ActionResult:
     """One ``CreateAccount``, journaled: the entry and the request's status, or what to report when the
     answer leaves it to the next run. Raises :class:`_TooManyInProgress` when AWS refused it because too
     many creations are in progress."""
-    entry = ctx.journal.find("create-account", want.email) or ctx.journal.begin(
+    entry = entry or ctx.journal.begin(
         "create-account",
         want.email,
         {"tenant": tenant.key, "name": want.name, "email": want.email, "ou": want.ou_ref},
