@@ -358,9 +358,9 @@ class AwsConfig(Model):
         default=None,
         ge=1,
         le=1000,
-        description="Account creations in progress at once. AWS refuses more than an unpublished number "
-        "(ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED); unset, the limit is learnt from the first refusal and "
-        "tenants past it wait for a creation to end.",
+        description="Account creations in progress at once (never exceeded). AWS refuses more than an "
+        "unpublished number (ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED); unset, the limit is learnt from its "
+        "refusals. Tenants past it wait for a creation to end.",
     )
     create_wait_seconds: float = Field(
         default=600.0,

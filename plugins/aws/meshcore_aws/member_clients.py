@@ -63,7 +63,7 @@ class MemberClient:
         self.meta = shared.meta
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in self._shared.meta.method_to_api_mapping:
+        if name.startswith("_") or name not in self._shared.meta.method_to_api_mapping:
             # paginators and waiters call operations later, outside this handle: not offered
             raise AttributeError(f"member-account clients offer AWS operations only, not {name!r}")
         operation = getattr(self._shared, name)

@@ -403,43 +403,45 @@ def _create(
     found (one without a request id, whose request AWS does not know), or ``None``: the tenant holds
     its lease from observation to action, so no other intent can have appeared meanwhile."""
     slots = run.creation_slots
-    interval = run.cfg.poll_interval_seconds
     budget = run.cfg.create_wait_seconds
     deadline = time.monotonic() + budget
-    for _ in range(poll_count(budget, interval)):
-        if not slots.acquire(timeout=max(0.0, deadline - time.monotonic()), stopping=run.stopping):
-            break
+    while slots.acquire(timeout=max(0.0, deadline - time.monotonic()), stopping=run.stopping):
+        ended = slots.ended
         try:
             given, entry = entry, None  # a refused intent is closed: a next attempt is a new one
             sent = _send_create(run, tenant, want, ctx, given)
         except _TooManyInProgress:
-            if not slots.refused():  # the creations in progress are not this run's: look again later
-                run.sleep(interval)
-            if time.monotonic() >= deadline or run.stopping():
-                break
-            continue
+            if slots.refused(ended):
+                continue  # wait for one of the run's creations to end, then send again
+            break
         except BaseException:
-            slots.release()
+            slots.unsent()
             raise
         if isinstance(sent, ActionResult):  # no clear answer, or AWS asks to wait: the next run goes on
-            slots.release()
+            slots.unsent()
             return sent
+        slots.sent()
         entry, status = sent
         try:
             return _await_creation(run, tenant, want, ctx, entry, status, sent_here=True)
         finally:
             slots.release()
-    if run.stopping():
-        return ActionResult(
-            status=ActionStatus.IN_PROGRESS,
-            message="CreateAccount not sent: meshcore is stopping; the next run goes on",
+    if slots.closed:
+        message = (
+            f"AWS refused to create more accounts ({TOO_MANY_IN_PROGRESS}) while none of this run's creations "
+            "were in progress: the organization's limit of creations in progress at a time is held by "
+            "others, or its creations for the day are used up; retried next run"
         )
-    limit = f"at most {slots.limit}" if slots.limit is not None else "an unpublished number"
-    return ActionResult(
-        status=ActionStatus.IN_PROGRESS,
-        message=f"no account creation could start within {budget:g} s: AWS allows {limit} in progress at a "
-        f"time ({TOO_MANY_IN_PROGRESS}), {slots.in_flight} of them this run's; retried next run",
-    )
+    elif run.stopping():
+        message = "CreateAccount not sent: meshcore is stopping; the next run goes on"
+    else:
+        configured = slots.limit == run.cfg.max_account_creations_in_flight
+        source = "max_account_creations_in_flight" if configured else f"learnt from {TOO_MANY_IN_PROGRESS}"
+        message = (
+            f"no account creation could start within {budget:g} s: this run keeps at most {slots.limit} "
+            f"in progress at a time ({source}); retried next run"
+        )
+    return ActionResult(status=ActionStatus.IN_PROGRESS, message=message)
 
 
 class _TooManyInProgress(Exception):

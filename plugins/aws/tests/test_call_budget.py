@@ -213,6 +213,7 @@ def test_assignments_in_flight_are_polled_together(world, sso, access_config):
     grown = more_projects(access_config, 24)
     report = world.reconciler(grown).apply()
     assert not report.failed, [t.message for t in report.failed]
+    assert {t.status for t in report.tenants} <= {"changed", "ok"}, [t.message for t in report.tenants]
     assert all(sso.members(f"meshcore-ws9-n{i}-admin") == ["alice"] for i in range(24))
     assigned = world.calls["CreateAccountAssignment"]
     assert assigned >= 24, dict(world.calls)
