@@ -78,3 +78,12 @@ def test_an_expired_member_token_refreshes_only_that_accounts_credentials():
     assert (a.expired, b.expired) == (0, 1)
     with pytest.raises(RuntimeError):
         acting.expire()
+
+
+def test_every_client_keeps_enough_connections_for_the_runs_parallel_tenants(world, config):
+    """botocore keeps 10 by default: with 32 tenants at once, requests past the tenth would each open a connection."""
+    assert not world.reconciler(config).apply().failed
+    sessions = sessions_for(world.reconciler(config).config.platforms["aws"])
+    member = sessions.client(f"account:{member_ids(world)[0]}", "iam")
+    for client in (sessions.org(), member._shared):
+        assert client.meta.config.max_pool_connections >= 32
