@@ -2,7 +2,7 @@
 
 ``with breakdown() as spent:`` wraps, for the duration of the block, every botocore
 request (``BaseClient._make_api_call``), every state-store transaction
-(``StateStore.session``) and every new boto3 client (``Sessions._new_client``), and adds
+(``StateStore.session`` and ``StateStore._transaction``) and every new boto3 client (``Sessions._new_client``), and adds
 the CPU time (``time.thread_time``) the calling thread spent inside to ``spent[category]``.
 Nested categories count once, in the outermost (a client made inside a request counts as
 the request). Only the wrapped process is measured; the emulator runs in its own.
@@ -67,6 +67,7 @@ def breakdown() -> Iterator[tuple[Counter[str], Counter[str]]]:
     patched = [
         (BaseClient, "_make_api_call", _timed_call, "AWS requests (botocore)"),
         (StateStore, "session", _timed_context, "state-store transactions"),
+        (StateStore, "_transaction", _timed_context, "state-store transactions"),
         (Sessions, "_new_client", _timed_call, "new boto3 clients"),
     ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _, _ in patched]
