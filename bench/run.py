@@ -194,8 +194,13 @@ def remote_emulator(
         counter = CallCounter()
         counter.first = {}
 
+        counter.before_first = {}
+
         def first_seen(event_name: str = "", **_kw: object) -> None:
-            counter.first.setdefault(event_name.rsplit(".", 1)[-1], time.perf_counter())
+            operation = event_name.rsplit(".", 1)[-1]
+            if operation not in counter.first:
+                counter.first[operation] = time.perf_counter()
+                counter.before_first[operation] = counter.total() - 1  # the calls before this one
 
         aws_sessions.EVENT_HOOKS[:] = [*counter.hooks(), ("before-send", first_seen)]
         reset_sessions()
@@ -261,6 +266,7 @@ def aws_latency(
                 rec.concurrency = c
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
                 counter.first.clear()
+                counter.before_first.clear()
                 measured = cpu_breakdown() if breakdown else nullcontext((Counter(), Counter()))
                 with measured as (spent, calls):
                     report = rec.apply()
@@ -277,7 +283,7 @@ def aws_latency(
                     categories = sorted(spent)
                 prelude = counter.first.get("CreateAccount", t0) - t0
                 polls = sum(v for k, v in counter.items() if k in POLLS)
-                k = (counter.total() - polls - prelude / latency) / n
+                k = (counter.total() - polls - counter.before_first.get("CreateAccount", 0)) / n
                 counter.clear()
                 cpu0, t0 = cpu_seconds(), time.perf_counter()
                 rec.apply()
