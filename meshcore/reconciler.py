@@ -51,7 +51,7 @@ from meshcore.actions import (
     merge,
 )
 from meshcore.config import LoadedConfig
-from meshcore.context import HookContext, RunCache
+from meshcore.context import HookContext, RunCache, StateBackend
 from meshcore.desired import desired_tenants
 from meshcore.errors import FencedError, LockHeldError, MeshcoreError, PluginError, RefusedError, StoppedError
 from meshcore.execution import STOPPING, Confirmed, Outcome, execute, predict, step_name
@@ -62,6 +62,7 @@ from meshcore.plugins import PluginRegistry
 from meshcore.redaction import redact
 from meshcore.report import ActionView, Item, Report
 from meshcore.results import Capability
+from meshcore.snapshot import SnapshotBackend
 from meshcore.specs import PlatformSpec, TenantSpec
 from meshcore.state import StateStore
 from meshcore.state.tables import TenantRow, utcnow
@@ -154,9 +155,18 @@ class Reconciler:
         return tasks(self.config, desired_tenants(self.config, self.today), recorded), recorded
 
     def _contexts(self, run_id: int, sharing: Sharing | None = None) -> dict[str, HookContext]:
+        """Each platform's context for a run. A single runner (under the apply lease, or a plan,
+        which writes nothing) reads each platform's journal and resources once, not per tenant
+        (:mod:`meshcore.snapshot`); shared runners read the store each time."""
+
+        def backend(pid: str) -> StateBackend:
+            if sharing is not None:
+                return self.store
+            return SnapshotBackend(self.store, pid, lambda p: self.store.journal_entries(p, status="open"))
+
         return {
             pid: HookContext(
-                backend=self.store,
+                backend=backend(pid),
                 platform_id=pid,
                 run_id=run_id,
                 cache=RunCache(),
