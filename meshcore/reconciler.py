@@ -568,6 +568,9 @@ class Reconciler:
                 self.store.record_drift_check(pid, changes_read_to=feed.until)
 
     def _record(self, ctx: HookContext) -> Callable[[ActionView, Any, float], None]:
+        """Records a step. A single runner's go into the store's next write (its caller flushes them
+        before the tenant's turn ends); a shared runner's are written at once, under its lease."""
+
         def record(view: ActionView, started: Any, t0: float) -> None:
             self.store.record_step(
                 ctx.run_id,
@@ -579,6 +582,7 @@ class Reconciler:
                 started,
                 int((time.perf_counter() - t0) * 1000),
                 fence=ctx.fence,
+                deferred=ctx.fence is None,
             )
 
         return record
@@ -592,6 +596,7 @@ class Reconciler:
             return item, Confirmed()
         keys = _confirmed_by(obs)
         outcome = _run_independent(obs.actions, keys, platform.type, self._record(ctx), self.stop)
+        self.store.flush_steps(ctx.tenant_key)
         item.actions = outcome.views
         item.events = [f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())]
         item.status = "failed" if outcome.failed else "changed" if outcome.changed else "ok"
@@ -729,6 +734,7 @@ class Reconciler:
                 fields["verified_at"] = None  # read again next run, whatever the change feed says
         if row is not None and fields:
             self.store.update_tenant(row.id, fence=fence, **fields)
+        self.store.flush_steps(task.key)  # usually recorded already, by the tenant's writes
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
         return item
 

@@ -91,6 +91,9 @@ class StateStore:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.RLock()
+        # Step records waiting for the next transaction of this process (see record_step's ``deferred``).
+        self._pending_steps: list[dict[str, Any]] = []
+        self._pending_lock = threading.Lock()
         # SQLite has one writer at a time (every transaction begins IMMEDIATE): threads queue here, in
         # order, rather than in SQLite's sleeping busy handler. PostgreSQL runs transactions side by side.
         self._serial: AbstractContextManager[Any] = (
@@ -219,13 +222,20 @@ class StateStore:
         """A transaction on a plain connection, for the per-tenant hot paths (steps, journal,
         resources, tenants): the same serialisation and errors as :meth:`session` without the
         ORM's unit of work, which tripled the CPU of a one-row insert."""
+        with self._pending_lock:
+            steps, self._pending_steps = self._pending_steps, []
         try:
             with self._serial, self.engine.begin() as conn:
+                if steps:
+                    conn.execute(insert(StepRow), steps)
                 yield conn
-        except IntegrityError:
+        except BaseException as exc:
+            if steps:  # not recorded: the next transaction takes them
+                with self._pending_lock:
+                    self._pending_steps[:0] = steps
+            if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
+                raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
             raise
-        except SQLAlchemyError as exc:
-            raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
 
     def _exclusive(self, s: Session | Connection, *name: str) -> None:
         """Serialise, until commit, every transaction that changes the thing called ``name``.
@@ -631,6 +641,7 @@ class StateStore:
         return row
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        self.flush_steps()
         with self.session() as s:
             s.execute(
                 update(RunRow)
@@ -654,26 +665,46 @@ class StateStore:
         duration_ms: int,
         *,
         fence: Fence | None = None,
+        deferred: bool = False,
     ) -> None:
-        """Record one step; under a lease (``fence``) also which runner and token recorded it."""
+        """Record one step; under a lease (``fence``) also which runner and token recorded it.
+
+        ``deferred`` (never with a fence): the record goes into this process's next transaction,
+        whatever it writes, or into :meth:`flush_steps`'s, instead of one of its own. A single
+        runner's steps ride along with the writes that follow them (a new AWS tenant's six steps
+        cost no transaction); the reconciler flushes a tenant's before its turn ends. A killed
+        process loses the records of steps not yet flushed, never what the steps did."""
+        row = dict(
+            run_id=run_id,
+            tenant_key=tenant_key,
+            platform=platform,
+            name=redact(name),
+            status=status,
+            message=redact(message),
+            started_at=started_at,
+            duration_ms=duration_ms,
+            runner=fence.holder if fence else "",
+            token=fence.token if fence else 0,
+        )
+        if deferred and fence is None:
+            with self._pending_lock:
+                self._pending_steps.append(row)
+            return
         with self._transaction() as c:
             self._check_fence(c, fence)
-            c.execute(
-                insert(StepRow).values(
-                    run_id=run_id,
-                    tenant_key=tenant_key,
-                    platform=platform,
-                    name=redact(name),
-                    status=status,
-                    message=redact(message),
-                    started_at=started_at,
-                    duration_ms=duration_ms,
-                    runner=fence.holder if fence else "",
-                    token=fence.token if fence else 0,
-                )
-            )
+            c.execute(insert(StepRow).values(row))
+
+    def flush_steps(self, tenant_key: str | None = None) -> None:
+        """Record the deferred steps now (only if one of ``tenant_key``'s is among them, when given)."""
+        with self._pending_lock:
+            if not any(tenant_key is None or r["tenant_key"] == tenant_key for r in self._pending_steps):
+                return
+        with self._transaction():
+            pass  # a transaction records every pending step
 
     def steps(self, run_id: int | None = None, tenant_key: str | None = None) -> list[StepRow]:
+        """Recorded steps, oldest first (deferred ones of this process are recorded first)."""
+        self.flush_steps()
         with self.session() as s:
             q = select(StepRow).order_by(StepRow.id)
             if run_id is not None:

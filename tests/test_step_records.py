@@ -1,0 +1,107 @@
+"""Deferred step records: a single runner's steps ride along with its next write, never lost, never doubled."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from meshcore.errors import ConflictError
+from meshcore.state.tables import StepRow
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def stored(store, tenant_key=None) -> list[str]:
+    """Step names in the table, read without recording the pending ones first."""
+    q = select(StepRow.name).order_by(StepRow.id)
+    if tenant_key is not None:
+        q = q.where(StepRow.tenant_key == tenant_key)
+    with store.engine.connect() as conn:
+        return list(conn.scalars(q))
+
+
+def step(store, run_id, tenant, name, **kw):
+    store.record_step(run_id, tenant, "aws", name, "changed", "done", NOW, 1, **kw)
+
+
+def test_a_deferred_step_is_recorded_by_the_next_write_of_any_kind(state_store):
+    run = state_store.start_run("apply", "me")
+    step(state_store, run.id, "ws/a@aws", "create account", deferred=True)
+    step(state_store, run.id, "ws/b@aws", "create group", deferred=True)
+    assert stored(state_store) == []
+    state_store.resource_put("aws", "account", "a@example.org", "111", "ws/a@aws", {})
+    assert stored(state_store) == ["create account", "create group"]
+    step(state_store, run.id, "ws/a@aws", "alias", deferred=True)
+    step(state_store, run.id, "ws/a@aws", "tag")  # not deferred: recorded at once, after the pending one
+    assert stored(state_store) == ["create account", "create group", "alias", "tag"]
+
+
+def test_a_failed_transaction_leaves_its_steps_to_the_next_one(state_store):
+    run = state_store.start_run("apply", "me")
+    state_store.resource_put("aws", "group", "g", "id", "ws/a@aws", {})
+    step(state_store, run.id, "ws/b@aws", "create group", deferred=True)
+    with pytest.raises(ConflictError):
+        state_store.resource_put(
+            "aws", "group", "g", "id", "ws/b@aws", {}
+        )  # another owner: refused, rolled back
+    assert stored(state_store) == []
+    state_store.journal_begin("aws", "ws/b@aws", "create-group", "g2", {})
+    assert stored(state_store) == ["create group"]  # once, not lost and not twice
+
+
+def test_flush_records_a_tenants_pending_steps_and_costs_nothing_when_there_are_none(state_store):
+    run = state_store.start_run("apply", "me")
+    step(state_store, run.id, "ws/a@aws", "create account", deferred=True)
+    state_store.flush_steps("ws/b@aws")  # none of b's pending: no transaction
+    assert stored(state_store) == []
+    state_store.flush_steps("ws/a@aws")
+    assert stored(state_store) == ["create account"]
+    with state_store.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(StepRow)) == 1
+
+
+def test_steps_and_finish_run_record_the_pending_steps_first(state_store):
+    run = state_store.start_run("apply", "me")
+    step(state_store, run.id, "ws/a@aws", "create account", deferred=True)
+    assert [s.name for s in state_store.steps(run.id)] == ["create account"]
+    step(state_store, run.id, "ws/a@aws", "alias", deferred=True)
+    state_store.finish_run(run.id, "ok", {})
+    assert stored(state_store) == ["create account", "alias"]
+
+
+def test_a_fenced_step_is_never_deferred(state_store):
+    from meshcore.leases import Fence
+
+    run = state_store.start_run("apply", "me")
+    token = state_store.acquire_tenant_lease("ws/a@aws", "runner-1", 60)
+    fence = Fence("ws/a@aws", "runner-1", token)
+    step(state_store, run.id, "ws/a@aws", "create account", fence=fence, deferred=True)
+    assert stored(state_store) == ["create account"]
+
+
+def test_every_tenant_s_steps_are_recorded_before_its_turn_ends(
+    write_config, meshcore_registry, state_store, base_config
+):
+    """What the report shows of a tenant when it is done, the table already holds (no run-end flush needed)."""
+    from meshcore.config import load_config
+    from meshcore.reconciler import Reconciler
+
+    seen: dict[str, tuple[int, int]] = {}
+    before: dict[str, int] = {}
+
+    def progress(item):
+        if item.scope == "tenant":
+            seen[item.key] = (len(item.actions), len(stored(state_store, item.key)) - before[item.key])
+
+    loaded = load_config(write_config(base_config), meshcore_registry)
+    assert not Reconciler(loaded, state_store, meshcore_registry, sleep=lambda _s: None).apply().failed
+    base_config["workspaces"][0]["projects"][0]["tags"] = {"environment": "prod"}  # one step, no other write
+    before.update({k: len(stored(state_store, k)) for k in ("ws1/p1@demo", "ws1/p2@demo", "ws2/p3@demo")})
+    loaded = load_config(write_config(base_config), meshcore_registry)
+    rec = Reconciler(loaded, state_store, meshcore_registry, sleep=lambda _s: None, on_progress=progress)
+    rec.concurrency = 1
+    report = rec.apply()
+    assert [i.status for i in report.tenants] == ["changed", "ok", "ok"], report.tenants
+    assert seen["ws1/p1@demo"][0] > 0 and seen["ws1/p1@demo"][0] == seen["ws1/p1@demo"][1], seen
