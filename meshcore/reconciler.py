@@ -144,6 +144,8 @@ class Reconciler:
         self.today = today
         self.on_progress = on_progress
         self.stop = stop
+        # set when another runner took the apply lease over: no further tenant starts
+        self._lease_lost = threading.Event()
         self.concurrency = config.document.settings.concurrency
         self._identities: dict[str, str] = {}  # platform id -> identity, for this run
         self._run_started = utcnow()  # the start of the current apply
@@ -154,13 +156,15 @@ class Reconciler:
         recorded = self.store.tenants()
         return tasks(self.config, desired_tenants(self.config, self.today), recorded), recorded
 
-    def _contexts(self, run_id: int, sharing: Sharing | None = None) -> dict[str, HookContext]:
-        """Each platform's context for a run. A single runner (under the apply lease, or a plan,
-        which writes nothing) reads each platform's journal and resources once, not per tenant
-        (:mod:`meshcore.snapshot`); shared runners read the store each time."""
+    def _contexts(
+        self, run_id: int, sharing: Sharing | None = None, *, leased: bool = False
+    ) -> dict[str, HookContext]:
+        """Each platform's context for a run. Under the apply lease (``leased``), each platform's
+        journal and resources are read once, not per tenant (:mod:`meshcore.snapshot`); shared
+        runners and plans (which hold no lease) read the store each time."""
 
         def backend(pid: str) -> StateBackend:
-            if sharing is not None:
+            if not leased:
                 return self.store
             return SnapshotBackend(self.store, pid, lambda p: self.store.journal_entries(p, status="open"))
 
@@ -331,6 +335,7 @@ class Reconciler:
             _HELD.add(holder)
         try:
             self._take_lease(holder, deadline)
+            self._lease_lost.clear()
         except BaseException:
             with _HELD_LOCK:
                 _HELD.discard(holder)
@@ -341,8 +346,12 @@ class Reconciler:
             while not stop.wait(LEASE_TTL / 3):
                 try:
                     self.store.acquire_lease(LEASE_NAME, holder, LEASE_TTL)
-                except MeshcoreError:
+                except LockHeldError:
+                    log.error("another runner took the apply lease over: no further tenant is started")
+                    self._lease_lost.set()
                     return
+                except MeshcoreError as exc:  # the store unreachable for a moment: try again
+                    log.warning("could not renew the apply lease (trying again): %s", exc)
 
         t = threading.Thread(target=renew, daemon=True, name="meshcore-lease")
         t.start()
@@ -399,7 +408,7 @@ class Reconciler:
             self._refusals(work, recorded, allow_deletions)
             run = self.store.start_run("apply", sharing.holder if sharing else runner_id())
             report = Report(run.id, "apply")
-            contexts = self._contexts(run.id, sharing)
+            contexts = self._contexts(run.id, sharing, leased=sharing is None)
             confirmed: dict[str, Confirmed] = {}
             broken: dict[str, str] = {}
             self._identities = {}
@@ -518,7 +527,7 @@ class Reconciler:
             self._pause(min(2.0, max(0.05, deadline - time.monotonic())))
 
     def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        return (self.stop is not None and self.stop.is_set()) or self._lease_lost.is_set()
 
     def _feeds(
         self, contexts: dict[str, HookContext], broken: dict[str, str], started: dt.datetime

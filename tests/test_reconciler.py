@@ -566,3 +566,30 @@ def test_a_lease_left_behind_by_a_failed_release_is_taken_back_by_its_own_proces
     assert {i.status for i in second.tenants} == {"ok"}
     assert state_store.lease_holder("apply") is None
     assert any(a.action == "lease.taken_over" for a in state_store.audit_trail())
+
+
+def test_a_runner_whose_lease_was_taken_over_starts_no_further_tenant(setup, state_store, monkeypatch):
+    """Another runner holds the apply lease now (this one's expired unseen): this one finishes the tenant it
+    is on and starts no other, so two runners never work on one state and a copy read under the lease
+    (meshcore.snapshot) is never trusted past it."""
+    import time
+
+    import meshcore.reconciler as reconciler_module
+
+    rec, _cloud = setup()
+    rec.concurrency = 1
+    monkeypatch.setattr(reconciler_module, "LEASE_TTL", 0.15)  # renewed every 0.05 s
+    acquire = type(state_store).acquire_lease
+    calls = {"n": 0}
+
+    def taken_over(self, name, holder, ttl):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise LockHeldError(f"lease {name} is held by runner-2")
+        return acquire(self, name, holder, ttl)
+
+    monkeypatch.setattr(type(state_store), "acquire_lease", taken_over)
+    rec.on_progress = lambda item: time.sleep(0.5)  # the first tenant ends after the renewal failed
+    report = rec.apply()
+    assert [i.status for i in report.tenants] == ["changed", "not_run", "not_run"], report.tenants
+    assert len(state_store.tenants()) == 1

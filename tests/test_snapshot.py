@@ -183,3 +183,55 @@ def test_a_single_runner_reads_journal_and_resources_once_a_shared_one_every_tim
         assert sorted(reads) == ["journal_entries", "resource_list"], reads
     else:  # every lookup reads the store: other runners write it meanwhile
         assert reads.count("journal_find") >= 3, reads
+
+
+def test_the_copy_holds_what_a_read_of_the_store_would_return(tmp_path):
+    from meshcore.redaction import register_secret
+
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    copy = snapshot(store)
+    copy.resource_list("aws", None, None)  # read: later writes go to memory too
+    register_secret("hunter2secret")
+    put = copy.resource_put(
+        "aws", "group", "g", "id", "ws/p@aws", {"regions": ("a", "b"), "token": "hunter2secret"}
+    )
+    put.data["regions"] = "changed by the caller"
+    assert copy.resource_get("aws", "group", "g") == store.resource_get("aws", "group", "g")
+    assert copy.resource_get("aws", "group", "g").data == {"regions": ["a", "b"], "token": "***"}
+    store.close()
+
+
+def test_a_refused_write_keeps_the_copy(tmp_path):
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    store.resource_put("aws", "group", "g", "id", "ws/a@aws", {})
+    copy = snapshot(store)
+    assert copy.resource_get("aws", "group", "g").owner == "ws/a@aws"
+    begun: list[int] = []
+    event.listen(store.engine, "begin", lambda _c: begun.append(1))
+    with pytest.raises(ConflictError):
+        copy.resource_put("aws", "group", "g", "id", "ws/b@aws", {})
+    assert copy.resource_get("aws", "group", "g").owner == "ws/a@aws"
+    assert len(begun) == 1  # the refused write; the lookup after it came from memory
+    store.close()
+
+
+def test_a_plan_reads_the_store_itself(
+    write_config, meshcore_registry, state_store, base_config, monkeypatch
+):
+    """A plan holds no lease: an apply may write meanwhile, so it keeps no copy."""
+    from meshcore.config import load_config
+    from meshcore.reconciler import Reconciler
+
+    loaded = load_config(write_config(base_config), meshcore_registry)
+    rec = Reconciler(loaded, state_store, meshcore_registry, sleep=lambda _s: None)
+    reads: list[str] = []
+    original = StateStore.journal_entries
+    monkeypatch.setattr(
+        StateStore,
+        "journal_entries",
+        lambda self, *a, **k: reads.append("entries") or original(self, *a, **k),
+    )
+    rec.plan()  # three new tenants: each looks up earlier intents
+    assert reads == []
+    assert not rec.apply().failed
+    assert reads == ["entries"]

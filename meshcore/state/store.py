@@ -328,6 +328,7 @@ class StateStore:
             provisioning="pending",
             attributes={},
             last_error="",
+            desired_digest="",
             created_at=now,
             updated_at=now,
         )
