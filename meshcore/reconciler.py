@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,13 +345,16 @@ class Reconciler:
         def renew() -> None:
             while not stop.wait(LEASE_TTL / 3):
                 try:
-                    self.store.acquire_lease(LEASE_NAME, holder, LEASE_TTL)
-                except LockHeldError:
-                    log.error("another runner took the apply lease over: no further tenant is started")
-                    self._lease_lost.set()
-                    return
+                    held = self.store.renew_lease(LEASE_NAME, holder, LEASE_TTL)
                 except MeshcoreError as exc:  # the store unreachable for a moment: try again
                     log.warning("could not renew the apply lease (trying again): %s", exc)
+                    continue
+                if not held:
+                    log.error(
+                        "the apply lease expired or another runner took it over: no further tenant is started"
+                    )
+                    self._lease_lost.set()
+                    return
 
         t = threading.Thread(target=renew, daemon=True, name="meshcore-lease")
         t.start()
@@ -480,8 +483,12 @@ class Reconciler:
                 log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
             # Shared runners start at different tenants (fewer lease races); the report keeps the config's order.
             order = work if sharing is None else random.sample(work, len(work))
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                done = {item.key: item for item in pool.map(one, order)}
+            try:
+                with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                    done = {item.key: item for item in pool.map(one, order)}
+            finally:  # a run ended by an error keeps the steps it took
+                with suppress(MeshcoreError):
+                    self.store.flush_steps(every_thread=True)
             report.items.extend(done[task.key] for task in work)
             self._record_feeds(feeds, broken, started)
             report.summary = _summary(report)
@@ -605,7 +612,7 @@ class Reconciler:
             return item, Confirmed()
         keys = _confirmed_by(obs)
         outcome = _run_independent(obs.actions, keys, platform.type, self._record(ctx), self.stop)
-        self.store.flush_steps(ctx.tenant_key)
+        self.store.flush_steps()
         item.actions = outcome.views
         item.events = [f"cannot be put in place: {k}: {why}" for k, why in sorted(obs.problems.items())]
         item.status = "failed" if outcome.failed else "changed" if outcome.changed else "ok"
@@ -713,6 +720,25 @@ class Reconciler:
         ctx = contexts[task.tenant.platform_id].for_tenant(
             task.key, task.tenant.platform_tenant_id, fence=fence
         )
+        try:
+            item = self._apply_one_recorded(task, ctx, item, confirmed, broken, fence)
+        except BaseException:
+            with suppress(MeshcoreError):
+                self.store.flush_steps()
+            raise
+        self.store.flush_steps()  # its steps, before its turn ends (usually recorded already, by its writes)
+        return item
+
+    def _apply_one_recorded(
+        self,
+        task: Task,
+        ctx: HookContext,
+        item: Item,
+        confirmed: dict[str, Confirmed],
+        broken: dict[str, str],
+        fence: Fence | None,
+    ) -> Item:
+        assert task.tenant is not None
         row: TenantRow | None = None
         try:
             row, tenant = self._enter_lifecycle(task, item, fence)
@@ -743,7 +769,6 @@ class Reconciler:
                 fields["verified_at"] = None  # read again next run, whatever the change feed says
         if row is not None and fields:
             self.store.update_tenant(row.id, fence=fence, **fields)
-        self.store.flush_steps(task.key)  # usually recorded already, by the tenant's writes
         item.platform_tenant_id = item.platform_tenant_id or ctx.platform_tenant_id
         return item
 

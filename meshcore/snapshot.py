@@ -78,6 +78,7 @@ class SnapshotBackend:
         self._read_lock = threading.Lock()  # one reader fills memory; the others wait for it
         self._key_locks: dict[Any, threading.Lock] = {}
         self._tables: _Tables | None = None
+        self._writes = 0  # store writes so far: a read that overlapped one is read again
 
     # -- memory ---------------------------------------------------------------------
 
@@ -86,17 +87,23 @@ class SnapshotBackend:
             if self._tables is not None:
                 return self._tables
         with self._read_lock:
-            with self._lock:
-                if self._tables is not None:
-                    return self._tables
-            tables = _Tables()
-            for row in self._open_entries(self._platform):
-                tables.journal[row.id] = row
-            for res in self._backend.resource_list(self._platform, None, None):
-                tables.put(res)
-            with self._lock:
-                self._tables = tables
-            return tables
+            for _ in range(3):
+                with self._lock:
+                    if self._tables is not None:
+                        return self._tables
+                    writes = self._writes
+                tables = _Tables()
+                for row in self._open_entries(self._platform):
+                    tables.journal[row.id] = row
+                for res in self._backend.resource_list(self._platform, None, None):
+                    tables.put(res)
+                with self._lock:
+                    if self._writes == writes:  # no write ended meanwhile (it would be missing, or half seen)
+                        self._tables = tables
+                        return tables
+            return (
+                tables  # writes keep overlapping the read: answer from it, keep nothing, read again next time
+            )
 
     @contextmanager
     def _writing(self, what: Any) -> Iterator[None]:
@@ -111,6 +118,7 @@ class SnapshotBackend:
             except BaseException:
                 with self._lock:
                     self._tables = None
+                    self._writes += 1
                 raise
 
     def _memory(self, platform: str) -> _Tables | None:
@@ -134,8 +142,10 @@ class SnapshotBackend:
         except BaseException:
             with self._lock:  # it may have been recorded all the same
                 self._tables = None
+                self._writes += 1
             raise
         with self._lock:
+            self._writes += 1
             tables = self._memory(platform)
             if tables is not None:
                 tables.journal[row.id] = row
@@ -154,6 +164,7 @@ class SnapshotBackend:
         with self._writing(("journal", entry_id)):
             self._backend.journal_update(entry_id, fence=fence, **fields)
             with self._lock:
+                self._writes += 1
                 if self._tables is not None:
                     self._journal_changed(self._tables, entry_id, fields)
 
@@ -196,6 +207,7 @@ class SnapshotBackend:
                 platform, kind, key, cloud_id, owner, data, fence=fence, journal=journal
             )
             with self._lock:
+                self._writes += 1
                 tables = self._memory(platform)
                 if tables is not None:
                     tables.put(_stored(recorded))
@@ -207,6 +219,7 @@ class SnapshotBackend:
         with self._writing(("resource", platform, kind, redact(key))):
             self._backend.resource_remove(platform, kind, key, fence=fence)
             with self._lock:
+                self._writes += 1
                 tables = self._memory(platform)
                 if tables is not None:
                     tables.remove((kind, redact(key)))

@@ -579,16 +579,7 @@ def test_a_runner_whose_lease_was_taken_over_starts_no_further_tenant(setup, sta
     rec, _cloud = setup()
     rec.concurrency = 1
     monkeypatch.setattr(reconciler_module, "LEASE_TTL", 0.15)  # renewed every 0.05 s
-    acquire = type(state_store).acquire_lease
-    calls = {"n": 0}
-
-    def taken_over(self, name, holder, ttl):
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise LockHeldError(f"lease {name} is held by runner-2")
-        return acquire(self, name, holder, ttl)
-
-    monkeypatch.setattr(type(state_store), "acquire_lease", taken_over)
+    monkeypatch.setattr(type(state_store), "renew_lease", lambda self, name, holder, ttl: False)
     rec.on_progress = lambda item: time.sleep(0.5)  # the first tenant ends after the renewal failed
     report = rec.apply()
     assert [i.status for i in report.tenants] == ["changed", "not_run", "not_run"], report.tenants

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, select
 
 from meshcore.errors import ConflictError
 from meshcore.state.tables import StepRow
@@ -26,16 +27,22 @@ def step(store, run_id, tenant, name, **kw):
     store.record_step(run_id, tenant, "aws", name, "changed", "done", NOW, 1, **kw)
 
 
-def test_a_deferred_step_is_recorded_by_the_next_write_of_any_kind(state_store):
+def test_a_deferred_step_is_recorded_by_its_thread_s_next_write_of_any_kind(state_store):
     run = state_store.start_run("apply", "me")
     step(state_store, run.id, "ws/a@aws", "create account", deferred=True)
-    step(state_store, run.id, "ws/b@aws", "create group", deferred=True)
+    step(state_store, run.id, "ws/a@aws", "place", deferred=True)
     assert stored(state_store) == []
+    other = threading.Thread(
+        target=state_store.resource_put, args=("aws", "account", "b", "222", "ws/b@aws", {})
+    )
+    other.start()
+    other.join()
+    assert stored(state_store) == []  # another thread's write carries only that thread's steps
     state_store.resource_put("aws", "account", "a@example.org", "111", "ws/a@aws", {})
-    assert stored(state_store) == ["create account", "create group"]
+    assert stored(state_store) == ["create account", "place"]
     step(state_store, run.id, "ws/a@aws", "alias", deferred=True)
     step(state_store, run.id, "ws/a@aws", "tag")  # not deferred: recorded at once, after the pending one
-    assert stored(state_store) == ["create account", "create group", "alias", "tag"]
+    assert stored(state_store) == ["create account", "place", "alias", "tag"]
 
 
 def test_a_failed_transaction_leaves_its_steps_to_the_next_one(state_store):
@@ -47,19 +54,54 @@ def test_a_failed_transaction_leaves_its_steps_to_the_next_one(state_store):
             "aws", "group", "g", "id", "ws/b@aws", {}
         )  # another owner: refused, rolled back
     assert stored(state_store) == []
+    step(state_store, run.id, "ws/b@aws", "add member", deferred=True)
     state_store.journal_begin("aws", "ws/b@aws", "create-group", "g2", {})
-    assert stored(state_store) == ["create group"]  # once, not lost and not twice
+    assert stored(state_store) == ["create group", "add member"]  # once each, in order
 
 
-def test_flush_records_a_tenants_pending_steps_and_costs_nothing_when_there_are_none(state_store):
+def test_another_tenant_s_failing_write_never_takes_or_reorders_a_tenant_s_steps(state_store):
+    """Thread b's write fails while thread a goes on: a's flush at the end of its turn records a's steps, in order."""
     run = state_store.start_run("apply", "me")
+    state_store.resource_put("aws", "group", "g", "id", "ws/a@aws", {})
+    step(state_store, run.id, "ws/a@aws", "s1", deferred=True)
+    inside, go_on = threading.Event(), threading.Event()
+
+    def b_fails() -> None:
+        with pytest.raises(ConflictError), state_store._transaction():
+            inside.set()
+            go_on.wait(10)
+            raise ConflictError("refused")
+
+    b = threading.Thread(target=b_fails)
+    b.start()
+    assert inside.wait(10)
+    step(state_store, run.id, "ws/a@aws", "s2", deferred=True)
+    go_on.set()
+    state_store.flush_steps()  # a's turn ends
+    b.join(10)
+    assert stored(state_store, "ws/a@aws") == ["s1", "s2"]
+
+
+def test_flush_records_this_thread_s_pending_steps_and_costs_nothing_when_there_are_none(state_store):
+    run = state_store.start_run("apply", "me")
+    begun: list[int] = []
+    event.listen(state_store.engine, "begin", lambda _c: begun.append(1))
+    state_store.flush_steps()
+    assert begun == []
     step(state_store, run.id, "ws/a@aws", "create account", deferred=True)
-    state_store.flush_steps("ws/b@aws")  # none of b's pending: no transaction
-    assert stored(state_store) == []
-    state_store.flush_steps("ws/a@aws")
+    state_store.flush_steps()
+    assert len(begun) == 1
     assert stored(state_store) == ["create account"]
-    with state_store.engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(StepRow)) == 1
+
+
+def test_a_step_the_database_refuses_is_logged_and_dropped_not_left_to_fail_every_write(state_store, caplog):
+    run = state_store.start_run("apply", "me")
+    step(state_store, None, "ws/a@aws", "broken", deferred=True)  # run_id may not be NULL
+    step(state_store, run.id, "ws/a@aws", "fine", deferred=False)
+    recorded = state_store.resource_put("aws", "account", "a@example.org", "111", "ws/a@aws", {})
+    assert recorded.cloud_id == "111" and stored(state_store) == ["fine"]
+    assert "step record(s) refused by the state store and dropped" in caplog.text and "broken" in caplog.text
+    state_store.resource_put("aws", "account", "b@example.org", "222", "ws/a@aws", {})  # nothing left to fail
 
 
 def test_steps_and_finish_run_record_the_pending_steps_first(state_store):
@@ -105,3 +147,11 @@ def test_every_tenant_s_steps_are_recorded_before_its_turn_ends(
     report = rec.apply()
     assert [i.status for i in report.tenants] == ["changed", "ok", "ok"], report.tenants
     assert seen["ws1/p1@demo"][0] > 0 and seen["ws1/p1@demo"][0] == seen["ws1/p1@demo"][1], seen
+
+
+def test_a_lease_is_renewed_only_while_its_holder_still_has_it(state_store):
+    state_store.acquire_lease("apply", "runner-1", 60)
+    assert state_store.renew_lease("apply", "runner-1", 60)
+    assert not state_store.renew_lease("apply", "runner-2", 60)
+    state_store.acquire_lease("other", "runner-1", -1)  # expired: someone may have held it meanwhile
+    assert not state_store.renew_lease("other", "runner-1", 60)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -65,6 +66,7 @@ DEFAULT_STATE_URL = "sqlite:///.meshcore/state.db"
 _REDACTED = frozenset(
     {"attributes", "last_error", "intent", "result", "message", "summary", "details", "totals", "lines"}
 )
+log = logging.getLogger("meshcore")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _R = TypeVar("_R", bound=Base)
 #: Alembic runs a migration through a module-global context: one migration at a time per process.
@@ -91,9 +93,9 @@ class StateStore:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.RLock()
-        # Step records waiting for the next transaction of this process (see record_step's ``deferred``).
-        self._pending_steps: list[dict[str, Any]] = []
-        self._pending_lock = threading.Lock()
+        # Step records waiting for their thread's next transaction (see record_step's ``deferred``), per thread.
+        self._queues: dict[int, _StepQueue] = {}
+        self._queues_lock = threading.Lock()
         # SQLite has one writer at a time (every transaction begins IMMEDIATE): threads queue here, in
         # order, rather than in SQLite's sleeping busy handler. PostgreSQL runs transactions side by side.
         self._serial: AbstractContextManager[Any] = (
@@ -222,20 +224,49 @@ class StateStore:
         """A transaction on a plain connection, for the per-tenant hot paths (steps, journal,
         resources, tenants): the same serialisation and errors as :meth:`session` without the
         ORM's unit of work, which tripled the CPU of a one-row insert."""
-        with self._pending_lock:
-            steps, self._pending_steps = self._pending_steps, []
-        try:
-            with self._serial, self.engine.begin() as conn:
-                if steps:
-                    conn.execute(insert(StepRow), steps)
-                yield conn
-        except BaseException as exc:
-            if steps:  # not recorded: the next transaction takes them
-                with self._pending_lock:
-                    self._pending_steps[:0] = steps
-            if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
+        with self._carrying(self._queue()) as steps:
+            try:
+                with self._serial, self.engine.begin() as conn:
+                    self._insert_steps(conn, steps)
+                    yield conn
+            except IntegrityError:
+                raise
+            except SQLAlchemyError as exc:
                 raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
-            raise
+
+    def _queue(self, thread: int | None = None) -> _StepQueue:
+        with self._queues_lock:
+            return self._queues.setdefault(threading.get_ident() if thread is None else thread, _StepQueue())
+
+    @contextmanager
+    def _carrying(self, queue: _StepQueue) -> Iterator[list[dict[str, Any]]]:
+        """The queue's steps for the caller's transaction. The queue stays held until that transaction
+        ends, so its steps are recorded in the order taken; if it fails they go back, first."""
+        with queue.lock:
+            steps, queue.rows = queue.rows, []
+            try:
+                yield steps
+            except BaseException:
+                queue.rows[:0] = steps
+                raise
+
+    @staticmethod
+    def _insert_steps(conn: Connection, steps: list[dict[str, Any]]) -> None:
+        """Insert deferred steps in their own savepoint: rows the database refuses are logged and dropped,
+        never left to fail every later transaction."""
+        if not steps:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(StepRow), steps)
+        except SQLAlchemyError as exc:
+            log.error(
+                "%d step record(s) refused by the state store and dropped (%s): %s",
+                len(steps),
+                ", ".join(f"{r['tenant_key']} {r['name']}" for r in steps),
+                _scrub(str(getattr(exc, "orig", None) or exc).strip(), conn.engine.url),
+            )
+            steps.clear()
 
     def _exclusive(self, s: Session | Connection, *name: str) -> None:
         """Serialise, until commit, every transaction that changes the thing called ``name``.
@@ -642,7 +673,7 @@ class StateStore:
         return row
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
-        self.flush_steps()
+        self.flush_steps(every_thread=True)
         with self.session() as s:
             s.execute(
                 update(RunRow)
@@ -688,24 +719,37 @@ class StateStore:
             token=fence.token if fence else 0,
         )
         if deferred and fence is None:
-            with self._pending_lock:
-                self._pending_steps.append(row)
+            queue = self._queue()
+            with queue.lock:
+                queue.rows.append(row)
             return
         with self._transaction() as c:
             self._check_fence(c, fence)
             c.execute(insert(StepRow).values(row))
 
-    def flush_steps(self, tenant_key: str | None = None) -> None:
-        """Record the deferred steps now (only if one of ``tenant_key``'s is among them, when given)."""
-        with self._pending_lock:
-            if not any(tenant_key is None or r["tenant_key"] == tenant_key for r in self._pending_steps):
-                return
-        with self._transaction():
-            pass  # a transaction records every pending step
+    def flush_steps(self, *, every_thread: bool = False) -> None:
+        """Record this thread's deferred steps now (every thread's, with ``every_thread``): no transaction
+        if there are none. Each thread's go in the order they were recorded."""
+        with self._queues_lock:
+            threads = list(self._queues) if every_thread else [threading.get_ident()]
+        for thread in threads:
+            queue = self._queue(thread)
+            if not queue.rows:
+                continue
+            with self._carrying(queue) as steps:
+                try:
+                    with self._serial, self.engine.begin() as conn:
+                        self._insert_steps(conn, steps)
+                except SQLAlchemyError as exc:
+                    raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
+            if every_thread:
+                with self._queues_lock:  # a finished thread's queue is not kept
+                    if not queue.rows and thread != threading.get_ident():
+                        self._queues.pop(thread, None)
 
     def steps(self, run_id: int | None = None, tenant_key: str | None = None) -> list[StepRow]:
         """Recorded steps, oldest first (deferred ones of this process are recorded first)."""
-        self.flush_steps()
+        self.flush_steps(every_thread=True)
         with self.session() as s:
             q = select(StepRow).order_by(StepRow.id)
             if run_id is not None:
@@ -835,6 +879,18 @@ class StateStore:
                 f"until {current[1].isoformat(timespec='seconds') if current else '?'}; "
                 "wait for it to finish or retry with --wait"
             ) from None
+
+    def renew_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Extend ``holder``'s live lease; ``False`` if it expired or another holder has it (it was lost:
+        someone may have taken it and applied meanwhile, even if the row is free again)."""
+        now = utcnow()
+        with self.session() as s:
+            res = s.execute(
+                update(LeaseRow)
+                .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.expires_at > now)
+                .values(expires_at=now + dt.timedelta(seconds=ttl_seconds))
+            )
+            return getattr(res, "rowcount", 0) == 1
 
     def take_over_lease(self, name: str, old_holder: str, holder: str, ttl_seconds: float) -> bool:
         """Replace ``old_holder`` (known dead) by ``holder``; False if someone else already did."""
@@ -997,6 +1053,14 @@ class StateStore:
                 )
                 .values(expires_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
             )
+
+
+class _StepQueue:
+    """One thread's deferred step records; ``lock`` is held from taking them until their transaction ends."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.rows: list[dict[str, Any]] = []
 
 
 def _resource(row: Mapping[Any, Any]) -> Resource:
