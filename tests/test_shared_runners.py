@@ -76,7 +76,9 @@ def test_a_runner_whose_lease_was_taken_over_records_nothing(state_store, other)
 
 
 def test_an_expired_lease_fences_even_before_another_runner_takes_it(state_store):
-    token = state_store.acquire_tenant_lease(KEY, "runner-a", 0.3)
+    token = state_store.acquire_tenant_lease(
+        KEY, "runner-a", 1.5
+    )  # long enough for a busy machine's first slot
     assert token is not None
     time.sleep(0.4)
     with pytest.raises(FencedError):
@@ -254,7 +256,9 @@ def test_single_and_shared_runners_never_apply_one_state_together(
 
 def test_a_runner_that_waited_for_a_slot_past_its_lease_makes_no_call(state_store, other):
     """The budget's slot is handed out only while the tenant's lease still holds (else no cloud call)."""
-    token = state_store.acquire_tenant_lease(KEY, "runner-a", 0.3)
+    token = state_store.acquire_tenant_lease(
+        KEY, "runner-a", 1.5
+    )  # long enough for a busy machine's first slot
     assert token is not None
     sharing = Sharing(state_store, "runner-a", 30)
     limiter = sharing.limiter("demo/org-writes", 1)
@@ -262,7 +266,7 @@ def test_a_runner_that_waited_for_a_slot_past_its_lease_makes_no_call(state_stor
         with working_under(Fence(KEY, "runner-a", token)):
             with limiter:
                 pass  # in time: the call is made
-            time.sleep(0.4)  # waited (paused) past the lease; another runner takes the tenant
+            time.sleep(1.6)  # waited (paused) past the lease; another runner takes the tenant
             assert other.acquire_tenant_lease(KEY, "runner-b", 30) == token + 1
             calls = 0
             with pytest.raises(FencedError), limiter:
