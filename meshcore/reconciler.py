@@ -144,7 +144,7 @@ class Reconciler:
         self.today = today
         self.on_progress = on_progress
         self.stop = stop
-        # set when another runner took the apply lease over: no further tenant starts
+        # set when the apply lease could not be renewed (it expired, or another runner has it): no tenant starts
         self._lease_lost = threading.Event()
         self.concurrency = config.document.settings.concurrency
         self._identities: dict[str, str] = {}  # platform id -> identity, for this run
@@ -584,8 +584,8 @@ class Reconciler:
                 self.store.record_drift_check(pid, changes_read_to=feed.until)
 
     def _record(self, ctx: HookContext) -> Callable[[ActionView, Any, float], None]:
-        """Records a step. A single runner's go into the store's next write (its caller flushes them
-        before the tenant's turn ends); a shared runner's are written at once, under its lease."""
+        """Records a step. A single runner's go into its thread's next state-store write (its caller
+        flushes them before the tenant's turn ends); a shared runner's are written at once, under its lease."""
 
         def record(view: ActionView, started: Any, t0: float) -> None:
             self.store.record_step(
