@@ -240,3 +240,10 @@ def test_a_tenant_change_and_its_audit_entry_are_one_transaction(state_store):
         ("tenant.marked_for_deletion", "ws/a@aws", {}),
         ("tenant.deletion_approved", "ws/a@aws", {"by": "auto"}),
     ], trail
+
+
+def test_updating_a_field_a_tenant_does_not_have_is_an_error_and_changes_nothing(state_store):
+    row = state_store.create_tenant("ws", "p", "demo", "sandbox")
+    with pytest.raises(MeshcoreError, match="tenant has no field landingzone"):
+        state_store.update_tenant(row.id, landingzone="prod", last_error="typo")
+    assert state_store.find_tenant("ws", "p", "demo").last_error == ""

@@ -220,11 +220,12 @@ class StateStore:
             raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self, queue: _StepQueue | None = None) -> Iterator[Connection]:
         """A transaction on a plain connection, for the per-tenant hot paths (steps, journal,
         resources, tenants): the same serialisation and errors as :meth:`session` without the
-        ORM's unit of work, which tripled the CPU of a one-row insert."""
-        with self._carrying(self._queue()) as steps:
+        ORM's unit of work, which tripled the CPU of a one-row insert. It first records the
+        deferred steps of ``queue`` (by default, the calling thread's)."""
+        with self._carrying(queue or self._queue()) as steps:
             try:
                 with self._serial, self.engine.begin() as conn:
                     self._insert_steps(conn, steps)
@@ -736,12 +737,8 @@ class StateStore:
             queue = self._queue(thread)
             if not queue.rows:
                 continue
-            with self._carrying(queue) as steps:
-                try:
-                    with self._serial, self.engine.begin() as conn:
-                        self._insert_steps(conn, steps)
-                except SQLAlchemyError as exc:
-                    raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
+            with self._transaction(queue):
+                pass  # it records the queue's steps
             if every_thread:
                 with self._queues_lock:  # a finished thread's queue is not kept
                     if not queue.rows and thread != threading.get_ident():
