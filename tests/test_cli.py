@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +22,32 @@ def run(tmp_path, monkeypatch):
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def signal_handled(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once the CLI's signal handler has run. Python runs a handler in the main thread when that
+    thread next can, so a worker that sends itself SIGTERM waits on this before it goes on; otherwise
+    a fast worker could start the next tenant before the run knows it was stopped."""
+    import signal
+
+    import meshcore.cli.app as cli_app
+
+    handled = threading.Event()
+    install = signal.signal
+
+    def watched(sig, handler):  # the CLI's own handler only; what it puts back is left as it was
+        if getattr(handler, "__module__", None) != cli_app.__name__:
+            return install(sig, handler)
+
+        def on_signal(signum, frame):
+            handler(signum, frame)
+            handled.set()
+
+        return install(sig, on_signal)
+
+    monkeypatch.setattr(cli_app.signal, "signal", watched)
+    return handled
 
 
 def with_state_file(cfg, tmp_path):
@@ -210,7 +237,7 @@ def test_plan_detailed_exitcode_markdown_and_json_schema(run, write_config, base
 
 
 def test_sigterm_stops_apply_gracefully_and_the_next_apply_goes_on(
-    run, write_config, base_config, tmp_path, monkeypatch
+    run, write_config, base_config, tmp_path, monkeypatch, signal_handled
 ):
     """SIGTERM mid-run: the action in flight finishes and is recorded, nothing else starts, exit 143, the run is
     recorded as stopped, the signal handlers are put back; the next apply converges the rest."""
@@ -229,6 +256,7 @@ def test_sigterm_stops_apply_gracefully_and_the_next_apply_goes_on(
         calls.append(name)
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGTERM)  # arrives while this action runs
+            assert signal_handled.wait(10)
         return create(self, cloud, ctx, tenant, name)
 
     monkeypatch.setattr(FakePlatformPlugin, "_create", create_then_terminated)
@@ -296,7 +324,9 @@ def test_sigterm_while_waiting_for_another_runner_stops_at_once_with_nothing_don
     assert store.runs() == [] and len(cloud_of(tmp_path).tenants) == 0
 
 
-def test_a_run_stopped_with_a_failed_tenant_exits_1(run, write_config, base_config, tmp_path, monkeypatch):
+def test_a_run_stopped_with_a_failed_tenant_exits_1(
+    run, write_config, base_config, tmp_path, monkeypatch, signal_handled
+):
     """A failure wins over a stop: the exit code says someone must look."""
     import os
     import signal
@@ -309,6 +339,9 @@ def test_a_run_stopped_with_a_failed_tenant_exits_1(run, write_config, base_conf
 
     def failing(self, *args):
         os.kill(os.getpid(), signal.SIGTERM)
+        # the main thread runs the handler when it next can: wait, so the worker does not start the
+        # next tenant before the run knows it was stopped
+        assert signal_handled.wait(10)
         raise PlatformError("the cloud said no")
 
     monkeypatch.setattr(FakePlatformPlugin, "_create", failing)
