@@ -402,6 +402,9 @@ def startup(repeat: int = 5) -> None:
 
 
 def main() -> None:
+    from meshcore import gc_settings
+
+    gc_settings.tune()  # as the command line does
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

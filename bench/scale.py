@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from meshcore import gc_settings
 from meshcore.config import load_config
 from meshcore.plugins import PluginRegistry
 from meshcore.reconciler import Reconciler
@@ -62,6 +63,7 @@ def config(n: int, cloud: Path) -> dict:
 
 
 def main() -> None:
+    gc_settings.tune()  # as the command line does
     n, directory = int(sys.argv[1]), Path(sys.argv[2])
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "config.yaml"

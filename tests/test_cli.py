@@ -349,3 +349,24 @@ def test_a_run_stopped_with_a_failed_tenant_exits_1(
     assert result.exit_code == 1, result.output
     items = [i for i in json.loads(result.stdout)["items"] if i["scope"] == "tenant"]
     assert items[0]["status"] == "failed" and all(i["status"] == "not_run" for i in items[1:]), items
+
+
+def test_the_command_line_sets_the_collector_thresholds(monkeypatch, capsys):
+    """``meshcore`` collects garbage rarely (see meshcore.gc_settings): with CPython's defaults a large
+    run spends a growing share of its time in the collector."""
+    import gc
+    import sys
+
+    from meshcore import gc_settings
+    from meshcore.cli.app import main
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(sys, "argv", ["meshcore", "--help"])
+    try:
+        gc.set_threshold(700, 10, 10)
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 0
+        assert gc.get_threshold() == gc_settings.THRESHOLDS == (100_000, 50, 100)
+    finally:
+        gc.set_threshold(*before)

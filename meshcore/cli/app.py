@@ -817,6 +817,9 @@ def _mount_plugin_commands(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from meshcore import gc_settings
+
+    gc_settings.tune()
     _mount_plugin_commands(sys.argv)
     app()
 
