@@ -2,7 +2,6 @@
 
 python bench/run.py vending --sizes 10 100 1000      # provision, then no-op reconcile; calls, time, memory
 python bench/run.py costs --sizes 10 100 1000        # cost collection requests and their price
-python bench/run.py latency --sizes 100 300 --creation 0.5 --concurrency 16
 python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --concurrency 32
                                                       # the emulator in its own process, AWS-like waits
                                                       # (--creation-slots K: AWS's creations in progress)
@@ -107,50 +106,6 @@ def costs(sizes: list[int]) -> None:
         if result.problems or not result.lines:
             raise SystemExit(f"cost collection of {n} accounts failed: {result.problems or 'no lines'}")
         print(f"| {n} | {requests} | {requests * 0.01:.2f} | {result.lines} | {n * 0.01:.2f} |")
-
-
-def latency(sizes: list[int], creation: float, concurrency: int) -> None:
-    from moto.organizations import models as org_models
-
-    original = org_models.FakeAccount.create_account_status
-
-    def slow_creation():
-        created: dict[str, float] = {}
-
-        def status(self):
-            data = dict(original.fget(self)["CreateAccountStatus"])
-            created.setdefault(self.id, time.monotonic())
-            if time.monotonic() - created[self.id] < creation:
-                data["State"] = "IN_PROGRESS"
-                data.pop("AccountId", None)
-            return {"CreateAccountStatus": data}
-
-        return property(status)
-
-    print(
-        f"Each account takes {creation}s to create (IN_PROGRESS until then); polls every {creation / 5:.2f}s.\n"
-    )
-    print(
-        "| N | concurrency | wall s | ideal s (creation x N / concurrency) | efficiency | serial wall s | speed-up vs serial |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for n in sizes:
-        walls = {}
-        for c in (concurrency, 1):
-            with sandbox() as (_box, _counter):  # bootstrapped with instant accounts
-                org_models.FakeAccount.create_account_status = slow_creation()
-                try:
-                    rec = reconciler(config(n, poll=creation / 5, concurrency=c, access=False))
-                    rec.concurrency = c
-                    _r, seconds, _p = timed(rec.apply)
-                    walls[c] = seconds
-                finally:
-                    org_models.FakeAccount.create_account_status = original
-        ideal = creation * n / concurrency
-        print(
-            f"| {n} | {concurrency} | {walls[concurrency]:.1f} | {ideal:.1f} | {ideal / walls[concurrency]:.0%} | "
-            f"{walls[1]:.1f} | {walls[1] / walls[concurrency]:.1f}x |"
-        )
 
 
 POLLS = (
@@ -413,7 +368,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["vending", "costs", "latency", "aws-latency", "stacksets", "scale", "startup", "all"]
+        "what", choices=["vending", "costs", "aws-latency", "stacksets", "scale", "startup", "all"]
     )
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--creation", type=float, default=0.5)
@@ -460,8 +415,6 @@ def main() -> None:
         vending(args.sizes or [10, 100])
     if args.what in ("costs", "all"):
         costs(args.sizes or [10, 100])
-    if args.what in ("latency", "all"):
-        latency(args.sizes or [100], args.creation, args.concurrency)
     if args.what == "scale":
         scale(args.sizes or [1000, 10000])
     if args.what in ("startup", "all"):
