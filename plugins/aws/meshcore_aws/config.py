@@ -28,9 +28,13 @@ from meshcore import is_secret
 from meshcore_aws import policies
 from meshcore_aws.naming import pattern_problems
 
-ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+#: The characters of AWS's ``[\w+=,.@-]`` in IAM, STS, Organizations and Identity Center names. AWS's
+#: service-side regular expressions are Java's, where ``\w`` is ASCII; Python's would also accept
+#: letters such as "é", which AWS rejects.
+NAME_CHARS = r"A-Za-z0-9_+=,.@\-"
+ROLE_ARN = re.compile(rf"^arn:(aws|aws-cn|aws-us-gov):iam::\d{{12}}:role/[{NAME_CHARS}/]{{1,512}}$")
 #: sts:AssumeRoleRequest.ExternalId: 2-1224 characters of this set.
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+EXTERNAL_ID = re.compile(rf"^[{NAME_CHARS}:/]{{2,1224}}$")
 REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
 OU_ID = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
 OU_PATH = re.compile(r"^(/[^/]{1,128})+/?$|^/$")
@@ -47,7 +51,7 @@ class RoleRef(Model):
     external_id: SecretStr | None = Field(
         default=None, description="ExternalId the role's trust policy requires."
     )
-    session_name: str = Field(default="meshcore", pattern=r"^[\w+=,.@-]{2,64}$")
+    session_name: str = Field(default="meshcore", pattern=rf"^[{NAME_CHARS}]{{2,64}}$")
 
     @field_validator("role_arn")
     @classmethod
@@ -61,7 +65,7 @@ class RoleRef(Model):
     def _external_id(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and not EXTERNAL_ID.fullmatch(v.get_secret_value()):
             raise ValueError(
-                "the ExternalId must be 2-1224 characters of letters, digits and _+=,.@:/- "
+                "the ExternalId must be 2-1224 characters of ASCII letters, digits and _+=,.@:/- "
                 "(AWS rejects others); generate one with e.g. 'openssl rand -hex 24'"
             )
         return v
@@ -138,7 +142,7 @@ class DeletionConfig(Model):
 
 PERMISSION_SET_ARN = re.compile(r"^arn:aws[a-z-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/ps-[0-9a-f]{16}$")
 #: sso-admin:AttachManagedPolicyToPermissionSet takes AWS managed policies only.
-MANAGED_POLICY_ARN = re.compile(r"^arn:aws(-[a-z]{1,5}){0,3}:iam::aws:policy/[\w+=,.@/-]+$")
+MANAGED_POLICY_ARN = re.compile(rf"^arn:aws(-[a-z]{{1,5}}){{0,3}}:iam::aws:policy/[{NAME_CHARS}/]+$")
 #: sso-admin:PermissionSetDescription allows Latin-1 only.
 LATIN1 = re.compile(r"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$")
 
@@ -146,14 +150,15 @@ LATIN1 = re.compile(r"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$")
 class CustomerManagedPolicy(Model):
     """A customer managed policy, referenced by name and path; it must exist in every target account."""
 
-    name: str = Field(pattern=r"^[\w+=,.@-]{1,128}$")
-    path: str = Field(default="/", pattern=r"^(/|/[\u0021-\u007E]+/)$")
+    name: str = Field(pattern=rf"^[{NAME_CHARS}]{{1,128}}$")
+    #: sso-admin:CustomerManagedPolicyReference.Path
+    path: str = Field(default="/", max_length=512, pattern=r"^(/[A-Za-z0-9.,+@=_-]+)*/$")
 
 
 class PermissionSetConfig(Model):
     """A permission set meshcore manages in Identity Center."""
 
-    name: str = Field(pattern=r"^[\w+=,.@-]{1,32}$")
+    name: str = Field(pattern=rf"^[{NAME_CHARS}]{{1,32}}$")
     description: str = Field(default="", max_length=700, pattern=LATIN1.pattern)
     managed_policies: tuple[str, ...] = Field(
         default=(), description="ARNs of AWS managed policies (arn:aws:iam::aws:policy/...)."
@@ -322,7 +327,7 @@ class AwsConfig(Model):
     )
     account_access_role: str = Field(
         default="OrganizationAccountAccessRole",
-        pattern=r"^[\w+=,.@-]{1,64}$",
+        pattern=rf"^[{NAME_CHARS}]{{1,64}}$",
         description="Role created in each new account and assumed from the management role.",
     )
     account_name_pattern: str = Field(default="{workspace}-{project}", min_length=1)
@@ -379,7 +384,7 @@ class AwsConfig(Model):
         "arn:aws:iam::<automation account>:role/AWSCloudFormationStackSetAdministrationRole.",
     )
     stackset_execution_role_name: str = Field(
-        default="AWSCloudFormationStackSetExecutionRole", pattern=r"^[\w+=,.@-]{1,64}$"
+        default="AWSCloudFormationStackSetExecutionRole", pattern=rf"^[{NAME_CHARS}]{{1,64}}$"
     )
     baselines: BaselineSettings = Field(
         default_factory=BaselineSettings, description="How StackSet operations run."
@@ -452,7 +457,8 @@ class ScpConfig(Model):
     """A Service Control Policy the landing zone attaches (meshcore owns it: created, updated, detached)."""
 
     name: str = Field(
-        pattern=r"^[\w+=,.@-]{1,100}$", description="Policy name (the platform's scp_name_prefix is added)."
+        pattern=rf"^[{NAME_CHARS}]{{1,100}}$",
+        description="Policy name (the platform's scp_name_prefix is added).",
     )
     description: str = Field(default="", max_length=512)
     document: dict[str, Any] | None = Field(default=None, description="The policy document inline.")

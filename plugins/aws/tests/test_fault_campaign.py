@@ -269,6 +269,18 @@ def _mutations() -> list[tuple[str, str, str]]:
         ("name pattern unbalanced", "pc['account_name_pattern'] = '{workspace'", "unbalanced"),
         ("alias pattern tag without key", "pc['account_alias_pattern'] = '{tag:}'", "account_alias_pattern"),
         ("alias mode invalid", "pc['alias_mode'] = 'sometimes'", "alias_mode"),
+        # AWS's [\w+=,.@-] is ASCII (its regular expressions are Java's): letters such as "é" are refused
+        ("access role not ASCII", "pc['account_access_role'] = 'Organisationsrölle'", "account_access_role"),
+        (
+            "permission set name not ASCII",
+            "pc['identity_center']['permission_sets'][0]['name'] = 'Développeur'",
+            "permission_sets[0].name",
+        ),
+        (
+            "customer managed policy path with a character AWS refuses",
+            "pc['identity_center']['permission_sets'][0]['customer_managed_policies'] = [{'name': 'p', 'path': '/team#1/'}]",
+            "customer_managed_policies[0].path",
+        ),
         ("page size too big", "pc['page_size'] = 100", "page_size"),
         ("negative poll interval", "pc['poll_interval_seconds'] = -1", "poll_interval_seconds"),
         ("write concurrency zero", "pc['org_write_concurrency'] = 0", "org_write_concurrency"),
