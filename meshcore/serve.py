@@ -13,6 +13,7 @@ running ``apply`` lets its actions in flight finish and starts nothing else (see
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import signal
 import socket
@@ -128,6 +129,9 @@ class Service:
                 self.cycle()
             except Exception:  # a cycle never ends the service
                 log.exception("cycle failed")
+            # the command line collects garbage rarely (meshcore.gc_settings); between cycles, while
+            # the service waits anyway, reference cycles a run left are freed
+            gc.collect()
             self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def cycle(self) -> None:

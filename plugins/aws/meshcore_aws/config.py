@@ -28,10 +28,11 @@ from meshcore import is_secret
 from meshcore_aws import policies
 from meshcore_aws.naming import pattern_problems
 
-#: The characters of AWS's ``[\w+=,.@-]`` in IAM, STS, Organizations and Identity Center names. AWS's
+#: The characters of AWS's ``[\w+=,.@-]`` in IAM, STS, Organizations role and Identity Center names. AWS's
 #: service-side regular expressions are Java's, where ``\w`` is ASCII; Python's would also accept
 #: letters such as "é", which AWS rejects.
 NAME_CHARS = r"A-Za-z0-9_+=,.@\-"
+SCP_NAME = re.compile(r"[\w+=,.@-]+")
 ROLE_ARN = re.compile(rf"^arn:(aws|aws-cn|aws-us-gov):iam::\d{{12}}:role/[{NAME_CHARS}/]{{1,512}}$")
 #: sts:AssumeRoleRequest.ExternalId: 2-1224 characters of this set.
 EXTERNAL_ID = re.compile(rf"^[{NAME_CHARS}:/]{{2,1224}}$")
@@ -457,7 +458,8 @@ class ScpConfig(Model):
     """A Service Control Policy the landing zone attaches (meshcore owns it: created, updated, detached)."""
 
     name: str = Field(
-        pattern=rf"^[{NAME_CHARS}]{{1,100}}$",
+        min_length=1,
+        max_length=100,
         description="Policy name (the platform's scp_name_prefix is added).",
     )
     description: str = Field(default="", max_length=512)
@@ -492,6 +494,16 @@ class ScpConfig(Model):
     @property
     def content(self) -> str:
         return policies.minify(self.document or {})
+
+    @field_validator("name")
+    @classmethod
+    def _scp_name(cls, v: str) -> str:
+        # AWS allows any 1-128 characters (organizations:CreatePolicy Name); meshcore keeps names to
+        # letters (any script), digits and _+=,.@- so that they read well in the prefix. Checked
+        # with Python's re: a Unicode \w in a pydantic pattern builds a large validator at import.
+        if not SCP_NAME.fullmatch(v):
+            raise ValueError("must be letters, digits and _+=,.@- only")
+        return v
 
 
 class BaselineConfig(Model):
