@@ -33,7 +33,10 @@ from meshcore_aws.naming import pattern_problems
 #: letters such as "é", which AWS rejects.
 NAME_CHARS = r"A-Za-z0-9_+=,.@\-"
 SCP_NAME = re.compile(r"[\w+=,.@-]+")
-ROLE_ARN = re.compile(rf"^arn:(aws|aws-cn|aws-us-gov):iam::\d{{12}}:role/[{NAME_CHARS}/]{{1,512}}$")
+#: A role's ARN: an IAM path (``/`` or ``/any/printable/ASCII/``, iam's pathType) and an ASCII role name.
+ROLE_ARN = re.compile(
+    rf"^arn:aws(-[a-z]{{1,5}}){{0,3}}:iam::\d{{12}}:role/([\x21-\x7e]*/)?[{NAME_CHARS}]{{1,64}}$"
+)
 #: sts:AssumeRoleRequest.ExternalId: 2-1224 characters of this set.
 EXTERNAL_ID = re.compile(rf"^[{NAME_CHARS}:/]{{2,1224}}$")
 REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
@@ -143,7 +146,9 @@ class DeletionConfig(Model):
 
 PERMISSION_SET_ARN = re.compile(r"^arn:aws[a-z-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/ps-[0-9a-f]{16}$")
 #: sso-admin:AttachManagedPolicyToPermissionSet takes AWS managed policies only.
-MANAGED_POLICY_ARN = re.compile(rf"^arn:aws(-[a-z]{{1,5}}){{0,3}}:iam::aws:policy/[{NAME_CHARS}/]+$")
+MANAGED_POLICY_ARN = re.compile(
+    r"^arn:aws(-[a-z]{1,5}){0,3}:iam::aws:policy(/[A-Za-z0-9.,+@=_-]+)*/[A-Za-z0-9.,+=@_-]+$"
+)
 #: sso-admin:PermissionSetDescription allows Latin-1 only.
 LATIN1 = re.compile(r"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$")
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from meshcore_aws.config import CustomerManagedPolicy, PermissionSetConfig, RoleRef, ScpConfig
 
 ROLE = "arn:aws:iam::123456789012:role/MeshfedServiceRole"
+VIEW_ONLY = "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
 SCP = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}
 
 
@@ -27,6 +28,23 @@ SCP = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*
         (lambda: RoleRef(role_arn=ROLE, external_id="ext-id_1", session_name="méshcore"), False),
         (lambda: RoleRef(role_arn=ROLE, external_id="ëxt-id-1"), False),
         (lambda: RoleRef(role_arn="arn:aws:iam::123456789012:role/Rölle", external_id="ext-id_1"), False),
+        (
+            lambda: RoleRef(role_arn="arn:aws:iam::123456789012:role/team#1/Replicator", external_id="e-1"),
+            True,
+        ),
+        (
+            lambda: RoleRef(role_arn="arn:aws-us-gov:iam::123456789012:role/Replicator", external_id="e-1"),
+            True,
+        ),
+        (lambda: RoleRef(role_arn="arn:aws:iam::123456789012:role/" + "r" * 65, external_id="e-1"), False),
+        (lambda: PermissionSetConfig(name="ps", managed_policies=(VIEW_ONLY,)), True),
+        (
+            lambda: PermissionSetConfig(
+                name="ps", managed_policies=(VIEW_ONLY.replace("job-function/", "/"),)
+            ),
+            False,
+        ),
+        (lambda: PermissionSetConfig(name="ps", managed_policies=(VIEW_ONLY + "/",)), False),
         (lambda: CustomerManagedPolicy(name="BoundaryPolicy"), True),
         (lambda: CustomerManagedPolicy(name="Grenzrichtlinie-für-Prod"), False),
         (lambda: CustomerManagedPolicy(name="p", path="/team/a.b/"), True),
