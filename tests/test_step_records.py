@@ -155,3 +155,39 @@ def test_a_lease_is_renewed_only_while_its_holder_still_has_it(state_store):
     assert not state_store.renew_lease("apply", "runner-2", 60)
     state_store.acquire_lease("other", "runner-1", -1)  # expired: someone may have held it meanwhile
     assert not state_store.renew_lease("other", "runner-1", 60)
+
+
+def test_flushing_every_thread_keeps_no_queue_of_an_ended_thread(state_store):
+    """Every thread that writes gets a queue (a transaction carries its thread's steps); a long-running
+    service starts new worker threads every run, so the queues of ended threads, empty or not, are dropped
+    once flushed, and a live thread's queue is kept."""
+    run = state_store.start_run("apply", "me")
+    writer = threading.Thread(
+        target=state_store.resource_put, args=("aws", "account", "w", "111", "ws/w@aws", {})
+    )
+    stepper = threading.Thread(
+        target=step, args=(state_store, run.id, "ws/s@aws", "create"), kwargs={"deferred": True}
+    )
+    go_on = threading.Event()
+    recorded = threading.Event()
+
+    def live() -> None:
+        step(state_store, run.id, "ws/l@aws", "first", deferred=True)
+        recorded.set()
+        go_on.wait(10)
+        step(state_store, run.id, "ws/l@aws", "second", deferred=True)
+
+    alive = threading.Thread(target=live)
+    for t in (writer, stepper):
+        t.start()
+        t.join()
+    alive.start()
+    assert recorded.wait(10)
+    state_store.flush_steps(every_thread=True)
+    assert set(state_store._queues) <= {threading.get_ident(), alive.ident}
+    assert stored(state_store) == ["create", "first"]
+    go_on.set()
+    alive.join()
+    state_store.flush_steps(every_thread=True)
+    assert stored(state_store) == ["create", "first", "second"]
+    assert set(state_store._queues) <= {threading.get_ident()}

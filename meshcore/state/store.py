@@ -236,8 +236,14 @@ class StateStore:
                 raise state_error(exc, _safe_url(self.engine.url), self.engine.url) from None
 
     def _queue(self, thread: int | None = None) -> _StepQueue:
+        """A thread's queue of deferred steps. ``_queues_lock`` is a leaf: nothing is awaited while it is held
+        (a queue's lock is taken before it, never after)."""
         with self._queues_lock:
             return self._queues.setdefault(threading.get_ident() if thread is None else thread, _StepQueue())
+
+    def _registered(self, queue: _StepQueue) -> bool:
+        with self._queues_lock:
+            return self._queues.get(threading.get_ident()) is queue
 
     @contextmanager
     def _carrying(self, queue: _StepQueue) -> Iterator[list[dict[str, Any]]]:
@@ -720,10 +726,12 @@ class StateStore:
             token=fence.token if fence else 0,
         )
         if deferred and fence is None:
-            queue = self._queue()
-            with queue.lock:
-                queue.rows.append(row)
-            return
+            while True:  # never into a queue flush_steps has just dropped (then this thread gets a new one)
+                queue = self._queue()
+                with queue.lock:
+                    if self._registered(queue):
+                        queue.rows.append(row)
+                        return
         with self._transaction() as c:
             self._check_fence(c, fence)
             c.execute(insert(StepRow).values(row))
@@ -733,16 +741,18 @@ class StateStore:
         if there are none. Each thread's go in the order they were recorded."""
         with self._queues_lock:
             threads = list(self._queues) if every_thread else [threading.get_ident()]
+        alive = {t.ident for t in threading.enumerate()} if every_thread else set()
         for thread in threads:
             queue = self._queue(thread)
-            if not queue.rows:
-                continue
-            with self._transaction(queue):
-                pass  # it records the queue's steps
-            if every_thread:
-                with self._queues_lock:  # a finished thread's queue is not kept
-                    if not queue.rows and thread != threading.get_ident():
-                        self._queues.pop(thread, None)
+            if queue.rows:
+                with self._transaction(queue):
+                    pass  # it records the queue's steps
+            if every_thread and thread not in alive:  # an ended thread's queue is not kept
+                with queue.lock:
+                    if not queue.rows:
+                        with self._queues_lock:
+                            if self._queues.get(thread) is queue:
+                                del self._queues[thread]
 
     def steps(self, run_id: int | None = None, tenant_key: str | None = None) -> list[StepRow]:
         """Recorded steps, oldest first (deferred ones of this process are recorded first)."""

@@ -33,9 +33,9 @@ from meshcore_aws.naming import pattern_problems
 #: letters such as "é", which AWS rejects.
 NAME_CHARS = r"A-Za-z0-9_+=,.@\-"
 SCP_NAME = re.compile(r"[\w+=,.@-]+")
-#: A role's ARN: an IAM path (``/`` or ``/any/printable/ASCII/``, iam's pathType) and an ASCII role name.
+#: A role's ARN: an IAM path (``/`` or ``/any/printable/ASCII/``, up to 512: iam's pathType) and an ASCII role name.
 ROLE_ARN = re.compile(
-    rf"^arn:aws(-[a-z]{{1,5}}){{0,3}}:iam::\d{{12}}:role/([\x21-\x7e]*/)?[{NAME_CHARS}]{{1,64}}$"
+    rf"^arn:aws(-[a-z]{{1,5}}){{0,3}}:iam::\d{{12}}:role/([\x21-\x7e]{{0,510}}/)?[{NAME_CHARS}]{{1,64}}$"
 )
 #: sts:AssumeRoleRequest.ExternalId: 2-1224 characters of this set.
 EXTERNAL_ID = re.compile(rf"^[{NAME_CHARS}:/]{{2,1224}}$")

@@ -37,6 +37,8 @@ SCP = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*
             True,
         ),
         (lambda: RoleRef(role_arn="arn:aws:iam::123456789012:role/" + "r" * 65, external_id="e-1"), False),
+        (lambda: RoleRef(role_arn=f"arn:aws:iam::123456789012:role/{'p' * 510}/R", external_id="e-1"), True),
+        (lambda: RoleRef(role_arn=f"arn:aws:iam::123456789012:role/{'p' * 511}/R", external_id="e-1"), False),
         (lambda: PermissionSetConfig(name="ps", managed_policies=(VIEW_ONLY,)), True),
         (
             lambda: PermissionSetConfig(
