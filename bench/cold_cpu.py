@@ -1,10 +1,13 @@
-"""CPU per operation back to back and after its thread slept (``python bench/cold_cpu.py``).
+"""CPU per operation back to back and after a pause (``python bench/cold_cpu.py``).
 
-The same state-store transaction (one audit row) and the same pure-Python loop are timed
-with ``time.thread_time`` 200 times each: back to back, then each after a sleep of 1 ms and of
-100 ms. On a machine whose caches and CPU frequency go cold while a thread waits, the same work
-costs more CPU after a sleep; meshcore's threads wait for AWS between their steps, which is why
-its CPU per tenant measures higher while waiting than with its CPU busy (docs/benchmarks.md).
+The same state-store transaction (one audit row), pure-Python loop and walk over 1.6 MB of
+Python objects are timed with ``time.thread_time``: back to back, then each after its thread
+slept 1 ms or 100 ms, and after its thread spent 100 ms computing something else (a loop
+over a few local variables, no sleep). On a machine where memory left untouched for a while
+costs more to touch again (shared caches used by others meanwhile, a hypervisor's paging),
+the same work costs more CPU after a pause, asleep or not. meshcore's threads wait for AWS
+between their steps, which is why its CPU per tenant measures higher while waiting than with
+its CPU busy (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,11 +21,18 @@ from pathlib import Path
 from meshcore.state import StateStore
 
 
-def per_op_ms(op: Callable[[], None], sleep: float, times: int = 200) -> float:
+def busy_elsewhere(seconds: float) -> None:
+    """Compute for ``seconds`` without touching the measured operation's memory."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def per_op_ms(op: Callable[[], None], pause: Callable[[], None] | None, times: int) -> float:
     spent = []
     for _ in range(times):
-        if sleep:
-            time.sleep(sleep)
+        if pause is not None:
+            pause()
         t0 = time.thread_time()
         op()
         spent.append(time.thread_time() - t0)
@@ -30,6 +40,13 @@ def per_op_ms(op: Callable[[], None], sleep: float, times: int = 200) -> float:
 
 
 def main() -> None:
+    pauses: list[tuple[Callable[[], None] | None, int]] = [
+        (None, 200),
+        (lambda: time.sleep(0.001), 200),
+        (lambda: time.sleep(0.1), 40),
+        (lambda: busy_elsewhere(0.1), 40),
+    ]
+    objects = list(range(200_000))  # 1.6 MB of pointers to int objects
     with tempfile.TemporaryDirectory() as directory:
         store = StateStore.open(f"sqlite:///{Path(directory) / 'state.db'}")
 
@@ -39,11 +56,21 @@ def main() -> None:
         def loop() -> None:
             sum(i * i for i in range(2000))
 
-        print("| operation | back to back ms | after 1 ms asleep | after 100 ms asleep |")
-        print("|---|---|---|---|")
-        for name, op in (("state-store transaction", transaction), ("pure-Python loop", loop)):
-            per_op_ms(op, 0.0, 20)  # warm up
-            cells = [f"{per_op_ms(op, s, 50 if s >= 0.1 else 200):.2f}" for s in (0.0, 0.001, 0.1)]
+        def walk() -> None:
+            sum(objects[::7])
+
+        print(
+            "| operation | back to back ms | after 1 ms asleep | after 100 ms asleep | after 100 ms busy elsewhere |"
+        )
+        print("|---|---|---|---|---|")
+        operations = (
+            ("state-store transaction", transaction),
+            ("pure-Python loop", loop),
+            ("walk over 1.6 MB", walk),
+        )
+        for name, op in operations:
+            per_op_ms(op, None, 20)  # warm up
+            cells = [f"{per_op_ms(op, pause, times):.2f}" for pause, times in pauses]
             print(f"| {name} | " + " | ".join(cells) + " |")
 
 

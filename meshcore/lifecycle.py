@@ -51,6 +51,17 @@ def _spec_from_row(row: TenantRow, lz: LandingZoneSpec, status: TenantStatus, ap
     )
 
 
+def start_order(work: list[Task]) -> list[Task]:
+    """The order tenants start in: every tenant already in its cloud first, tenants still to create last.
+
+    A creation waits on the cloud for minutes (an AWS account takes one to several) and holds
+    a worker meanwhile. Started first, a large vending run would hold every worker and delay
+    other tenants' revocations (a removed project's among them) and drift repairs by as long;
+    started last, the creations begin seconds later. Config order is kept within each group.
+    """
+    return sorted(work, key=lambda task: task.lifecycle == Lifecycle.PROVISION)
+
+
 def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[TenantRow]) -> list[Task]:
     """One task per desired or recorded (not DELETED) tenant, desired ones first in config order."""
     by_key = {r.key: r for r in recorded}

@@ -7,7 +7,8 @@ would run:
    a vanished landing zone, a renamed platform;
 2. per platform, the shared resources (``meshplatform_platform_actions``);
 3. per tenant, in parallel (``settings.concurrency``): the tenant, landing-zone
-   and access hooks, merged into one observation.
+   and access hooks, merged into one observation. Tenants still to create start
+   last (:func:`meshcore.lifecycle.start_order`).
 
 ``apply`` then runs the platform's actions, then each tenant's, by the rules of
 :mod:`meshcore.execution`, recording every action as a step the moment it ends.
@@ -56,7 +57,7 @@ from meshcore.desired import desired_tenants
 from meshcore.errors import FencedError, LockHeldError, MeshcoreError, PluginError, RefusedError, StoppedError
 from meshcore.execution import STOPPING, Confirmed, Outcome, execute, predict, step_name
 from meshcore.leases import Fence, Sharing, working_under
-from meshcore.lifecycle import Lifecycle, Task, tasks
+from meshcore.lifecycle import Lifecycle, Task, start_order, tasks
 from meshcore.models import TenantStatus
 from meshcore.plugins import PluginRegistry
 from meshcore.redaction import redact
@@ -481,8 +482,9 @@ class Reconciler:
 
             with logs.scope(run_id=run.id):
                 log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
-            # Shared runners start at different tenants (fewer lease races); the report keeps the config's order.
-            order = work if sharing is None else random.sample(work, len(work))
+            # Tenants to create start last (see start_order); shared runners start at different tenants
+            # (fewer lease races). The report keeps the config's order.
+            order = start_order(work if sharing is None else random.sample(work, len(work)))
             try:
                 with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                     done = {item.key: item for item in pool.map(one, order)}

@@ -584,3 +584,22 @@ def test_a_runner_whose_lease_was_taken_over_starts_no_further_tenant(setup, sta
     report = rec.apply()
     assert [i.status for i in report.tenants] == ["changed", "not_run", "not_run"], report.tenants
     assert len(state_store.tenants()) == 1
+
+
+def test_tenants_to_create_start_after_every_other_tenant(setup, base_config):
+    """A creation waits on the cloud and holds a worker: a new tenant listed first must not delay a
+    removed tenant's revocation (listed last) or an existing tenant's run."""
+    rec, cloud = setup()
+    tid = by_key(rec.apply())["ws1/p2@demo"].platform_tenant_id
+    del base_config["workspaces"][0]["projects"][1]  # p2 removed: its access is revoked
+    new = {"id": "p0", "tenants": [{"platform": "demo", "landing_zone": "sandbox"}]}
+    base_config["workspaces"][0]["projects"].insert(0, new)
+    base_config.setdefault("settings", {})["concurrency"] = 1
+    rec2, _ = setup(base_config)
+    started: list[str] = []
+    rec2.on_progress = lambda item: started.append(item.key)
+    report = rec2.apply()
+    assert started == ["ws1/p1@demo", "ws2/p3@demo", "ws1/p2@demo", "ws1/p0@demo"]
+    assert [i.key for i in report.tenants] == ["ws1/p0@demo", "ws1/p1@demo", "ws2/p3@demo", "ws1/p2@demo"]
+    assert by_key(report)["ws1/p0@demo"].status == "changed"
+    assert cloud.tenants[tid]["access"] == {}
