@@ -195,13 +195,13 @@ def _organizations() -> None:
                 raise error
             taken = any(a.email.lower() == kwargs["Email"].lower() for a in self.accounts)
             out = create(self, **kwargs)
-        st = out["CreateAccountStatus"]
-        reason = (
-            "EMAIL_ALREADY_EXISTS"  # AWS: one account per e-mail address (moto would make a second)
-            if taken
-            else PROFILE.create_failures.get(kwargs["Email"]) or PROFILE.create_failures.get("*")
-        )
-        with _lock:
+            st = out["CreateAccountStatus"]
+            reason = (
+                "EMAIL_ALREADY_EXISTS"  # AWS: one account per e-mail address (moto would make a second)
+                if taken
+                else PROFILE.create_failures.get(kwargs["Email"]) or PROFILE.create_failures.get("*")
+            )
+            # still in the same step: no other request may see the new account created before it was
             if reason:
                 self.accounts = [a for a in self.accounts if a.id != st["AccountId"]]
                 STATE.failed[st["Id"]] = {
@@ -223,8 +223,10 @@ def _organizations() -> None:
         if request in STATE.failed:
             return {"CreateAccountStatus": STATE.failed[request]}
         account = self.get_account_by_attr("create_account_status_id", request)
-        out = create_account_status(account)
-        with _lock:
+        with (
+            _lock
+        ):  # the status and the read it uses up as one step (a listing meanwhile could use it up too)
+            out = create_account_status(account)
             if STATE.creating.get(account.id, 0) > 0:
                 STATE.creating[account.id] -= 1
         return out
@@ -232,13 +234,13 @@ def _organizations() -> None:
     def list_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
         # Listed and paged here: moto's own pages repeat their NextToken past the first page.
         states = kwargs.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
-        everything = [create_account_status(a)["CreateAccountStatus"] for a in self.accounts]
-        everything += list(STATE.failed.values())
-        matching = [st for st in everything if st["State"] in states]
         start = int(kwargs.get("NextToken") or 0)
         size = min(int(kwargs.get("MaxResults") or 20), 20)  # AWS returns at most 20 a page
-        page = matching[start : start + size]
-        with _lock:  # a listing is a status read of every creation it shows in progress
+        with _lock:  # a listing is a status read of every creation it shows in progress, as one step
+            everything = [create_account_status(a)["CreateAccountStatus"] for a in self.accounts]
+            everything += list(STATE.failed.values())
+            matching = [st for st in everything if st["State"] in states]
+            page = matching[start : start + size]
             for st in page:
                 if st["State"] == "IN_PROGRESS":
                     account = self.get_account_by_attr("create_account_status_id", st["Id"])
