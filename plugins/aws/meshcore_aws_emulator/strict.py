@@ -223,9 +223,7 @@ def _organizations() -> None:
         if request in STATE.failed:
             return {"CreateAccountStatus": STATE.failed[request]}
         account = self.get_account_by_attr("create_account_status_id", request)
-        with (
-            _lock
-        ):  # the status and the read it uses up as one step (a listing meanwhile could use it up too)
+        with _lock:  # the status and the read it uses up as one step (a listing could use it too)
             out = create_account_status(account)
             if STATE.creating.get(account.id, 0) > 0:
                 STATE.creating[account.id] -= 1
