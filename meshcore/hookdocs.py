@@ -144,9 +144,10 @@ WHEN = """\
 3. Per tenant, in parallel (`settings.concurrency`), each observed on its own:
    `meshplatform_tenant_actions`, then `meshplatform_landing_zone_actions` and
    `meshplatform_access_actions` (these two see the tenant id the first one found). If any of
-   them fails, only the revoke-phase actions of the others run in that run. Tenants already in
-   their cloud start first and tenants still to create last, so that creations, which wait on
-   the cloud for minutes, never hold up another tenant's revocation.
+   them fails, only the revoke-phase actions of the others run in that run. Tenants removed
+   from the config start first (their access is revoked), then the other tenants already in
+   their cloud, then tenants still to create: a creation waits on the cloud for minutes and
+   holds a worker meanwhile.
 4. `apply` runs the actions phase by phase (see [Phases](#phases)); each action is recorded as a
    step the moment it ends (the core records steps: a plugin records nothing itself). A
    tenant whose deletion phases all completed is observed again; when nothing is left to do

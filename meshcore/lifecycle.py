@@ -52,14 +52,25 @@ def _spec_from_row(row: TenantRow, lz: LandingZoneSpec, status: TenantStatus, ap
 
 
 def start_order(work: list[Task]) -> list[Task]:
-    """The order tenants start in: every tenant already in its cloud first, tenants still to create last.
+    """The order tenants start in: removed tenants first (their access is revoked), then the other
+    tenants already in their cloud, then tenants still to create, an earlier run's creation still in
+    progress before a new one.
 
-    A creation waits on the cloud for minutes (an AWS account takes one to several) and holds
-    a worker meanwhile. Started first, a large vending run would hold every worker and delay
-    other tenants' revocations (a removed project's among them) and drift repairs by as long;
-    started last, the creations begin seconds later. Config order is kept within each group.
+    A creation waits on the cloud for minutes (an AWS account takes one to several) and holds a
+    worker meanwhile. Started first, a large vending run would hold every worker and delay other
+    tenants' revocations and drift repairs by as long; started last, the creations begin once every
+    other tenant has started, and the run may end later by up to that time. The order given (the
+    config's, or a shared runner's shuffle) is kept within each group.
     """
-    return sorted(work, key=lambda task: task.lifecycle == Lifecycle.PROVISION)
+
+    def rank(task: Task) -> int:
+        if task.lifecycle == Lifecycle.MARK_FOR_DELETION:
+            return 0
+        if task.lifecycle != Lifecycle.PROVISION:
+            return 1
+        return 2 if task.row is not None else 3
+
+    return sorted(work, key=rank)
 
 
 def tasks(config: LoadedConfig, desired: list[TenantSpec], recorded: list[TenantRow]) -> list[Task]:
@@ -154,4 +165,4 @@ def missing_landing_zones(config: LoadedConfig, recorded: list[TenantRow]) -> di
     return out
 
 
-__all__ = ["Lifecycle", "Task", "missing_landing_zones", "tasks", "tenant_key"]
+__all__ = ["Lifecycle", "Task", "missing_landing_zones", "start_order", "tasks", "tenant_key"]

@@ -7,8 +7,8 @@ would run:
    a vanished landing zone, a renamed platform;
 2. per platform, the shared resources (``meshplatform_platform_actions``);
 3. per tenant, in parallel (``settings.concurrency``): the tenant, landing-zone
-   and access hooks, merged into one observation. Tenants still to create start
-   last (:func:`meshcore.lifecycle.start_order`).
+   and access hooks, merged into one observation. Removed tenants start first and
+   tenants still to create last (:func:`meshcore.lifecycle.start_order`).
 
 ``apply`` then runs the platform's actions, then each tenant's, by the rules of
 :mod:`meshcore.execution`, recording every action as a step the moment it ends.
@@ -482,8 +482,8 @@ class Reconciler:
 
             with logs.scope(run_id=run.id):
                 log.info("apply: %d tenant(s), concurrency %d", len(work), self.concurrency)
-            # Tenants to create start last (see start_order); shared runners start at different tenants
-            # (fewer lease races). The report keeps the config's order.
+            # Removed tenants start first, tenants to create last (see start_order); shared runners
+            # start at different tenants (fewer lease races). The report keeps the config's order.
             order = start_order(work if sharing is None else random.sample(work, len(work)))
             try:
                 with ThreadPoolExecutor(max_workers=self.concurrency) as pool:

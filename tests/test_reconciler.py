@@ -572,15 +572,14 @@ def test_a_runner_whose_lease_was_taken_over_starts_no_further_tenant(setup, sta
     """Another runner holds the apply lease now (this one's expired unseen): this one finishes the tenant it
     is on and starts no other, so two runners never work on one state and a copy read under the lease
     (meshcore.snapshot) is never trusted past it."""
-    import time
-
     import meshcore.reconciler as reconciler_module
 
     rec, _cloud = setup()
     rec.concurrency = 1
     monkeypatch.setattr(reconciler_module, "LEASE_TTL", 0.15)  # renewed every 0.05 s
     monkeypatch.setattr(type(state_store), "renew_lease", lambda self, name, holder, ttl: False)
-    rec.on_progress = lambda item: time.sleep(0.5)  # the first tenant ends after the renewal failed
+    # the first tenant ends once the failed renewal was seen (waiting on it, not a time, on a busy machine)
+    rec.on_progress = lambda item: rec._lease_lost.wait(30)
     report = rec.apply()
     assert [i.status for i in report.tenants] == ["changed", "not_run", "not_run"], report.tenants
     assert len(state_store.tenants()) == 1
@@ -588,7 +587,7 @@ def test_a_runner_whose_lease_was_taken_over_starts_no_further_tenant(setup, sta
 
 def test_tenants_to_create_start_after_every_other_tenant(setup, base_config):
     """A creation waits on the cloud and holds a worker: a new tenant listed first must not delay a
-    removed tenant's revocation (listed last) or an existing tenant's run."""
+    removed tenant's revocation (listed last, started first) or an existing tenant's run."""
     rec, cloud = setup()
     tid = by_key(rec.apply())["ws1/p2@demo"].platform_tenant_id
     del base_config["workspaces"][0]["projects"][1]  # p2 removed: its access is revoked
@@ -596,10 +595,10 @@ def test_tenants_to_create_start_after_every_other_tenant(setup, base_config):
     base_config["workspaces"][0]["projects"].insert(0, new)
     base_config.setdefault("settings", {})["concurrency"] = 1
     rec2, _ = setup(base_config)
-    started: list[str] = []
-    rec2.on_progress = lambda item: started.append(item.key)
+    ended: list[str] = []  # one tenant at a time: the order they end in is the order they start in
+    rec2.on_progress = lambda item: ended.append(item.key)
     report = rec2.apply()
-    assert started == ["ws1/p1@demo", "ws2/p3@demo", "ws1/p2@demo", "ws1/p0@demo"]
+    assert ended == ["ws1/p2@demo", "ws1/p1@demo", "ws2/p3@demo", "ws1/p0@demo"]
     assert [i.key for i in report.tenants] == ["ws1/p0@demo", "ws1/p1@demo", "ws2/p3@demo", "ws1/p2@demo"]
     assert by_key(report)["ws1/p0@demo"].status == "changed"
     assert cloud.tenants[tid]["access"] == {}

@@ -249,18 +249,22 @@ def _organizations() -> None:
             out["NextToken"] = str(start + size)
         return out
 
+    # Reads of accounts take the lock too, so that an account being created is never seen in between.
     def visible_accounts(self: Any, **kwargs: Any) -> Any:
-        accounts, token = list_accounts(self, **kwargs)  # described accounts (dicts)
-        return [a for a in accounts if not hidden(a["Id"])], token  # type: ignore[index]
+        with _lock:
+            accounts, token = list_accounts(self, **kwargs)  # described accounts (dicts)
+            return [a for a in accounts if not hidden(a["Id"])], token  # type: ignore[index]
 
     def visible_for_parent(self: Any, **kwargs: Any) -> Any:
-        accounts, token = list_for_parent(self, **kwargs)  # account objects
-        return [a for a in accounts if not hidden(a.id)], token
+        with _lock:
+            accounts, token = list_for_parent(self, **kwargs)  # account objects
+            return [a for a in accounts if not hidden(a.id)], token
 
     def get_account_by_id(self: Any, account_id: str) -> Any:
-        if hidden(account_id):
-            raise AccountNotFoundException
-        return get_by_id(self, account_id)
+        with _lock:
+            if hidden(account_id):
+                raise AccountNotFoundException
+            return get_by_id(self, account_id)
 
     def close_account(self: Any, **kwargs: Any) -> None:
         if self.org is None:
