@@ -7,6 +7,8 @@ python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --con
                                                       # (--creation-slots K: AWS's creations in progress)
 python bench/run.py stacksets --sizes 32 --stackset-seconds 10 --creation 5
                                                       # StackSet operations shared vs one per account
+python bench/run.py revocation --sizes 64 --creation 5 --concurrency 32
+                                                      # a removed tenant's revocation while N are vended
 python bench/run.py scale --sizes 1000 10000          # the fake platform: meshcore's own time and memory
 python bench/run.py startup                           # CLI start-up
 python bench/run.py all                               # everything with default sizes
@@ -270,6 +272,58 @@ def aws_latency(
         print("\n".join(spent_rows))
 
 
+def revocation(
+    sizes: list[int], latency: float, create_seconds: float, concurrency: int, assignment_seconds: float
+) -> None:
+    """How long a removed tenant's revocation waits while N new tenants are vended in the same run.
+    32 tenants exist; the config then drops one (``ws0/p0``, whose landing zone needs approval: its
+    access is revoked at once, its account awaits approval) and lists N new tenants after the others.
+    Side by side: meshcore's start order and plain config order (the removed tenant, no longer in
+    the config, comes after every tenant in it)."""
+    import tempfile
+
+    import meshcore.reconciler as reconciler_module
+
+    poll = create_seconds / 10
+    print(
+        f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
+        f"assignment {assignment_seconds:.1f} s; concurrency {concurrency}; 32 existing tenants, one removed.\n"
+    )
+    print("| N new | order | revocation done s | every existing tenant done s | run s |")
+    print("|---|---|---|---|---|")
+    ordered = reconciler_module.start_order
+    for n in sizes:
+        for label, order in (("config order", lambda work: work), ("meshcore's start order", ordered)):
+            with remote_emulator(latency, create_seconds, assignment_seconds):
+                directory = tempfile.mkdtemp(prefix="meshcore-bench-")
+                first = reconciler(config(32, poll=poll, concurrency=concurrency), directory)
+                provisioned = first.apply()
+                if provisioned.failed:
+                    raise SystemExit("revocation: provisioning the 32 tenants failed")
+                existing_keys = {item.key for item in provisioned.tenants}
+                first.store.close()
+                grown = config(32 + n, poll=poll, concurrency=concurrency)
+                del grown["workspaces"][0]["projects"][0]  # ws0/p0 removed from the config
+                rec = reconciler(grown, directory)
+                ended: dict[str, float] = {}
+                t0 = time.perf_counter()
+                rec.on_progress = lambda item, ended=ended, t0=t0: ended.__setitem__(
+                    item.key, time.perf_counter() - t0
+                )
+                reconciler_module.start_order = order  # type: ignore[assignment]
+                try:
+                    report = rec.apply()
+                finally:
+                    reconciler_module.start_order = ordered  # type: ignore[assignment]
+                wall = time.perf_counter() - t0
+                rec.store.close()
+            removed = "ws0/p0@aws"
+            if report.failed or report.summary.get("access_revoked") != 1 or removed not in ended:
+                raise SystemExit(f"revocation: the run did not revoke {removed}: {report.summary}")
+            existing = max(t for key, t in ended.items() if key in existing_keys and key != removed)
+            print(f"| {n} | {label} | {ended[removed]:.1f} | {existing:.1f} | {wall:.1f} |")
+
+
 SHARED_BASELINE = """AWSTemplateFormatVersion: "2010-09-09"
 Resources:
   Marker:
@@ -370,7 +424,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["vending", "costs", "aws-latency", "stacksets", "scale", "startup", "all"]
+        "what",
+        choices=["vending", "costs", "aws-latency", "stacksets", "revocation", "scale", "startup", "all"],
     )
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--creation", type=float, default=0.5)
@@ -413,6 +468,8 @@ def main() -> None:
         )
     if args.what == "stacksets":
         stacksets(args.sizes or [32], args.latency, args.creation, args.stackset_seconds, args.concurrency)
+    if args.what == "revocation":
+        revocation(args.sizes or [64], args.latency, args.creation, args.concurrency, args.assignment)
     if args.what in ("vending", "all"):
         vending(args.sizes or [10, 100])
     if args.what in ("costs", "all"):
