@@ -7,7 +7,7 @@ python bench/run.py aws-latency --sizes 100 300 --latency 0.1 --creation 5 --con
                                                       # (--creation-slots K: AWS's creations in progress)
 python bench/run.py stacksets --sizes 32 --stackset-seconds 10 --creation 5
                                                       # StackSet operations shared vs one per account
-python bench/run.py revocation --sizes 64 --creation 5 --concurrency 32
+python bench/run.py revocation --sizes 64 --creation 5 --concurrency 32 --existing 96
                                                       # a removed tenant's revocation while N are vended
 python bench/run.py scale --sizes 1000 10000          # the fake platform: meshcore's own time and memory
 python bench/run.py startup                           # CLI start-up
@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -273,36 +274,48 @@ def aws_latency(
 
 
 def revocation(
-    sizes: list[int], latency: float, create_seconds: float, concurrency: int, assignment_seconds: float
+    sizes: list[int],
+    latency: float,
+    create_seconds: float,
+    concurrency: int,
+    assignment_seconds: float,
+    existing: int = 96,
 ) -> None:
     """How long a removed tenant's revocation waits while N new tenants are vended in the same run.
-    32 tenants exist; the config then drops one (``ws0/p0``, whose landing zone needs approval: its
-    access is revoked at once, its account awaits approval) and lists N new tenants after the others.
-    Side by side: meshcore's start order and plain config order (the removed tenant, no longer in
-    the config, comes after every tenant in it)."""
+    ``existing`` tenants exist; the config then drops one (``ws0/p0``; both landing zones need
+    approval, so its access is revoked at once and its account awaits approval) and lists N new
+    tenants after the others. Side by side: plain config order (the removed tenant, no longer in the
+    config, comes after every tenant in it), creations last only, and meshcore's start order."""
     import tempfile
 
     import meshcore.reconciler as reconciler_module
+    from meshcore.lifecycle import Lifecycle
 
     poll = create_seconds / 10
     print(
         f"Every call takes {latency * 1000:.0f} ms; an account takes {create_seconds:.1f} s to create, an "
-        f"assignment {assignment_seconds:.1f} s; concurrency {concurrency}; 32 existing tenants, one removed.\n"
+        f"assignment {assignment_seconds:.1f} s; concurrency {concurrency}; {existing} existing tenants, "
+        "one removed.\n"
     )
     print("| N new | order | revocation done s | every existing tenant done s | run s |")
     print("|---|---|---|---|---|")
     ordered = reconciler_module.start_order
+    orders: list[tuple[str, Any]] = [
+        ("config order", lambda work: work),
+        ("creations last", lambda work: sorted(work, key=lambda task: task.lifecycle == Lifecycle.PROVISION)),
+        ("meshcore's start order", ordered),
+    ]
     for n in sizes:
-        for label, order in (("config order", lambda work: work), ("meshcore's start order", ordered)):
+        for label, order in orders:
             with remote_emulator(latency, create_seconds, assignment_seconds):
                 directory = tempfile.mkdtemp(prefix="meshcore-bench-")
-                first = reconciler(config(32, poll=poll, concurrency=concurrency), directory)
+                first = reconciler(config(existing, poll=poll, concurrency=concurrency), directory)
                 provisioned = first.apply()
-                if provisioned.failed:
-                    raise SystemExit("revocation: provisioning the 32 tenants failed")
+                if provisioned.failed or provisioned.summary.get("in_progress"):
+                    raise SystemExit(f"revocation: provisioning the {existing} tenants did not end")
                 existing_keys = {item.key for item in provisioned.tenants}
                 first.store.close()
-                grown = config(32 + n, poll=poll, concurrency=concurrency)
+                grown = config(existing + n, poll=poll, concurrency=concurrency)
                 del grown["workspaces"][0]["projects"][0]  # ws0/p0 removed from the config
                 rec = reconciler(grown, directory)
                 ended: dict[str, float] = {}
@@ -318,10 +331,12 @@ def revocation(
                 wall = time.perf_counter() - t0
                 rec.store.close()
             removed = "ws0/p0@aws"
-            if report.failed or report.summary.get("access_revoked") != 1 or removed not in ended:
+            if report.failed or report.summary.get("in_progress") or removed not in ended:
+                raise SystemExit(f"revocation: the run did not end: {report.summary}")
+            if report.summary.get("access_revoked") != 1:
                 raise SystemExit(f"revocation: the run did not revoke {removed}: {report.summary}")
-            existing = max(t for key, t in ended.items() if key in existing_keys and key != removed)
-            print(f"| {n} | {label} | {ended[removed]:.1f} | {existing:.1f} | {wall:.1f} |")
+            done = max(t for key, t in ended.items() if key in existing_keys and key != removed)
+            print(f"| {n} | {label} | {ended[removed]:.1f} | {done:.1f} | {wall:.1f} |")
 
 
 SHARED_BASELINE = """AWSTemplateFormatVersion: "2010-09-09"
@@ -448,6 +463,9 @@ def main() -> None:
         "--stackset-seconds", type=float, default=10.0, help="stacksets: seconds per operation."
     )
     parser.add_argument(
+        "--existing", type=int, default=96, help="revocation: tenants that exist before the run."
+    )
+    parser.add_argument(
         "--creation-slots",
         type=int,
         default=None,
@@ -469,7 +487,9 @@ def main() -> None:
     if args.what == "stacksets":
         stacksets(args.sizes or [32], args.latency, args.creation, args.stackset_seconds, args.concurrency)
     if args.what == "revocation":
-        revocation(args.sizes or [64], args.latency, args.creation, args.concurrency, args.assignment)
+        revocation(
+            args.sizes or [64], args.latency, args.creation, args.concurrency, args.assignment, args.existing
+        )
     if args.what in ("vending", "all"):
         vending(args.sizes or [10, 100])
     if args.what in ("costs", "all"):

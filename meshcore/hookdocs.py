@@ -145,9 +145,10 @@ WHEN = """\
    `meshplatform_tenant_actions`, then `meshplatform_landing_zone_actions` and
    `meshplatform_access_actions` (these two see the tenant id the first one found). If any of
    them fails, only the revoke-phase actions of the others run in that run. Tenants removed
-   from the config start first (their access is revoked), then the other tenants already in
-   their cloud, then tenants still to create: a creation waits on the cloud for minutes and
-   holds a worker meanwhile.
+   from the config start first (their access is revoked, or checked to stay revoked), then the
+   other tenants already in their cloud, then tenants still to create, an earlier run's creation
+   still in progress before a new one: a creation waits on the cloud for minutes and holds a
+   worker meanwhile.
 4. `apply` runs the actions phase by phase (see [Phases](#phases)); each action is recorded as a
    step the moment it ends (the core records steps: a plugin records nothing itself). A
    tenant whose deletion phases all completed is observed again; when nothing is left to do

@@ -51,10 +51,16 @@ def _spec_from_row(row: TenantRow, lz: LandingZoneSpec, status: TenantStatus, ap
     )
 
 
+#: Lifecycles of tenants no longer in the config (or whose deletion is approved).
+REMOVED = frozenset(
+    {Lifecycle.MARK_FOR_DELETION, Lifecycle.AWAIT_APPROVAL, Lifecycle.DEPROVISION, Lifecycle.ORPHANED}
+)
+
+
 def start_order(work: list[Task]) -> list[Task]:
-    """The order tenants start in: removed tenants first (their access is revoked), then the other
-    tenants already in their cloud, then tenants still to create, an earlier run's creation still in
-    progress before a new one.
+    """The order tenants start in: tenants removed from the config first (their access is revoked,
+    or checked to stay revoked), then the other tenants already in their cloud, then tenants still to
+    create, an earlier run's creation still in progress before a new one.
 
     A creation waits on the cloud for minutes (an AWS account takes one to several) and holds a
     worker meanwhile. Started first, a large vending run would hold every worker and delay other
@@ -64,7 +70,7 @@ def start_order(work: list[Task]) -> list[Task]:
     """
 
     def rank(task: Task) -> int:
-        if task.lifecycle == Lifecycle.MARK_FOR_DELETION:
+        if task.lifecycle in REMOVED:
             return 0
         if task.lifecycle != Lifecycle.PROVISION:
             return 1
