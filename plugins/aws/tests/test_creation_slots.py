@@ -217,10 +217,20 @@ def test_a_stop_while_tenants_wait_for_a_slot_sends_nothing_more_and_the_next_ru
     world.slow.in_progress_polls = 10_000  # the first creation stays in progress until the test ends it
     cfg = projects(config, 3, create_wait_seconds=600, max_account_creations_in_flight=1)
     stop = threading.Event()
+    asked = threading.Semaphore(0)  # one release per tenant that asked for a slot
+    acquire = CreationSlots.acquire
+
+    def counted_acquire(self, *args, **kwargs):
+        asked.release()
+        return acquire(self, *args, **kwargs)
 
     def stop_after_create(event_name="", **_kw):
-        if event_name.endswith("CreateAccount"):
+        if event_name.endswith("CreateAccount") and not stop.is_set():  # the first run's only
+            # The stop comes once the two other tenants wait for a slot, not before they have started.
+            assert all(asked.acquire(timeout=30) for _ in range(3)), "the tenants did not ask for slots"
             stop.set()
+
+    monkeypatch.setattr(CreationSlots, "acquire", counted_acquire)
 
     monkeypatch.setattr(
         aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("after-call", stop_after_create)]
