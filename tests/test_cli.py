@@ -315,7 +315,18 @@ def test_sigterm_while_waiting_for_another_runner_stops_at_once_with_nothing_don
     cfg = str(write_config(with_state_file(base_config, tmp_path)))
     store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
     store.acquire_lease("apply", "another-host:1:runner", 300)
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    def terminate_once_handled() -> None:
+        """SIGTERM once the CLI handles it (after loading config and state, however slow the machine);
+        before, it would end the test process itself."""
+        deadline = time.monotonic() + 30
+        while getattr(signal.getsignal(signal.SIGTERM), "__module__", None) != "meshcore.cli.app":
+            assert time.monotonic() < deadline, "the CLI never handled SIGTERM"
+            time.sleep(0.01)
+        time.sleep(0.3)  # into the wait for the lease
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_handled, daemon=True).start()
     t0 = time.monotonic()
     result = run("apply", "-c", cfg, "--wait", "60")
     assert result.exit_code == 143, result.output

@@ -37,6 +37,7 @@ __all__ = ["MOTO_CONFIG", "PROFILE", "patch", "reset", "strict"]
 MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}}
 
 _lock = threading.Lock()
+_stack_instances_lock = threading.Lock()  # see _patch_cloudformation
 _patched = False
 
 
@@ -252,17 +253,22 @@ def _patch_cloudformation() -> None:
         original = getattr(CloudFormationResponse, name)
 
         def with_operation_id(self: Any, __original: Any = original) -> Any:
-            wanted = self._get_param("OperationId")
-            stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-            if wanted and any(op["OperationId"] == wanted for op in stackset.operations):
-                raise _operation_exists(wanted)
-            out = __original(self)
-            if wanted and stackset.operations:
-                stackset.operations[-1]["OperationId"] = wanted
+            # One stack-instance request at a time: the request's operation is found by the id moto gave
+            # it, and the strict layer hands an operation the failures of the deployment just made.
+            with _stack_instances_lock:
+                wanted = self._get_param("OperationId")
+                stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+                if wanted and any(op["OperationId"] == wanted for op in stackset.operations):
+                    raise _operation_exists(wanted)
+                out = __original(self)
                 result = getattr(out, "_result", None)
-                if isinstance(result, dict) and "OperationId" in result:
+                if wanted and isinstance(result, dict) and "OperationId" in result:
+                    for op in stackset.operations:
+                        if op["OperationId"] == result["OperationId"]:
+                            op["OperationId"] = wanted
+                    strict.operation_renamed(result["OperationId"], wanted)
                     result["OperationId"] = wanted
-            return out
+                return out
 
         setattr(CloudFormationResponse, name, with_operation_id)
 

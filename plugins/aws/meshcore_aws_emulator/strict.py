@@ -630,6 +630,16 @@ def _stacksets() -> None:
     CloudFormationResponse.list_stack_set_operation_results = list_results  # type: ignore[method-assign]
 
 
+def operation_renamed(moto_id: str, operation_id: str) -> None:
+    """A StackSet operation got the caller's ``OperationId`` (boto3 always sends one, its idempotency
+    token): what the emulator keeps about it (reads left while running, failed instances) goes with it."""
+    with _lock:
+        if moto_id in STATE.operations:
+            STATE.operations[operation_id] = STATE.operations.pop(moto_id)
+        if moto_id in STATE.failed_operations:
+            STATE.failed_operations[operation_id] = STATE.failed_operations.pop(moto_id)
+
+
 def _stackset_named(account_id: str, name: str) -> Any:
     from moto.cloudformation.models import cloudformation_backends
 

@@ -171,3 +171,86 @@ def test_crash_between_call_and_record_never_sends_twice(world, many, monkeypatc
     assert [t.status for t in report.tenants].count("changed") == 1  # the first, awaiting its operation
     assert len(stack_instances("meshcore-dev-base")) == 3
     assert [e.key for e in world.store.journal_entries(status="open")] == []
+
+
+def _member(org, name: str) -> str:
+    status = org.client.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+    for _ in range(5):
+        status = org.client.describe_create_account_status(CreateAccountRequestId=status["Id"])[
+            "CreateAccountStatus"
+        ]
+        if status["State"] == "SUCCEEDED":
+            return status["AccountId"]
+    raise AssertionError(status)
+
+
+def test_the_emulator_runs_and_fails_an_operation_under_the_caller_s_operation_id(org):
+    """boto3 always sends an ``OperationId`` (its idempotency token): the operation is RUNNING for a read,
+    as on AWS, and an account without the execution role fails with AWS's reason, under that id."""
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    account = _member(org, "lacks-role")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PLAIN)
+    op = cf.create_stack_instances(
+        StackSetName="s", Accounts=[account], Regions=["us-east-1"], OperationId="meshcore-op-1"
+    )["OperationId"]
+    assert op == "meshcore-op-1"
+    read = [
+        cf.describe_stack_set_operation(StackSetName="s", OperationId=op)["StackSetOperation"]["Status"]
+        for _ in range(2)
+    ]
+    assert read == ["RUNNING", "FAILED"]
+    (result,) = cf.list_stack_set_operation_results(StackSetName="s", OperationId=op)["Summaries"]
+    assert result["Account"] == account and result["Status"] == "FAILED"
+    assert "should have 'AWSCloudFormationStackSetExecutionRole' role" in result["StatusReason"]
+
+
+def test_the_emulator_keeps_concurrent_operations_apart(org, monkeypatch):
+    """Concurrent requests on one StackSet (AWS queues them under managed execution): each operation keeps
+    its own id and its own accounts' outcome."""
+    from moto.cloudformation.models import StackInstances
+    from moto.iam.models import iam_backends
+
+    deploy = StackInstances.create_instances
+
+    def slow_deploy(self, *args, **kwargs):  # widens the gap between a deployment and its operation
+        out = deploy(self, *args, **kwargs)
+        time.sleep(0.02)
+        return out
+
+    monkeypatch.setattr(StackInstances, "create_instances", slow_deploy)
+
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PLAIN, ManagedExecution={"Active": True})
+    accounts = [_member(org, f"m{i}") for i in range(8)]
+    for account in accounts[::2]:  # every other account has the execution role
+        iam_backends[account]["global"].create_role(
+            "AWSCloudFormationStackSetExecutionRole", "{}", "/", None, "", [], None
+        )
+    errors: list[BaseException] = []
+
+    def send(i: int, account: str) -> None:
+        try:
+            client = boto3.client("cloudformation", region_name="us-east-1")
+            client.create_stack_instances(
+                StackSetName="s", Accounts=[account], Regions=["us-east-1"], OperationId=f"op-{i}"
+            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i, a)) for i, a in enumerate(accounts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    for i, account in enumerate(accounts):
+        read = [
+            cf.describe_stack_set_operation(StackSetName="s", OperationId=f"op-{i}")["StackSetOperation"][
+                "Status"
+            ]
+            for _ in range(2)
+        ]
+        assert read == ["RUNNING", "SUCCEEDED" if i % 2 == 0 else "FAILED"], (i, read)
+        (result,) = cf.list_stack_set_operation_results(StackSetName="s", OperationId=f"op-{i}")["Summaries"]
+        assert result["Account"] == account
+        assert (result["Status"] == "SUCCEEDED") == (i % 2 == 0), (i, result)
