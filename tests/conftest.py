@@ -8,11 +8,13 @@ the test kit's SQLite-only fixture) is parametrised over ``sqlite`` and ``postgr
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from signal_testlib import watch_cli_signals
 
 from meshcore.redaction import clear_secrets
 from meshcore.state import StateStore
@@ -83,3 +85,13 @@ def state_store(store_url: str) -> Iterator[StateStore]:
     yield store
     store.close()
     clear_secrets()
+
+
+@pytest.fixture
+def signal_handled(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once the CLI's signal handler has run. Python runs a handler in the main thread when that
+    thread next can, so a worker that sends itself SIGTERM waits on this before it goes on; otherwise
+    a fast worker could start the next tenant before the run knows it was stopped."""
+    handled = threading.Event()
+    watch_cli_signals(monkeypatch, handled)
+    return handled

@@ -24,32 +24,6 @@ def run(tmp_path, monkeypatch):
     return invoke
 
 
-@pytest.fixture
-def signal_handled(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Set once the CLI's signal handler has run. Python runs a handler in the main thread when that
-    thread next can, so a worker that sends itself SIGTERM waits on this before it goes on; otherwise
-    a fast worker could start the next tenant before the run knows it was stopped."""
-    import signal
-
-    import meshcore.cli.app as cli_app
-
-    handled = threading.Event()
-    install = signal.signal
-
-    def watched(sig, handler):  # the CLI's own handler only; what it puts back is left as it was
-        if getattr(handler, "__module__", None) != cli_app.__name__:
-            return install(sig, handler)
-
-        def on_signal(signum, frame):
-            handler(signum, frame)
-            handled.set()
-
-        return install(sig, on_signal)
-
-    monkeypatch.setattr(cli_app.signal, "signal", watched)
-    return handled
-
-
 def with_state_file(cfg, tmp_path):
     cfg["platforms"][0]["config"] = {"state_file": str(tmp_path / "cloud.db")}
     return cfg
@@ -307,7 +281,6 @@ def test_sigterm_while_waiting_for_another_runner_stops_at_once_with_nothing_don
 ):
     import os
     import signal
-    import threading
     import time
 
     from meshcore.state import StateStore

@@ -8,11 +8,13 @@ lease held by another runner).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from signal_testlib import watch_cli_signals
 from typer.testing import CliRunner
 
 from meshcore.cli.app import app
@@ -168,9 +170,14 @@ def _signalled_apply(env: Env, name: str) -> int:
     from meshcore.testing.fake_platform import FakePlatformPlugin
 
     create = FakePlatformPlugin._create
+    handled = threading.Event()
+    watch_cli_signals(env.monkeypatch, handled)
 
     def signalled(self, *args: Any) -> Any:
         os.kill(os.getpid(), getattr(signal, name))
+        # the main thread runs the handler when it next can: the run must know it was stopped before this
+        # tenant ends, or the next ones would start
+        assert handled.wait(10)
         return create(self, *args)
 
     env.monkeypatch.setattr(FakePlatformPlugin, "_create", signalled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshcore.lifecycle import Lifecycle, Task, start_order
@@ -34,6 +34,7 @@ def must_precede(a: Task, b: Task) -> bool:
     return creating_a and creating_b and a.row is not None and b.row is None  # resumed before new
 
 
+@settings(deadline=None)  # a paused example on a busy machine is not a failure
 @given(st.lists(st.tuples(st.sampled_from(list(Lifecycle)), st.booleans()), max_size=30))
 def test_every_tenant_starts_once_and_no_rule_is_broken(specs):
     work = [
