@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
+START_SECONDS = 30  # the emulator listens within this, or starting it is an error
 EXTERNAL_IDS = {
     "management": "sandbox-management-external-id",
     "automation": "sandbox-automation-external-id",
@@ -64,14 +66,25 @@ class Sandbox:
         # The emulator's notes on resource types it does not model are not the user's problem.
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
-        with socket.socket() as s:  # a port in use is an error now, not a server that never answers
-            try:
-                s.bind((self.host, self.port or 0))
-            except OSError as exc:
-                raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
-            self.port = s.getsockname()[1]
+        if self.port:  # a port in use is an error now, not a server that never answers
+            with socket.socket() as s:
+                try:
+                    s.bind((self.host, self.port))
+                except OSError as exc:
+                    raise OSError(
+                        f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+                    ) from None
+        # Port 0: the server binds a free port itself (no other process can take it in between). Its
+        # start waits for the server without a timeout, and forever if the server cannot listen.
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
+        starting = threading.Thread(target=self._server.start, daemon=True)
+        starting.start()
+        starting.join(START_SECONDS)
+        if starting.is_alive():
+            self._server = None
+            where = f"{self.host}:{self.port}" if self.port else f"a free port of {self.host}"
+            raise OSError(f"cannot listen on {where}: the emulator did not start in {START_SECONDS} s")
+        self.port = self._server.get_host_and_port()[1]
         self._post("/moto-api/reset", b"")  # a fresh organization, even if this process ran one before
         self._post("/moto-api/config", json.dumps(meshcore_aws_emulator.MOTO_CONFIG).encode())
         return self.endpoint

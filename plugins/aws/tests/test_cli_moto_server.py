@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -23,12 +22,9 @@ def moto_server():
 
     meshcore_aws_emulator.patch()
     meshcore_aws_emulator.reset()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # it binds a free port
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    yield "http://{}:{}".format(*server.get_host_and_port())
     server.stop()
 
 

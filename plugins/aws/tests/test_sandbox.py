@@ -76,3 +76,25 @@ def test_sandbox_on_a_port_in_use_or_out_of_range_is_exit_2_at_once():
     for bad in ("70000", "0", "-5"):
         result = CliRunner().invoke(app, ["sandbox", "--port", bad])
         assert result.exit_code == 2 and "Traceback" not in result.output, (bad, result.output)
+
+
+def test_an_emulator_that_never_listens_is_an_error_not_a_hang(monkeypatch):
+    """moto's server start waits without a timeout, forever if its server cannot listen (a port taken
+    between the check and the bind): the sandbox gives up after START_SECONDS with the address."""
+    import threading
+
+    import pytest
+    from moto.server import ThreadedMotoServer
+
+    from meshcore_aws import sandbox
+
+    never = threading.Event()
+    monkeypatch.setattr(ThreadedMotoServer, "start", lambda self: never.wait())
+    monkeypatch.setattr(sandbox, "START_SECONDS", 0.2)
+    box = sandbox.Sandbox()
+    with pytest.raises(
+        OSError, match=r"cannot listen on a free port of 127\.0\.0\.1: the emulator did not start in 0\.2 s"
+    ):
+        box.start()
+    never.set()
+    assert box._server is None
