@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from meshcore.config import load_config
 from meshcore.errors import FencedError, LockHeldError
 from meshcore.leases import Fence, Sharing, working_under
 from meshcore.reconciler import Reconciler
 from meshcore.state import StateStore
-from meshcore.state.tables import utcnow
+from meshcore.state.tables import LimiterSlotRow, TenantLeaseRow, utcnow
 
 KEY = "ws1/p1@demo"
 
@@ -52,16 +53,22 @@ def _writes(fence: Fence, store: StateStore, tenant_id: int, journal_id: int) ->
     }
 
 
+def _expire(store: StateStore, table: Any) -> None:
+    """Every lease in ``table`` ran out a second ago (what a runner paused past its lease finds)."""
+    with store.session() as s:
+        s.execute(update(table).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+
+
 def test_a_runner_whose_lease_was_taken_over_records_nothing(state_store, other):
     tenant = state_store.create_tenant("ws1", "p1", "demo", "sandbox")
     journal = state_store.journal_begin("demo", KEY, "create", "k1", {})
     state_store.resource_put("demo", "tenant", "r1", "id", KEY, {})
-    token = state_store.acquire_tenant_lease(KEY, "runner-a", 0.5)
+    token = state_store.acquire_tenant_lease(KEY, "runner-a", 30)
     assert token == 1
     mine = Fence(KEY, "runner-a", token)
     state_store.record_step(1, KEY, "demo", "tenant", "ok", "in time", utcnow(), 1, fence=mine)
     assert other.acquire_tenant_lease(KEY, "runner-b", 30) is None, "a live lease was taken"
-    time.sleep(0.6)  # runner-a is paused past its lease
+    _expire(state_store, TenantLeaseRow)  # runner-a is paused past its lease
     assert other.acquire_tenant_lease(KEY, "runner-b", 30) == 2, "the next acquisition raises the token"
     before = _snapshot(state_store)
     for name, write in _writes(mine, state_store, tenant.id, journal.id).items():
@@ -156,9 +163,9 @@ def test_the_api_budget_holds_across_runners(store_url, state_store):
 
 
 def test_a_slot_of_a_killed_runner_frees_itself_when_its_lease_expires(state_store, other):
-    assert state_store.limiter_acquire("demo/org-writes", 1, "killed", 0.5) == 0
+    assert state_store.limiter_acquire("demo/org-writes", 1, "killed", 30) == 0
     assert other.limiter_acquire("demo/org-writes", 1, "alive", 30) is None
-    time.sleep(0.6)
+    _expire(state_store, LimiterSlotRow)  # the killed runner's lease runs out
     assert other.limiter_acquire("demo/org-writes", 1, "alive", 30) == 0
 
 
