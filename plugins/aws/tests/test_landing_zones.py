@@ -279,37 +279,10 @@ def test_drift_detached_scp_and_missing_or_outdated_instance_are_repaired(world,
     assert row.attributes["drift"].startswith("DRIFTED: meshcore-dev-base us-east-1")
 
 
-def test_failed_stackset_operation_is_a_failed_step_with_the_reason(world, lz_config, monkeypatch):
-    from moto.cloudformation.models import CloudFormationBackend
-    from moto.cloudformation.responses import CloudFormationResponse
-    from moto.core.responses import ActionResult
-
-    original = CloudFormationBackend.describe_stack_set_operation
-
-    def failing(self, stackset_name, operation_id):
-        stackset, op = original(self, stackset_name, operation_id)
-        return stackset, {**op, "Status": "FAILED"}
-
-    listed = CloudFormationResponse.list_stack_set_operation_results
-
-    def results(self):  # every instance of the operation failed, for want of the execution role
-        summaries = listed(self).result["Summaries"]
-        return ActionResult(
-            {
-                "Summaries": [
-                    {
-                        **r,
-                        "Status": "FAILED",
-                        "StatusReason": f"Account {r['Account']} should have "
-                        "'AWSCloudFormationStackSetExecutionRole' role",
-                    }
-                    for r in summaries
-                ]
-            }
-        )
-
-    monkeypatch.setattr(CloudFormationBackend, "describe_stack_set_operation", failing)
-    monkeypatch.setattr(CloudFormationResponse, "list_stack_set_operation_results", results)
+def test_failed_stackset_operation_is_a_failed_step_with_the_reason(world, lz_config):
+    """Something else was to deploy the execution role (``create_execution_role: false``) and did not:
+    AWS fails the account's instances with its reason, which is the step's message."""
+    lz_config["platforms"][0]["config"]["baselines"] = {"create_execution_role": False}
     report = world.reconciler(lz_config).apply()
     result = by_key(report)["ws1/p1@aws"]
     assert result.status == "failed"
