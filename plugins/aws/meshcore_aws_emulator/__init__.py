@@ -42,36 +42,55 @@ _patched = False
 
 
 class Provisioning:
-    """Which version of each permission set each account has (moto keeps none of this)."""
+    """Which version of each permission set each account has (moto keeps none of this). Requests come
+    from many threads at once: every method holds the lock."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.version: dict[str, int] = {}  # permission set arn -> version
         self.accounts: dict[str, dict[str, int]] = {}  # permission set arn -> account -> provisioned version
         self.requests: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}  # request id -> status reads it still answers IN_PROGRESS
 
     def changed(self, ps: str) -> None:
-        self.version[ps] = self.version.get(ps, 0) + 1
+        with self.lock:
+            self.version[ps] = self.version.get(ps, 0) + 1
 
     def assigned(self, ps: str, account: str) -> None:
-        self.accounts.setdefault(ps, {})[account] = self.version.get(ps, 0)
+        with self.lock:
+            self.accounts.setdefault(ps, {})[account] = self.version.get(ps, 0)
 
     def unassigned(self, ps: str, account: str, still_used: bool) -> None:
         if not still_used:
-            self.accounts.get(ps, {}).pop(account, None)
+            with self.lock:
+                self.accounts.get(ps, {}).pop(account, None)
 
-    def provision(self, ps: str) -> None:
-        for account in self.accounts.get(ps, {}):
-            self.accounts[ps][account] = self.version.get(ps, 0)
+    def provision(self, ps: str, request: dict[str, Any], polls: int) -> None:
+        """Every account of ``ps`` gets its current version; ``request`` answers IN_PROGRESS ``polls`` times."""
+        with self.lock:
+            for account in self.accounts.get(ps, {}):
+                self.accounts[ps][account] = self.version.get(ps, 0)
+            self.requests[request["RequestId"]] = request
+            self.polls[request["RequestId"]] = polls
+
+    def status(self, request: str) -> dict[str, Any] | None:
+        """A provisioning request's status now (one of its IN_PROGRESS reads used up), or ``None``."""
+        with self.lock:
+            status = self.requests.get(request)
+            if status is not None and self.polls.get(request, 0) > 0:
+                self.polls[request] -= 1
+                return {**status, "Status": "IN_PROGRESS"}
+            return status
 
     def listed(self, ps: str, status: str | None) -> list[str]:
-        current = self.version.get(ps, 0)
-        out = []
-        for account, version in sorted(self.accounts.get(ps, {}).items()):
-            latest = version == current
-            if status is None or (status == "LATEST_PERMISSION_SET_PROVISIONED") == latest:
-                out.append(account)
-        return out
+        with self.lock:
+            current = self.version.get(ps, 0)
+            accounts = sorted(self.accounts.get(ps, {}).items())
+        return [
+            account
+            for account, version in accounts
+            if status is None or (status == "LATEST_PERMISSION_SET_PROVISIONED") == (version == current)
+        ]
 
 
 PROVISIONING = Provisioning()
@@ -128,23 +147,17 @@ def _patch_ssoadmin() -> None:
     def provision_permission_set(self: Any) -> str:
         ps = self._get_param("PermissionSetArn")
         self.ssoadmin_backend._find_permission_set(self._get_param("InstanceArn"), ps)
-        PROVISIONING.provision(ps)
-        request = str(uuid.uuid4())
-        status = {"Status": "SUCCEEDED", "RequestId": request, "PermissionSetArn": ps}
-        PROVISIONING.requests[request] = status
-        PROVISIONING.polls[request] = PROFILE.provisioning_polls
+        status = {"Status": "SUCCEEDED", "RequestId": str(uuid.uuid4()), "PermissionSetArn": ps}
+        PROVISIONING.provision(ps, status, PROFILE.provisioning_polls)
         return json.dumps({"PermissionSetProvisioningStatus": {**status, "Status": "IN_PROGRESS"}})
 
     def describe_permission_set_provisioning_status(self: Any) -> str:
         request = self._get_param("ProvisionPermissionSetRequestId")
-        status = PROVISIONING.requests.get(request)
+        status = PROVISIONING.status(request)
         if status is None:
             from moto.ssoadmin.exceptions import ResourceNotFoundException
 
             raise ResourceNotFoundException("no such provisioning request")
-        if PROVISIONING.polls.get(request, 0) > 0:
-            PROVISIONING.polls[request] -= 1
-            return json.dumps({"PermissionSetProvisioningStatus": {**status, "Status": "IN_PROGRESS"}})
         return json.dumps({"PermissionSetProvisioningStatus": status})
 
     def list_accounts_for_provisioned_permission_set(self: Any) -> str:
