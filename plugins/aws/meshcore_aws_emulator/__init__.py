@@ -37,7 +37,6 @@ __all__ = ["MOTO_CONFIG", "PROFILE", "patch", "reset", "strict"]
 MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}}
 
 _lock = threading.Lock()
-_stack_instances_lock = threading.Lock()  # see _patch_cloudformation
 _patched = False
 
 
@@ -262,20 +261,25 @@ def _patch_cloudformation() -> None:
 
         setattr(CloudFormationResponse, name, remembering)
 
-    for name in ("create_stack_instances", "update_stack_instances", "delete_stack_instances"):
+    for name in (
+        "create_stack_instances",
+        "update_stack_instances",
+        "delete_stack_instances",
+        "update_stack_set",
+    ):
         original = getattr(CloudFormationResponse, name)
 
         def with_operation_id(self: Any, __original: Any = original) -> Any:
-            # One stack-instance request at a time: the request's operation is found by the id moto gave
-            # it, and the strict layer hands an operation the failures of the deployment just made.
-            with _stack_instances_lock:
+            # One StackSet request at a time (see strict.STACKSET_REQUESTS): the request's operation is
+            # the one with the id moto gave it, and it gets the failures of the deployment just made.
+            with strict.STACKSET_REQUESTS:
                 wanted = self._get_param("OperationId")
                 stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
                 if wanted and any(op["OperationId"] == wanted for op in stackset.operations):
                     raise _operation_exists(wanted)
                 out = __original(self)
                 result = getattr(out, "_result", None)
-                if wanted and isinstance(result, dict) and "OperationId" in result:
+                if wanted and isinstance(result, dict) and result.get("OperationId", wanted) != wanted:
                     for op in stackset.operations:
                         if op["OperationId"] == result["OperationId"]:
                             op["OperationId"] = wanted

@@ -51,6 +51,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _lock = threading.RLock()
+# StackSet requests that make an operation run one at a time, each whole: AWS's one-operation-at-a-time
+# check and the operation it admits, and a deployment's failures and the operation that reports them.
+STACKSET_REQUESTS = threading.RLock()
 
 
 @dataclass
@@ -606,16 +609,17 @@ def _stacksets() -> None:
         original = getattr(CloudFormationResponse, name)
 
         def one_at_a_time(self: Any, __original: Any = original) -> Any:
-            stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-            with _lock:
-                running = [
-                    op["OperationId"]
-                    for op in stackset.operations
-                    if STATE.operations.get(op["OperationId"], 0) > 0
-                ]
-            if running and not stackset.managed_execution.get("Active"):
-                raise _in_progress(running[0])
-            return __original(self)
+            with STACKSET_REQUESTS:
+                stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+                with _lock:
+                    running = [
+                        op["OperationId"]
+                        for op in stackset.operations
+                        if STATE.operations.get(op["OperationId"], 0) > 0
+                    ]
+                if running and not stackset.managed_execution.get("Active"):
+                    raise _in_progress(running[0])
+                return __original(self)
 
         setattr(CloudFormationResponse, name, one_at_a_time)
 

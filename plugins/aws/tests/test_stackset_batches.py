@@ -237,12 +237,29 @@ def test_the_emulator_keeps_concurrent_operations_apart(org, monkeypatch):
         except BaseException as exc:  # reported below
             errors.append(exc)
 
+    def update(i: int) -> None:  # an update of the StackSet itself, between the deployments
+        try:
+            client = boto3.client("cloudformation", region_name="us-east-1")
+            client.update_stack_set(StackSetName="s", TemplateBody=PLAIN, OperationId=f"update-{i}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
     threads = [threading.Thread(target=send, args=(i, a)) for i, a in enumerate(accounts)]
+    threads += [threading.Thread(target=update, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
     assert not errors, errors
+    for i in range(4):
+        op = cf.describe_stack_set_operation(StackSetName="s", OperationId=f"update-{i}")["StackSetOperation"]
+        assert op["Action"] == "UPDATE" and op["Status"] == "RUNNING", op
+        assert (
+            cf.describe_stack_set_operation(StackSetName="s", OperationId=f"update-{i}")["StackSetOperation"][
+                "Status"
+            ]
+            == "SUCCEEDED"
+        ), "an update took a deployment's failures"
     for i, account in enumerate(accounts):
         read = [
             cf.describe_stack_set_operation(StackSetName="s", OperationId=f"op-{i}")["StackSetOperation"][
@@ -254,3 +271,56 @@ def test_the_emulator_keeps_concurrent_operations_apart(org, monkeypatch):
         (result,) = cf.list_stack_set_operation_results(StackSetName="s", OperationId=f"op-{i}")["Summaries"]
         assert result["Account"] == account
         assert (result["Status"] == "SUCCEEDED") == (i % 2 == 0), (i, result)
+
+
+def test_the_emulator_refuses_an_operation_id_used_before(org):
+    """An ``OperationId`` used before is refused on every kind of request, as AWS does."""
+    from botocore.exceptions import ClientError
+
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    account = _member(org, "m")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PLAIN)
+    cf.update_stack_set(StackSetName="s", TemplateBody=PLAIN, OperationId="op-1")
+    cf.describe_stack_set_operation(StackSetName="s", OperationId="op-1")  # RUNNING for one read
+    for call in (
+        lambda: cf.update_stack_set(StackSetName="s", TemplateBody=PLAIN, OperationId="op-1"),
+        lambda: cf.create_stack_instances(
+            StackSetName="s", Accounts=[account], Regions=["us-east-1"], OperationId="op-1"
+        ),
+    ):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == "OperationIdAlreadyExistsException"
+
+
+def test_the_emulator_runs_one_operation_at_a_time_without_managed_execution(org, monkeypatch):
+    """Without managed execution AWS refuses a second operation while one runs, however close together
+    the two requests come."""
+    from botocore.exceptions import ClientError
+    from moto.cloudformation.models import StackSet
+
+    change = StackSet.update
+
+    def slow_update(self, *args, **kwargs):  # widens the gap between the check and the operation
+        time.sleep(0.02)
+        return change(self, *args, **kwargs)
+
+    monkeypatch.setattr(StackSet, "update", slow_update)
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PLAIN)
+    outcomes: list[str] = []
+
+    def update(i: int) -> None:
+        client = boto3.client("cloudformation", region_name="us-east-1")
+        try:
+            client.update_stack_set(StackSetName="s", TemplateBody=PLAIN, OperationId=f"race-{i}")
+            outcomes.append("accepted")
+        except ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["OperationInProgressException"] * 5 + ["accepted"], outcomes
