@@ -52,9 +52,12 @@ def sandbox(
     console.print("\nUse it from another shell:")
     for key, value in box.env().items():
         console.print(f"  export {key}={value}")
-    console.print(f"  meshcore apply -c {example_config()}")
-    console.print("  meshcore aws init --out meshcore.yaml   # a starter config of this organization")
-    console.print(f"  aws --endpoint-url {endpoint} organizations list-accounts")
+    if bootstrap:
+        console.print(f"  meshcore apply -c {example_config()}")
+        console.print("  meshcore aws init --out meshcore.yaml   # a starter config of this organization")
+        console.print(f"  aws --endpoint-url {endpoint} organizations list-accounts")
+    else:
+        console.print("  (nothing set up: no organization, accounts or roles yet)")
     try:
         while True:
             time.sleep(3600)

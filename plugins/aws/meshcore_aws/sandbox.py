@@ -26,7 +26,6 @@ from typing import Any
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
-START_SECONDS = 30  # the emulator listens within this, or starting it is an error
 EXTERNAL_IDS = {
     "management": "sandbox-management-external-id",
     "automation": "sandbox-automation-external-id",
@@ -58,7 +57,12 @@ class Sandbox:
         import warnings
 
         import meshcore_aws_emulator
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         meshcore_aws_emulator.patch()
         meshcore_aws_emulator.reset()
@@ -66,25 +70,27 @@ class Sandbox:
         # The emulator's notes on resource types it does not model are not the user's problem.
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
-        if self.port:  # a port in use is an error now, not a server that never answers
-            with socket.socket() as s:
-                try:
-                    s.bind((self.host, self.port))
-                except OSError as exc:
-                    raise OSError(
-                        f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
-                    ) from None
-        # Port 0: the server binds a free port itself (no other process can take it in between). Its
-        # start waits for the server without a timeout, and forever if the server cannot listen.
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        starting = threading.Thread(target=self._server.start, daemon=True)
-        starting.start()
-        starting.join(START_SECONDS)
-        if starting.is_alive():
-            self._server = None
-            where = f"{self.host}:{self.port}" if self.port else f"a free port of {self.host}"
-            raise OSError(f"cannot listen on {where}: the emulator did not start in {START_SECONDS} s")
-        self.port = self._server.get_host_and_port()[1]
+        # meshcore binds the socket and hands it to the server: an address it cannot listen on is a clear
+        # error at once (moto's threaded server binds in its own thread and then waits for ever; werkzeug
+        # exits the process), and port 0 is a free port no one can take in between.
+        with socket.socket() as listening:
+            try:
+                listening.bind((self.host, self.port))
+                listening.listen(128)
+            except (OSError, OverflowError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise OSError(f"cannot listen on {self.host}:{self.port}: {reason}") from None
+            server = make_server(
+                self.host,
+                0,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listening.fileno(),  # the server listens on a duplicate of it
+            )
+        self.port = server.server_address[1]
+        self._server = server
+        threading.Thread(target=server.serve_forever, name="meshcore-aws-sandbox", daemon=True).start()
         self._post("/moto-api/reset", b"")  # a fresh organization, even if this process ran one before
         self._post("/moto-api/config", json.dumps(meshcore_aws_emulator.MOTO_CONFIG).encode())
         return self.endpoint
@@ -98,16 +104,23 @@ class Sandbox:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
             self._server = None
 
     def env(self) -> dict[str, str]:
-        """Environment for meshcore (and the aws CLI) to use the sandbox."""
-        return {
+        """Environment for meshcore (and the aws CLI) to use the sandbox; the roles' only once it is
+        bootstrapped."""
+        plain = {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": "sandbox",
             "AWS_SECRET_ACCESS_KEY": "sandbox",
             "AWS_DEFAULT_REGION": REGION,
+        }
+        if "automation" not in self.accounts:
+            return plain
+        return {
+            **plain,
             "MESHCORE_MANAGEMENT_EXTERNAL_ID": EXTERNAL_IDS["management"],
             "MESHCORE_MANAGEMENT_ROLE_ARN": f"arn:aws:iam::{MANAGEMENT}:role/MeshfedServiceRole",
             "MESHCORE_AUTOMATION_EXTERNAL_ID": EXTERNAL_IDS["automation"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import boto3
 from typer.testing import CliRunner
 
@@ -78,23 +80,45 @@ def test_sandbox_on_a_port_in_use_or_out_of_range_is_exit_2_at_once():
         assert result.exit_code == 2 and "Traceback" not in result.output, (bad, result.output)
 
 
-def test_an_emulator_that_never_listens_is_an_error_not_a_hang(monkeypatch):
-    """moto's server start waits without a timeout, forever if its server cannot listen (a port taken
-    between the check and the bind): the sandbox gives up after START_SECONDS with the address."""
-    import threading
+def test_sandbox_without_bootstrap_serves_an_empty_aws_and_says_so(monkeypatch):
+    """``--no-bootstrap``: the endpoint and credentials only (no roles exist to point at), a server that
+    answers, and Ctrl-C stops it."""
+    import time
 
+    import boto3
     import pytest
-    from moto.server import ThreadedMotoServer
+    from botocore.exceptions import ClientError
+    from typer.testing import CliRunner
 
     from meshcore_aws import sandbox
+    from meshcore_aws.cli import app
 
-    never = threading.Event()
-    monkeypatch.setattr(ThreadedMotoServer, "start", lambda self: never.wait())
-    monkeypatch.setattr(sandbox, "START_SECONDS", 0.2)
     box = sandbox.Sandbox()
-    with pytest.raises(
-        OSError, match=r"cannot listen on a free port of 127\.0\.0\.1: the emulator did not start in 0\.2 s"
-    ):
-        box.start()
-    never.set()
-    assert box._server is None
+    endpoint = box.start()
+    try:
+        assert box.port > 0 and endpoint == f"http://127.0.0.1:{box.port}"
+        assert set(box.env()) == {
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+        }
+        org = boto3.client("organizations", endpoint_url=endpoint, region_name="us-east-1")
+        with pytest.raises(ClientError, match="AWSOrganizationsNotInUseException"):
+            org.describe_organization()
+    finally:
+        box.stop()
+    with socket.socket() as probe:  # the port is free again once stopped
+        probe.bind(("127.0.0.1", box.port))
+
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", interrupted)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = CliRunner().invoke(app, ["sandbox", "--port", str(port), "--no-bootstrap"])
+    assert result.exit_code == 0, result.output
+    assert f"AWS sandbox running at http://127.0.0.1:{port}" in result.output
+    assert "nothing set up" in result.output and "ROLE_ARN" not in result.output
