@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from signal_testlib import watch_cli_signals
 
 from meshcore.redaction import clear_secrets
 from meshcore.state import StateStore
+from signal_testlib import watch_cli_signals
 from state_testlib import postgres_database
 
 BASE: dict[str, Any] = {

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from signal_testlib import watch_cli_signals
 from typer.testing import CliRunner
 
 from meshcore.cli.app import app
 from meshcore.errors import PlatformError
 from meshcore.state import StateStore
+from signal_testlib import watch_cli_signals
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 

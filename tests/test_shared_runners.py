@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from meshcore.config import load_config
 from meshcore.errors import FencedError, LockHeldError
@@ -59,12 +59,20 @@ def _expire(store: StateStore, table: Any) -> None:
         s.execute(update(table).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
 
 
+def _lease_left(store: StateStore, table: Any) -> float:
+    """Seconds until the (only) lease in ``table`` runs out."""
+    with store.session() as s:
+        (expires,) = s.scalars(select(table.expires_at)).all()
+    return (expires - utcnow()).total_seconds()
+
+
 def test_a_runner_whose_lease_was_taken_over_records_nothing(state_store, other):
     tenant = state_store.create_tenant("ws1", "p1", "demo", "sandbox")
     journal = state_store.journal_begin("demo", KEY, "create", "k1", {})
     state_store.resource_put("demo", "tenant", "r1", "id", KEY, {})
     token = state_store.acquire_tenant_lease(KEY, "runner-a", 30)
     assert token == 1
+    assert 25 < _lease_left(state_store, TenantLeaseRow) <= 30, "the lease lasts what was asked"
     mine = Fence(KEY, "runner-a", token)
     state_store.record_step(1, KEY, "demo", "tenant", "ok", "in time", utcnow(), 1, fence=mine)
     assert other.acquire_tenant_lease(KEY, "runner-b", 30) is None, "a live lease was taken"
@@ -164,6 +172,7 @@ def test_the_api_budget_holds_across_runners(store_url, state_store):
 
 def test_a_slot_of_a_killed_runner_frees_itself_when_its_lease_expires(state_store, other):
     assert state_store.limiter_acquire("demo/org-writes", 1, "killed", 30) == 0
+    assert 25 < _lease_left(state_store, LimiterSlotRow) <= 30, "the slot's lease lasts what was asked"
     assert other.limiter_acquire("demo/org-writes", 1, "alive", 30) is None
     _expire(state_store, LimiterSlotRow)  # the killed runner's lease runs out
     assert other.limiter_acquire("demo/org-writes", 1, "alive", 30) == 0
