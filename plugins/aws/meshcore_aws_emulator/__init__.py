@@ -151,6 +151,7 @@ def _patch_ssoadmin() -> None:
         return json.dumps({"PermissionSetProvisioningStatus": {**status, "Status": "IN_PROGRESS"}})
 
     def describe_permission_set_provisioning_status(self: Any) -> str:
+        self.ssoadmin_backend  # noqa: B018 -- refused outside Identity Center's home region (strict profile)
         request = self._get_param("ProvisionPermissionSetRequestId")
         status = PROVISIONING.status(request)
         if status is None:
@@ -161,6 +162,7 @@ def _patch_ssoadmin() -> None:
 
     def list_accounts_for_provisioned_permission_set(self: Any) -> str:
         ps = self._get_param("PermissionSetArn")
+        self.ssoadmin_backend._find_permission_set(self._get_param("InstanceArn"), ps)
         return json.dumps({"AccountIds": PROVISIONING.listed(ps, self._get_param("ProvisioningStatus"))})
 
     responses = {

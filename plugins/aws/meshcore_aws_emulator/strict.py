@@ -277,6 +277,10 @@ def _organizations() -> None:
             members = sum(1 for a in self.accounts if a.id != self.org.master_account_id)
             used = STATE.closure_attempts.get(self.org.master_account_id, 0)
             STATE.closure_attempts[self.org.master_account_id] = used + 1  # a refused attempt counts too
+            if account.id == self.org.master_account_id:
+                error = ConstraintViolationException("You can't close the management account with this API.")
+                error.reason = "CANNOT_CLOSE_MANAGEMENT_ACCOUNT"  # type: ignore[attr-defined]
+                raise error
             if account.state in ("SUSPENDED", "CLOSED"):
                 raise AccountAlreadyClosedException
             if account.id in STATE.closing:
@@ -383,7 +387,11 @@ def _sso_regions() -> None:
         setattr(response_cls, prop, property(backend))
 
     home_only(SSOAdminResponse, "ssoadmin_backend", ResourceNotFoundException)
-    home_only(IdentityStoreResponse, "identitystore_backend", StoreNotFound)
+    home_only(  # moto's identity-store errors take keyword arguments only
+        IdentityStoreResponse,
+        "identitystore_backend",
+        lambda message: StoreNotFound(message=message, resource_type="IDENTITY_STORE"),
+    )
     list_instances = SSOAdminBackend.list_instances
 
     def instances_in_home_region(self: Any) -> Any:
@@ -541,13 +549,23 @@ def _assignments() -> None:
 
 
 def _stacksets() -> None:
-    from moto.cloudformation.models import StackInstances, StackSet
+    from moto.cloudformation.models import CloudFormationBackend, StackInstances, StackSet
     from moto.cloudformation.responses import CloudFormationResponse
     from moto.core.responses import ActionResult
     from moto.iam.models import iam_backends
 
     create_operation, get_operation = StackSet._create_operation, StackSet.get_operation
     create_instances = StackInstances.create_instances
+    create_stack_set = CloudFormationBackend.create_stack_set
+
+    def unique_stack_set(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        """A name is one StackSet (moto makes a second one)."""
+        with STACKSET_REQUESTS:
+            if any(s.name == name and s.status == "ACTIVE" for s in self.stacksets.values()):
+                raise _name_taken(name)
+            return create_stack_set(self, name, *args, **kwargs)
+
+    CloudFormationBackend.create_stack_set = unique_stack_set  # type: ignore[method-assign]
 
     def _create_operation(self: Any, operation_id: str, action: str, status: str, **kw: Any) -> Any:
         op = create_operation(self, operation_id, action, status, **kw)
@@ -561,6 +579,8 @@ def _stacksets() -> None:
         return op
 
     def get(self: Any, operation_id: str) -> Any:
+        if not any(op["OperationId"] == operation_id for op in self.operations):
+            raise _no_operation(operation_id)  # moto: a ValidationError
         op = get_operation(self, operation_id)
         with _lock:
             left = STATE.operations.get(operation_id, 0)
@@ -660,6 +680,24 @@ def _has_role(iam_backends: Any, account: str, role: str) -> bool:
     except Exception:  # moto's IAMNotFoundException
         return False
     return True
+
+
+def _name_taken(name: str) -> Exception:
+    from moto.cloudformation.exceptions import CloudFormationError
+
+    class NameAlreadyExists(CloudFormationError):
+        code = "NameAlreadyExistsException"
+
+    return NameAlreadyExists(f"StackSet {name} already exists")
+
+
+def _no_operation(operation_id: str) -> Exception:
+    from moto.cloudformation.exceptions import CloudFormationError
+
+    class OperationNotFound(CloudFormationError):
+        code = "OperationNotFoundException"
+
+    return OperationNotFound(f"Operation {operation_id} not found")
 
 
 def _in_progress(operation_id: str) -> Exception:

@@ -173,6 +173,39 @@ def test_crash_between_call_and_record_never_sends_twice(world, many, monkeypatc
     assert [e.key for e in world.store.journal_entries(status="open")] == []
 
 
+def test_crash_between_record_and_call_sends_the_operation_next_run(world, many, monkeypatch):
+    """The run dies after journaling the operation, before CreateStackInstances goes out: the next run asks
+    AWS for it (OperationNotFoundException: never sent) and sends it, once."""
+    from meshcore_aws import sessions as aws_sessions
+    from meshcore_aws.run import reset_sessions
+
+    many["workspaces"][0]["projects"] = many["workspaces"][0]["projects"][:1]
+    killed = threading.Event()
+
+    def die_before_sending(event_name="", **_kw):
+        if event_name.endswith("CreateStackInstances") and not killed.is_set():
+            killed.set()
+            raise KeyboardInterrupt  # what a killed process does not get past: nothing after it runs
+
+    monkeypatch.setattr(
+        aws_sessions, "EVENT_HOOKS", [*world.calls.hooks(), ("before-send", die_before_sending)]
+    )
+    reset_sessions()
+    with pytest.raises(KeyboardInterrupt):
+        world.reconciler(many).apply()
+    assert killed.is_set() and stack_instances("meshcore-dev-base") == {}
+    (entry,) = [e for e in world.store.journal_entries(status="open") if e.kind == "stackset-operation"]
+    world.calls.clear()
+    report = world.reconciler(many).apply()
+    assert not report.failed, [t.message for t in report.failed]
+    assert world.calls["DescribeStackSetOperation"] >= 1  # asked AWS about the journaled operation
+    assert world.calls["CreateStackInstances"] == 1, dict(world.calls)
+    assert len(stack_instances("meshcore-dev-base")) == 1
+    assert [e.key for e in world.store.journal_entries(status="open")] == []
+    failed = {e.id: e.message for e in world.store.journal_entries(status="failed")}
+    assert "never sent" in failed.get(entry.id, ""), failed
+
+
 def _member(org, name: str) -> str:
     status = org.client.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
     for _ in range(5):
