@@ -91,6 +91,10 @@ class _State:
     creating: dict[str, int] = field(default_factory=dict)  # account id -> status reads left
     creating_until: dict[str, float] = field(default_factory=dict)  # account id -> monotonic time it is ready
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> FAILED status
+    failing: dict[str, int] = field(
+        default_factory=dict
+    )  # request id -> reads left IN_PROGRESS before FAILED
+    failing_until: dict[str, float] = field(default_factory=dict)  # request id -> monotonic time it fails
     closing: dict[str, int] = field(default_factory=dict)  # account id -> reads left in PENDING_CLOSURE
     closure_attempts: dict[str, int] = field(default_factory=dict)  # management account -> attempts
     assignment_requests: dict[str, int] = field(default_factory=dict)  # request id -> reads left
@@ -214,17 +218,33 @@ def _organizations() -> None:
                     "FailureReason": reason,
                     "RequestedTimestamp": st["RequestedTimestamp"],
                 }
-                return {"CreateAccountStatus": STATE.failed[st["Id"]]}
+                # AWS answers IN_PROGRESS and fails later, seen by a status read
+                if PROFILE.create_seconds > 0:
+                    STATE.failing_until[st["Id"]] = time.monotonic() + PROFILE.create_seconds
+                elif PROFILE.create_polls > 0:
+                    STATE.failing[st["Id"]] = PROFILE.create_polls
+                return {"CreateAccountStatus": failed_status(st["Id"], read=False)}
             if PROFILE.create_seconds > 0:
                 STATE.creating_until[st["AccountId"]] = time.monotonic() + PROFILE.create_seconds
             elif PROFILE.create_polls > 0:
                 STATE.creating[st["AccountId"]] = PROFILE.create_polls
         return create_account_status(get_by_id(self, st["AccountId"]))
 
+    def failed_status(request: str, read: bool = True) -> dict[str, Any]:
+        """A failing creation's status: IN_PROGRESS (no reason yet) until its reads or time run out. A
+        ``read`` uses one up. Called under ``_lock``."""
+        status = STATE.failed[request]
+        if STATE.failing_until.get(request, 0) > time.monotonic() or STATE.failing.get(request, 0) > 0:
+            if read and STATE.failing.get(request, 0) > 0:
+                STATE.failing[request] -= 1
+            return {k: v for k, v in status.items() if k != "FailureReason"} | {"State": "IN_PROGRESS"}
+        return status
+
     def describe_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
         request = kwargs["CreateAccountRequestId"]
         if request in STATE.failed:
-            return {"CreateAccountStatus": STATE.failed[request]}
+            with _lock:
+                return {"CreateAccountStatus": failed_status(request)}
         account = self.get_account_by_attr("create_account_status_id", request)
         with _lock:  # the status and the read it uses up as one step (a listing could use it too)
             out = create_account_status(account)
@@ -239,11 +259,13 @@ def _organizations() -> None:
         size = min(int(kwargs.get("MaxResults") or 20), 20)  # AWS returns at most 20 a page
         with _lock:  # a listing is a status read of every creation it shows in progress, as one step
             everything = [create_account_status(a)["CreateAccountStatus"] for a in self.accounts]
-            everything += list(STATE.failed.values())
+            everything += [failed_status(request, read=False) for request in STATE.failed]
             matching = [st for st in everything if st["State"] in states]
             page = matching[start : start + size]
             for st in page:
-                if st["State"] == "IN_PROGRESS":
+                if st["Id"] in STATE.failed:
+                    failed_status(st["Id"])  # the read it uses up
+                elif st["State"] == "IN_PROGRESS":
                     account = self.get_account_by_attr("create_account_status_id", st["Id"])
                     if account is not None and STATE.creating.get(account.id, 0) > 0:
                         STATE.creating[account.id] -= 1

@@ -452,10 +452,14 @@ def test_every_aws_write_is_logged_with_its_request_id(world, caplog):
 
 
 def test_emulator_refuses_a_second_account_with_one_e_mail_like_aws(world):
-    """AWS creates one account per e-mail address: a second request ends FAILED with EMAIL_ALREADY_EXISTS."""
+    """AWS creates one account per e-mail address: a second request is accepted IN_PROGRESS, as every
+    creation is, and ends FAILED with EMAIL_ALREADY_EXISTS, seen by a status read (listed as well)."""
     client = world.org.client
     first = client.create_account(Email="twice@example.com", AccountName="one")["CreateAccountStatus"]
     second = client.create_account(Email="TWICE@example.com", AccountName="two")["CreateAccountStatus"]
+    assert second["State"] == "IN_PROGRESS" and "FailureReason" not in second
+    listed = client.list_create_account_status(States=["IN_PROGRESS"])["CreateAccountStatuses"]
+    assert second["Id"] in {s["Id"] for s in listed}  # a read: the creation's one IN_PROGRESS read
     status = client.describe_create_account_status(CreateAccountRequestId=second["Id"])["CreateAccountStatus"]
     assert status["State"] == "FAILED" and status["FailureReason"] == "EMAIL_ALREADY_EXISTS"
     emails = [a["Email"].lower() for a in client.list_accounts()["Accounts"]]
