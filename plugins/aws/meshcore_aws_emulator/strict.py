@@ -668,10 +668,19 @@ def _stacksets() -> None:
     results = CloudFormationResponse.list_stack_set_operation_results
 
     def list_results(self: Any) -> Any:
+        """Every instance the operation targeted has a result, as on AWS: the failed ones with their
+        reason, the others as moto has them (its status is the operation's: SUCCEEDED for those)."""
         failures = STATE.failed_operations.get(self._get_param("OperationId"))
-        if failures:
-            return ActionResult({"Summaries": failures})
-        return results(self)
+        if not failures:
+            return results(self)
+        failed = {(f["Account"], f["Region"]) for f in failures}
+        listed: dict[str, Any] = results(self).result  # type: ignore[assignment]
+        others = [
+            {**r, "Status": "SUCCEEDED"}
+            for r in listed["Summaries"]
+            if (r["Account"], r["Region"]) not in failed
+        ]
+        return ActionResult({"Summaries": [*failures, *others]})
 
     CloudFormationResponse.list_stack_set_operation_results = list_results  # type: ignore[method-assign]
 

@@ -7,6 +7,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+PARAMETER = """Resources:
+  Marker:
+    Type: AWS::SSM::Parameter
+    Properties: {Name: /platform/baseline, Type: String, Value: "on"}
+"""
+
 
 def _code(call, **kwargs) -> tuple[str, str | None]:
     with pytest.raises(ClientError) as refused:
@@ -61,3 +67,45 @@ def test_stack_set_names_and_operation_ids_as_aws_has_them(org):
     assert [s["StackSetName"] for s in cf.list_stack_sets()["Summaries"]] == ["s"]
     for call in (cf.describe_stack_set_operation, cf.list_stack_set_operation_results):
         assert _code(call, StackSetName="s", OperationId="never-sent")[0] == "OperationNotFoundException"
+
+
+def test_a_failed_operation_lists_a_result_for_every_instance(org):
+    """One account without the execution role fails its instances; the others of the same operation are
+    listed too, succeeded (AWS lists every targeted instance)."""
+    from moto.iam.models import iam_backends
+
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    accounts = []
+    for name in ("ok", "bad"):
+        status = org.client.create_account(AccountName=name, Email=f"{name}@example.com")[
+            "CreateAccountStatus"
+        ]
+        while status["State"] == "IN_PROGRESS":
+            status = org.client.describe_create_account_status(CreateAccountRequestId=status["Id"])[
+                "CreateAccountStatus"
+            ]
+        accounts.append(status["AccountId"])
+    ok, bad = accounts
+    iam_backends[ok]["global"].create_role(
+        "AWSCloudFormationStackSetExecutionRole", "{}", "/", None, "", [], None
+    )
+    cf.create_stack_set(StackSetName="s", TemplateBody=PARAMETER)
+    op = cf.create_stack_instances(StackSetName="s", Accounts=[ok, bad], Regions=["us-east-1", "eu-west-1"])[
+        "OperationId"
+    ]
+    while cf.describe_stack_set_operation(StackSetName="s", OperationId=op)["StackSetOperation"][
+        "Status"
+    ] in (
+        "RUNNING",
+        "QUEUED",
+    ):
+        pass
+    summaries = cf.list_stack_set_operation_results(StackSetName="s", OperationId=op)["Summaries"]
+    outcome = {(r["Account"], r["Region"]): r["Status"] for r in summaries}
+    assert outcome == {
+        (ok, "us-east-1"): "SUCCEEDED",
+        (ok, "eu-west-1"): "SUCCEEDED",
+        (bad, "us-east-1"): "FAILED",
+        (bad, "eu-west-1"): "FAILED",
+    }
+    assert all("should have" in r["StatusReason"] for r in summaries if r["Account"] == bad)
