@@ -65,7 +65,7 @@ class Groups:
                 },
             )["GroupId"]
         except ClientError as exc:
-            if retries.code(exc) != "ResourceNotFoundException":
+            if not retries.identity_absent(exc):
                 raise
             gid = None
         with self._lock:
@@ -107,7 +107,7 @@ class Groups:
                 self.center.ids, "delete_group", IdentityStoreId=self.center.store_id, GroupId=gid
             )
         except ClientError as exc:
-            if retries.code(exc) != "ResourceNotFoundException":
+            if not retries.identity_absent(exc):
                 raise
         with self._lock:
             self._ids[name] = None
@@ -207,7 +207,7 @@ class Groups:
                 MembershipId=membership_id,
             )
         except ClientError as exc:
-            if retries.code(exc) != "ResourceNotFoundException":
+            if not retries.identity_absent(exc):
                 raise
         with self._lock:
             self._members.get(gid, {}).pop(uid, None)

@@ -100,7 +100,7 @@ class IdentityCenter:
                     AlternateIdentifier={"UniqueAttribute": {"AttributePath": path, "AttributeValue": key}},
                 )["UserId"]
             except ClientError as exc:
-                if retries.code(exc) != "ResourceNotFoundException":
+                if not retries.identity_absent(exc):
                     raise
                 return None
             return found

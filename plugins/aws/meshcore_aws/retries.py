@@ -192,6 +192,15 @@ def code(exc: BaseException) -> str:
     return ""
 
 
+def identity_absent(exc: BaseException) -> bool:
+    """An identity-store ``ResourceNotFoundException`` about the group, user or membership asked for. One
+    about the store itself (``ResourceType`` ``IDENTITY_STORE``: a wrong store id, or Identity Center's
+    home region elsewhere) is an error, never "absent": a deletion would be recorded as done."""
+    response = getattr(exc, "response", None)
+    store = isinstance(response, dict) and response.get("ResourceType") == "IDENTITY_STORE"
+    return code(exc) == "ResourceNotFoundException" and not store
+
+
 def reason(exc: BaseException) -> str:
     """The modeled ``Reason`` of an error (e.g. ``CLOSE_ACCOUNT_QUOTA_EXCEEDED``), if it has one."""
     response = getattr(exc, "response", None)

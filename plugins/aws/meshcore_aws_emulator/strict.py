@@ -7,30 +7,37 @@ profile (on by default, see :data:`PROFILE`):
 * **Organizations.** ``Account.Status`` (retired on 2026-09-09) is absent: only
   ``State``. ``CreateAccount`` stays ``IN_PROGRESS`` for ``create_polls`` reads
   of its status, with no ``AccountId`` and the account invisible to
-  ``ListAccounts``/``DescribeAccount`` meanwhile, and can end ``FAILED`` with
-  AWS's reason (``create_failures``), and ends ``FAILED`` with ``EMAIL_ALREADY_EXISTS``
-  for an e-mail address an account of the organization has (moto would create a second
-  account). With ``creations_in_progress`` set, a ``CreateAccount`` beyond that many in
-  progress is refused with ``ConstraintViolationException`` ``ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED``
-  (AWS limits the creations in progress at a time; it does not publish how many).
+  ``ListAccounts``/``DescribeAccount`` meanwhile. A failing request is ``IN_PROGRESS``
+  as long, then ``FAILED`` with AWS's reason (``create_failures``), or with
+  ``EMAIL_ALREADY_EXISTS`` for an e-mail address an account of the organization has
+  (moto would create a second account). With ``creations_in_progress`` set, a
+  ``CreateAccount`` beyond that many in progress (failing ones included) is refused with
+  ``ConstraintViolationException`` ``ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED`` (AWS limits
+  the creations in progress at a time; it does not publish how many).
   ``CloseAccount`` moves the account to
   ``PENDING_CLOSURE`` for ``closure_polls`` reads, then ``SUSPENDED``; the
   closure quota (the greater of 250 or 20 % of the member accounts, at most
   1,000, or ``closure_quota``) is enforced, every attempt counting, with
-  ``ConstraintViolationException`` and its ``Reason``.
+  ``ConstraintViolationException`` and its ``Reason``; the management account is
+  refused (``CANNOT_CLOSE_MANAGEMENT_ACCOUNT``).
 * **STS.** ``AssumeRole`` needs the role to exist, and the ``ExternalId`` its
   trust policy requires (``sts:ExternalId``).
 * **Account Management.** ``PutAccountName`` for a member account needs trusted
   access for ``account.amazonaws.com``.
 * **Identity Center** exists only in its home region (``ic_region``): elsewhere
-  ``ListInstances`` is empty and every other call is refused. Account assignment
+  ``ListInstances`` is empty and every other call, the identity store's too, is
+  refused with ``ResourceNotFoundException``. Account assignment
   creation and deletion stay ``IN_PROGRESS`` for ``assignment_polls`` status
   reads; permission-set provisioning for ``provisioning_polls``.
 * **StackSets.** Operations stay ``RUNNING`` for ``stackset_polls`` reads; while
   one runs, another on the same StackSet is refused with
   ``OperationInProgressException`` unless ``ManagedExecution`` is active (then
   AWS queues it). A self-managed instance in an account without the execution
-  role fails the operation, as AWS does.
+  role fails the operation, as AWS does, and the results list every targeted
+  instance. All of it under the caller's ``OperationId`` (boto3 always sends one):
+  a reused one is ``OperationIdAlreadyExistsException``, an unknown one
+  ``OperationNotFoundException``; a StackSet name taken is ``NameAlreadyExistsException``.
+  Each request that makes an operation is whole (:data:`STACKSET_REQUESTS`).
 * **Cost Explorer.** Results for the current month (or later) are ``Estimated``.
 * **IAM.** The AWS managed policies meshcore attaches (:data:`MANAGED_POLICIES`)
   exist in every account, as in AWS (moto has none unless it parses all 1,300
@@ -194,7 +201,12 @@ def _organizations() -> None:
     def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
         with _lock:  # the e-mail check and the creation as one step: the server answers on several threads
             limit = PROFILE.creations_in_progress
-            if limit is not None and sum(1 for a in self.accounts if in_progress(a.id)) >= limit:
+            failing = sum(
+                1
+                for r in STATE.failed
+                if STATE.failing.get(r, 0) > 0 or STATE.failing_until.get(r, 0) > time.monotonic()
+            )  # a request that will fail is in progress until it does, and holds its place
+            if limit is not None and sum(1 for a in self.accounts if in_progress(a.id)) + failing >= limit:
                 error = ConstraintViolationException(
                     "You attempted to exceed the number of accounts that can be in progress at a time."
                 )
@@ -601,15 +613,16 @@ def _stacksets() -> None:
         return op
 
     def get(self: Any, operation_id: str) -> Any:
-        if not any(op["OperationId"] == operation_id for op in self.operations):
-            raise _no_operation(operation_id)  # moto: a ValidationError
-        op = get_operation(self, operation_id)
-        with _lock:
-            left = STATE.operations.get(operation_id, 0)
-            if left > 0:
-                STATE.operations[operation_id] = left - 1
-                return {**op, "Status": "RUNNING"}
-        return op
+        with STACKSET_REQUESTS:  # not while a request is making an operation (it gets the caller's id last)
+            if not any(op["OperationId"] == operation_id for op in self.operations):
+                raise _no_operation(operation_id)  # moto: a ValidationError
+            op = get_operation(self, operation_id)
+            with _lock:
+                left = STATE.operations.get(operation_id, 0)
+                if left > 0:
+                    STATE.operations[operation_id] = left - 1
+                    return {**op, "Status": "RUNNING"}
+            return op
 
     def create(self: Any, accounts: list[str], regions: list[str], *args: Any, **kwargs: Any) -> Any:
         """Deploy per account; an account without the execution role fails its instance, as in AWS."""

@@ -109,3 +109,51 @@ def test_a_failed_operation_lists_a_result_for_every_instance(org):
         (bad, "eu-west-1"): "FAILED",
     }
     assert all("should have" in r["StatusReason"] for r in summaries if r["Account"] == bad)
+
+
+def test_a_failing_creation_holds_its_place_among_the_creations_in_progress(org, monkeypatch):
+    """AWS counts every creation in progress toward its limit, one that will fail included."""
+    import meshcore_aws_emulator
+
+    monkeypatch.setattr(meshcore_aws_emulator.PROFILE, "creations_in_progress", 1)
+    monkeypatch.setattr(
+        meshcore_aws_emulator.PROFILE, "create_failures", {"bad@example.com": "INVALID_EMAIL"}
+    )
+    first = org.client.create_account(AccountName="bad", Email="bad@example.com")["CreateAccountStatus"]
+    assert first["State"] == "IN_PROGRESS"
+    assert _code(org.client.create_account, AccountName="good", Email="good@example.com") == (
+        "ConstraintViolationException",
+        "ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED",
+    )
+    reads = [
+        org.client.describe_create_account_status(CreateAccountRequestId=first["Id"])["CreateAccountStatus"]
+        for _ in range(2)
+    ]
+    assert [(r["State"], r.get("FailureReason")) for r in reads] == [
+        ("IN_PROGRESS", None),
+        ("FAILED", "INVALID_EMAIL"),
+    ]
+    accepted = org.client.create_account(AccountName="good", Email="good@example.com")["CreateAccountStatus"]
+    assert accepted["State"] == "IN_PROGRESS"
+
+
+def test_a_store_not_found_is_an_error_and_a_group_not_found_is_absent(org):
+    """meshcore reads a missing group, user or membership as absent (a deletion done), but a missing store
+    (Identity Center's home region elsewhere, a wrong id) as an error: never "deleted"."""
+    from meshcore_aws import retries
+
+    store_id = boto3.client("sso-admin", region_name="us-east-1").list_instances()["Instances"][0][
+        "IdentityStoreId"
+    ]
+    home, away = (boto3.client("identitystore", region_name=r) for r in ("us-east-1", "eu-west-1"))
+    gid = home.create_group(IdentityStoreId=store_id, DisplayName="g")["GroupId"]
+    with pytest.raises(ClientError) as wrong_region:
+        away.delete_group(IdentityStoreId=store_id, GroupId=gid)
+    assert not retries.identity_absent(wrong_region.value)
+    home.delete_group(IdentityStoreId=store_id, GroupId=gid)
+    with pytest.raises(ClientError) as gone:
+        home.get_group_id(
+            IdentityStoreId=store_id,
+            AlternateIdentifier={"UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": "g"}},
+        )
+    assert retries.identity_absent(gone.value)
