@@ -74,6 +74,9 @@ class Sandbox:
         # error at once (moto's threaded server binds in its own thread and then waits for ever; werkzeug
         # exits the process), and port 0 is a free port no one can take in between.
         with socket.socket() as listening:
+            # as servers do: a restart may bind a port whose closed connections linger (TIME_WAIT); a port
+            # another process listens on is still refused
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 listening.bind((self.host, self.port))
                 listening.listen(128)
