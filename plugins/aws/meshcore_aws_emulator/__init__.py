@@ -278,7 +278,9 @@ def _patch_cloudformation() -> None:
                 wanted = self._get_param("OperationId")
                 stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
                 if wanted and any(op["OperationId"] == wanted for op in stackset.operations):
-                    raise _operation_exists(wanted)
+                    raise strict.cloudformation_error(
+                        "OperationIdAlreadyExistsException", f"The operation ID {wanted} already exists"
+                    )
                 out = __original(self)
                 result = getattr(out, "_result", None)
                 if wanted and isinstance(result, dict) and result.get("OperationId", wanted) != wanted:
@@ -290,12 +292,3 @@ def _patch_cloudformation() -> None:
                 return out
 
         setattr(CloudFormationResponse, name, with_operation_id)
-
-
-def _operation_exists(operation_id: str) -> Exception:
-    from moto.cloudformation.exceptions import CloudFormationError
-
-    class OperationIdAlreadyExists(CloudFormationError):
-        code = "OperationIdAlreadyExistsException"
-
-    return OperationIdAlreadyExists(f"The operation ID {operation_id} already exists")

@@ -596,7 +596,7 @@ def _stacksets() -> None:
         """A name is one StackSet (moto makes a second one)."""
         with STACKSET_REQUESTS:
             if any(s.name == name and s.status == "ACTIVE" for s in self.stacksets.values()):
-                raise _name_taken(name)
+                raise cloudformation_error("NameAlreadyExistsException", f"StackSet {name} already exists")
             return create_stack_set(self, name, *args, **kwargs)
 
     CloudFormationBackend.create_stack_set = unique_stack_set  # type: ignore[method-assign]
@@ -615,7 +615,9 @@ def _stacksets() -> None:
     def get(self: Any, operation_id: str) -> Any:
         with STACKSET_REQUESTS:  # not while a request is making an operation (it gets the caller's id last)
             if not any(op["OperationId"] == operation_id for op in self.operations):
-                raise _no_operation(operation_id)  # moto: a ValidationError
+                raise cloudformation_error(  # moto: a ValidationError
+                    "OperationNotFoundException", f"Operation {operation_id} not found"
+                )
             op = get_operation(self, operation_id)
             with _lock:
                 left = STATE.operations.get(operation_id, 0)
@@ -673,7 +675,10 @@ def _stacksets() -> None:
                         if STATE.operations.get(op["OperationId"], 0) > 0
                     ]
                 if running and not stackset.managed_execution.get("Active"):
-                    raise _in_progress(running[0])
+                    raise cloudformation_error(
+                        "OperationInProgressException",
+                        f"Another Operation on StackSet is in progress: {running[0]}",
+                    )
                 return __original(self)
 
         setattr(CloudFormationResponse, name, one_at_a_time)
@@ -726,31 +731,11 @@ def _has_role(iam_backends: Any, account: str, role: str) -> bool:
     return True
 
 
-def _name_taken(name: str) -> Exception:
+def cloudformation_error(code: str, message: str) -> Exception:
+    """A CloudFormation error with AWS's code (moto has none of these)."""
     from moto.cloudformation.exceptions import CloudFormationError
 
-    class NameAlreadyExists(CloudFormationError):
-        code = "NameAlreadyExistsException"
-
-    return NameAlreadyExists(f"StackSet {name} already exists")
-
-
-def _no_operation(operation_id: str) -> Exception:
-    from moto.cloudformation.exceptions import CloudFormationError
-
-    class OperationNotFound(CloudFormationError):
-        code = "OperationNotFoundException"
-
-    return OperationNotFound(f"Operation {operation_id} not found")
-
-
-def _in_progress(operation_id: str) -> Exception:
-    from moto.cloudformation.exceptions import CloudFormationError
-
-    class OperationInProgress(CloudFormationError):
-        code = "OperationInProgressException"
-
-    return OperationInProgress(f"Another Operation on StackSet is in progress: {operation_id}")
+    return type(code, (CloudFormationError,), {"code": code})(message)
 
 
 # -- Cost Explorer ---------------------------------------------------------------------------------

@@ -157,3 +157,15 @@ def trust(external_id: str, principal: str = "arn:aws:iam::111111111111:root") -
             }
         ],
     }
+
+
+def member_account(org: Any, name: str) -> str:
+    """A new member account of the emulated organization (created, awaited), by its id."""
+    status = org.client.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+    for _ in range(5):
+        status = org.client.describe_create_account_status(CreateAccountRequestId=status["Id"])[
+            "CreateAccountStatus"
+        ]
+        if status["State"] == "SUCCEEDED":
+            return status["AccountId"]
+    raise AssertionError(status)

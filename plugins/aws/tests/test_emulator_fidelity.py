@@ -3,9 +3,14 @@ what meshcore's recovery paths depend on is checked through boto3, as meshcore c
 
 from __future__ import annotations
 
+import threading
+import time
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from aws_testlib import member_account
 
 PARAMETER = """Resources:
   Marker:
@@ -75,17 +80,7 @@ def test_a_failed_operation_lists_a_result_for_every_instance(org):
     from moto.iam.models import iam_backends
 
     cf = boto3.client("cloudformation", region_name="us-east-1")
-    accounts = []
-    for name in ("ok", "bad"):
-        status = org.client.create_account(AccountName=name, Email=f"{name}@example.com")[
-            "CreateAccountStatus"
-        ]
-        while status["State"] == "IN_PROGRESS":
-            status = org.client.describe_create_account_status(CreateAccountRequestId=status["Id"])[
-                "CreateAccountStatus"
-            ]
-        accounts.append(status["AccountId"])
-    ok, bad = accounts
+    ok, bad = member_account(org, "ok"), member_account(org, "bad")
     iam_backends[ok]["global"].create_role(
         "AWSCloudFormationStackSetExecutionRole", "{}", "/", None, "", [], None
     )
@@ -157,3 +152,143 @@ def test_a_store_not_found_is_an_error_and_a_group_not_found_is_absent(org):
             AlternateIdentifier={"UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": "g"}},
         )
     assert retries.identity_absent(gone.value)
+
+
+def test_the_emulator_runs_and_fails_an_operation_under_the_caller_s_operation_id(org):
+    """boto3 always sends an ``OperationId`` (its idempotency token): the operation is RUNNING for a read,
+    as on AWS, and an account without the execution role fails with AWS's reason, under that id."""
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    account = member_account(org, "lacks-role")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PARAMETER)
+    op = cf.create_stack_instances(
+        StackSetName="s", Accounts=[account], Regions=["us-east-1"], OperationId="meshcore-op-1"
+    )["OperationId"]
+    assert op == "meshcore-op-1"
+    read = [
+        cf.describe_stack_set_operation(StackSetName="s", OperationId=op)["StackSetOperation"]["Status"]
+        for _ in range(2)
+    ]
+    assert read == ["RUNNING", "FAILED"]
+    (result,) = cf.list_stack_set_operation_results(StackSetName="s", OperationId=op)["Summaries"]
+    assert result["Account"] == account and result["Status"] == "FAILED"
+    assert "should have 'AWSCloudFormationStackSetExecutionRole' role" in result["StatusReason"]
+
+
+def test_the_emulator_keeps_concurrent_operations_apart(org, monkeypatch):
+    """Concurrent requests on one StackSet (AWS queues them under managed execution): each operation keeps
+    its own id and its own accounts' outcome."""
+    from moto.cloudformation.models import StackInstances
+    from moto.iam.models import iam_backends
+
+    deploy = StackInstances.create_instances
+
+    def slow_deploy(self, *args, **kwargs):  # widens the gap between a deployment and its operation
+        out = deploy(self, *args, **kwargs)
+        time.sleep(0.02)
+        return out
+
+    monkeypatch.setattr(StackInstances, "create_instances", slow_deploy)
+
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PARAMETER, ManagedExecution={"Active": True})
+    accounts = [member_account(org, f"m{i}") for i in range(8)]
+    for account in accounts[::2]:  # every other account has the execution role
+        iam_backends[account]["global"].create_role(
+            "AWSCloudFormationStackSetExecutionRole", "{}", "/", None, "", [], None
+        )
+    errors: list[BaseException] = []
+
+    def send(i: int, account: str) -> None:
+        try:
+            client = boto3.client("cloudformation", region_name="us-east-1")
+            client.create_stack_instances(
+                StackSetName="s", Accounts=[account], Regions=["us-east-1"], OperationId=f"op-{i}"
+            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def update(i: int) -> None:  # an update of the StackSet itself, between the deployments
+        try:
+            client = boto3.client("cloudformation", region_name="us-east-1")
+            client.update_stack_set(StackSetName="s", TemplateBody=PARAMETER, OperationId=f"update-{i}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i, a)) for i, a in enumerate(accounts)]
+    threads += [threading.Thread(target=update, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    for i in range(4):
+        op = cf.describe_stack_set_operation(StackSetName="s", OperationId=f"update-{i}")["StackSetOperation"]
+        assert op["Action"] == "UPDATE" and op["Status"] == "RUNNING", op
+        assert (
+            cf.describe_stack_set_operation(StackSetName="s", OperationId=f"update-{i}")["StackSetOperation"][
+                "Status"
+            ]
+            == "SUCCEEDED"
+        ), "an update took a deployment's failures"
+    for i, account in enumerate(accounts):
+        read = [
+            cf.describe_stack_set_operation(StackSetName="s", OperationId=f"op-{i}")["StackSetOperation"][
+                "Status"
+            ]
+            for _ in range(2)
+        ]
+        assert read == ["RUNNING", "SUCCEEDED" if i % 2 == 0 else "FAILED"], (i, read)
+        (result,) = cf.list_stack_set_operation_results(StackSetName="s", OperationId=f"op-{i}")["Summaries"]
+        assert result["Account"] == account
+        assert (result["Status"] == "SUCCEEDED") == (i % 2 == 0), (i, result)
+
+
+def test_the_emulator_refuses_an_operation_id_used_before(org):
+    """An ``OperationId`` used before is refused on every kind of request, as AWS does."""
+
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    account = member_account(org, "m")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PARAMETER)
+    cf.update_stack_set(StackSetName="s", TemplateBody=PARAMETER, OperationId="op-1")
+    cf.describe_stack_set_operation(StackSetName="s", OperationId="op-1")  # RUNNING for one read
+    for call in (
+        lambda: cf.update_stack_set(StackSetName="s", TemplateBody=PARAMETER, OperationId="op-1"),
+        lambda: cf.create_stack_instances(
+            StackSetName="s", Accounts=[account], Regions=["us-east-1"], OperationId="op-1"
+        ),
+    ):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == "OperationIdAlreadyExistsException"
+
+
+def test_the_emulator_runs_one_operation_at_a_time_without_managed_execution(org, monkeypatch):
+    """Without managed execution AWS refuses a second operation while one runs, however close together
+    the two requests come."""
+    from moto.cloudformation.models import StackSet
+
+    change = StackSet.update
+
+    def slow_update(self, *args, **kwargs):  # widens the gap between the check and the operation
+        time.sleep(0.02)
+        return change(self, *args, **kwargs)
+
+    monkeypatch.setattr(StackSet, "update", slow_update)
+    cf = boto3.client("cloudformation", region_name="us-east-1")
+    cf.create_stack_set(StackSetName="s", TemplateBody=PARAMETER)
+    outcomes: list[str] = []
+
+    def update(i: int) -> None:
+        client = boto3.client("cloudformation", region_name="us-east-1")
+        try:
+            client.update_stack_set(StackSetName="s", TemplateBody=PARAMETER, OperationId=f"race-{i}")
+            outcomes.append("accepted")
+        except ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["OperationInProgressException"] * 5 + ["accepted"], outcomes
